@@ -1,0 +1,143 @@
+"""The bus: one ``Stream`` per source, fanning frames out to any number of subscribers.
+
+A producer never blocks (MediaMTX's ``stream/``): each subscriber has a bounded queue, and one
+that falls behind loses frames up to the next keyframe and then gets a frame flagged as a
+discontinuity. A GOP cache (frames since the last video keyframe) lets a new subscriber start at
+once on a keyframe instead of waiting up to a GOP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+import trio
+
+from relay.media import Frame, Kind, Track
+
+GOP_CACHE_MAX_FRAMES = 1500
+"""A GOP longer than this (60 s at 25 fps) is not cached; new subscribers wait for a keyframe."""
+
+
+class Subscription:
+    """One consumer's bounded view of a Stream; iterate it to receive frames."""
+
+    def __init__(self, stream: Stream, max_frames: int) -> None:
+        self._stream = stream
+        self._send, self._receive = trio.open_memory_channel[Frame](max_frames)
+        self._waiting_for_key = True
+        self._resume_flag = False
+        self.delivered = 0
+        self.dropped = 0
+
+    def _offer(self, frame: Frame) -> None:
+        if self._waiting_for_key:
+            if not _starts_gop(frame, self._stream.has_video):
+                self.dropped += 1
+                return
+            self._waiting_for_key = False
+            if self._resume_flag and not frame.discontinuity:
+                frame = dataclasses.replace(frame, discontinuity=True)
+        try:
+            self._send.send_nowait(frame)
+        except trio.WouldBlock:
+            self.dropped += 1
+            self._waiting_for_key = True
+            self._resume_flag = True
+        except trio.ClosedResourceError:
+            pass
+        else:
+            self.delivered += 1
+
+    async def receive(self) -> Frame:
+        """The next frame; raises ``trio.EndOfChannel`` once the stream is closed."""
+        return await self._receive.receive()
+
+    def __aiter__(self) -> AsyncIterator[Frame]:
+        return self._receive.__aiter__()
+
+    def close(self) -> None:
+        self._stream._subscribers.discard(self)
+        self._send.close()
+        self._receive.close()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _starts_gop(frame: Frame, has_video: bool) -> bool:
+    """True if a consumer may start (or resume) at this frame."""
+    if has_video:
+        return frame.key and frame.track.kind is Kind.VIDEO
+    return True
+
+
+class Stream:
+    """The media of one source: its current tracks, a GOP cache, and the fan-out."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.tracks: dict[int, Track] = {}
+        self._subscribers: set[Subscription] = set()
+        self._gop: list[Frame] = []
+        self._closed = False
+        self.frames_in = 0
+        self.bytes_in = 0
+
+    @property
+    def has_video(self) -> bool:
+        return any(t.kind is Kind.VIDEO for t in self.tracks.values())
+
+    def set_tracks(self, tracks: list[Track]) -> None:
+        """Announce the tracks a (re)connected source will send, before its first frame."""
+        self.tracks = {t.index: t for t in tracks}
+        self._gop.clear()
+
+    def publish(self, frame: Frame) -> None:
+        """Hand a frame to every subscriber without blocking."""
+        self.tracks[frame.track.index] = frame.track
+        self.frames_in += 1
+        self.bytes_in += len(frame.data)
+        if frame.key and frame.track.kind is Kind.VIDEO:
+            self._gop.clear()
+            self._gop.append(frame)
+        elif self._gop and len(self._gop) < GOP_CACHE_MAX_FRAMES:
+            self._gop.append(frame)
+        elif self._gop:
+            self._gop.clear()
+        for sub in tuple(self._subscribers):
+            sub._offer(frame)
+
+    def subscribe(self, max_frames: int = 512) -> Subscription:
+        """A new subscription, primed from the GOP cache so it starts on a keyframe at once."""
+        if self._closed:
+            raise trio.ClosedResourceError(f"stream {self.name} is closed")
+        sub = Subscription(self, max_frames)
+        for frame in self._gop[:max_frames]:
+            sub._offer(frame)
+        self._subscribers.add(sub)
+        return sub
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "frames_in": self.frames_in,
+            "bytes_in": self.bytes_in,
+            "subscribers": len(self._subscribers),
+            "dropped": sum(s.dropped for s in self._subscribers),
+        }
+
+    def close(self) -> None:
+        """End the stream: every subscriber's iteration finishes after its queued frames."""
+        self._closed = True
+        for sub in tuple(self._subscribers):
+            sub._send.close()
+        self._subscribers.clear()

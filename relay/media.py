@@ -1,0 +1,88 @@
+"""The shared vocabulary: a Track describes one elementary stream, a Frame carries one access unit.
+
+Nothing downstream of the bus knows RTP; nothing upstream knows FLV or TS. Every part of the
+relay speaks in these two types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    VIDEO = "video"
+    AUDIO = "audio"
+
+
+class Codec(StrEnum):
+    """Codec names as FFmpeg (and so PyAV) spells them."""
+
+    H264 = "h264"
+    H265 = "hevc"
+    AAC = "aac"
+    PCMA = "pcm_alaw"
+    PCMU = "pcm_mulaw"
+
+    @property
+    def kind(self) -> Kind:
+        return Kind.VIDEO if self in (Codec.H264, Codec.H265) else Kind.AUDIO
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """One elementary stream of a source.
+
+    A parameter change (new SPS, new AudioSpecificConfig) makes a new Track with the same
+    ``index``; frames carry the Track that was current when they were produced.
+
+    Attributes:
+        index: position of the track in its stream, stable for the stream's life.
+        codec: the codec of the payloads.
+        clock_rate: units per second of ``Frame.pts`` / ``Frame.dts``.
+        parameter_sets: H.264 ``(sps, pps)``, H.265 ``(vps, sps, pps)``: NAL units without
+            start codes. Empty while unknown.
+        audio_config: AAC AudioSpecificConfig (ISO 14496-3 1.6.2.1).
+        sample_rate: audio sample rate in Hz.
+        channels: audio channel count.
+        width: video width in pixels, 0 while unknown.
+        height: video height in pixels, 0 while unknown.
+    """
+
+    index: int
+    codec: Codec
+    clock_rate: int
+    parameter_sets: tuple[bytes, ...] = ()
+    audio_config: bytes = b""
+    sample_rate: int = 0
+    channels: int = 0
+    width: int = 0
+    height: int = 0
+
+    @property
+    def kind(self) -> Kind:
+        return self.codec.kind
+
+
+@dataclass(slots=True)
+class Frame:
+    """One access unit.
+
+    Attributes:
+        track: the Track this frame belongs to (its config as of this frame).
+        pts: presentation time in ``track.clock_rate`` units on the stream's timeline.
+        dts: decode time, same units; equals ``pts`` when the codec has no reordering.
+        key: True for a frame a decoder can start from (IDR/IRAP; every audio frame).
+        data: the payload. H.264/H.265: Annex B, NAL units each behind a 4-byte start code,
+            parameter sets in front of every keyframe. AAC: one raw access unit (no ADTS).
+            G.711: the samples.
+        discontinuity: True on the first frame after a gap this consumer did not see
+            (a dropped GOP, a source reconnect).
+    """
+
+    track: Track
+    pts: int
+    dts: int
+    key: bool
+    data: bytes
+    discontinuity: bool = field(default=False)

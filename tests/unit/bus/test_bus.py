@@ -1,0 +1,99 @@
+"""The bus: fan-out, GOP cache, drop-to-next-keyframe for a slow subscriber."""
+
+import trio
+
+from relay.bus import Stream
+from relay.media import Codec, Frame, Track
+
+VIDEO = Track(index=0, codec=Codec.H264, clock_rate=90000)
+AUDIO = Track(index=1, codec=Codec.AAC, clock_rate=48000)
+
+
+def video(n: int, key: bool = False) -> Frame:
+    return Frame(VIDEO, pts=n * 3600, dts=n * 3600, key=key, data=bytes([n % 256]) * 10)
+
+
+def audio(n: int) -> Frame:
+    return Frame(AUDIO, pts=n * 1024, dts=n * 1024, key=True, data=b"a")
+
+
+def drain(sub) -> list[Frame]:
+    out = []
+    while True:
+        try:
+            out.append(sub._receive.receive_nowait())
+        except trio.WouldBlock:
+            return out
+
+
+def test_new_subscriber_starts_from_gop_cache() -> None:
+    stream = Stream("cam")
+    stream.set_tracks([VIDEO, AUDIO])
+    stream.publish(video(0))  # before any keyframe: not cached
+    stream.publish(video(1, key=True))
+    stream.publish(audio(1))
+    stream.publish(video(2))
+    with stream.subscribe() as sub:
+        got = drain(sub)
+    assert [f.pts for f in got] == [3600, 1024, 7200]
+    assert got[0].key
+
+
+def test_subscriber_waits_for_video_keyframe() -> None:
+    stream = Stream("cam")
+    stream.set_tracks([VIDEO, AUDIO])
+    with stream.subscribe() as sub:
+        stream.publish(audio(0))
+        stream.publish(video(1))
+        stream.publish(video(2, key=True))
+        stream.publish(audio(3))
+        got = drain(sub)
+    assert [(f.track.index, f.pts) for f in got] == [(0, 7200), (1, 3072)]
+    assert sub.dropped == 2
+
+
+def test_audio_only_stream_starts_at_once() -> None:
+    stream = Stream("radio")
+    stream.set_tracks([AUDIO])
+    with stream.subscribe() as sub:
+        stream.publish(audio(0))
+        assert [f.pts for f in drain(sub)] == [0]
+
+
+def test_slow_subscriber_drops_to_next_keyframe_and_is_told() -> None:
+    stream = Stream("cam")
+    stream.set_tracks([VIDEO])
+    with stream.subscribe(max_frames=3) as slow, stream.subscribe(max_frames=100) as fast:
+        stream.publish(video(0, key=True))
+        for n in range(1, 6):
+            stream.publish(video(n))
+        got_slow = drain(slow)  # the slow consumer catches up only now
+        stream.publish(video(6, key=True))
+        stream.publish(video(7))
+        got_slow += drain(slow)
+        got_fast = drain(fast)
+    assert [f.pts // 3600 for f in got_slow] == [0, 1, 2, 6, 7]
+    assert [f.discontinuity for f in got_slow] == [False, False, False, True, False]
+    assert slow.dropped == 3
+    assert len(got_fast) == 8 and not any(f.discontinuity for f in got_fast)
+    # the flag went on a copy: the shared frame the fast subscriber saw is untouched
+    assert got_fast[6] is not got_slow[3]
+
+
+async def test_close_ends_iteration() -> None:
+    stream = Stream("cam")
+    stream.set_tracks([AUDIO])
+    received = []
+    async with trio.open_nursery() as nursery:
+        sub = stream.subscribe()
+
+        async def consume() -> None:
+            with sub:
+                async for frame in sub:
+                    received.append(frame.pts)
+
+        nursery.start_soon(consume)
+        stream.publish(audio(0))
+        stream.publish(audio(1))
+        stream.close()
+    assert received == [0, 1024]
