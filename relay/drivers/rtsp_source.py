@@ -1,0 +1,448 @@
+"""Pulls one RTSP source onto a Stream and keeps it there: the trio side of ``RtspClient``.
+
+One task reads the TCP connection (RTSP replies and interleaved RTP/RTCP); with UDP, one task
+per socket. Beside them: keepalives before the session times out, RTCP receiver reports every
+few seconds, and a watchdog that ends the session when media stops. Any error ends the session
+with one log line; ``run_rtsp_source`` reconnects with backoff, continuing the same timeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import trio
+
+from relay.bus import Stream
+from relay.config import StreamConfig, redact_url
+from relay.drivers.backoff import Backoff
+from relay.errors import RelayError, RemoteProtocolError, UnsupportedError
+from relay.media import Frame, Kind
+from relay.rtp.packet import RtpPacket
+from relay.rtp.rtcp import (
+    SenderReport,
+    middle_ntp,
+    ntp_to_seconds,
+    parse_compound,
+    receiver_report_compound,
+)
+from relay.rtp.registry import Depacketizer, make_depacketizer
+from relay.rtp.reorder import ReorderBuffer
+from relay.rtp.sync import Timeline
+from relay.rtp.timing import ReceptionStats
+from relay.rtsp.client import (
+    Described,
+    InterleavedData,
+    Playing,
+    Redirected,
+    RtspClient,
+    UnsupportedTransport,
+)
+from relay.rtsp.message import NEED_DATA
+from relay.status import StreamStatus
+
+log = logging.getLogger("relay.rtsp")
+
+CONNECT_TIMEOUT = 10.0
+RTP_TIMEOUT = 10.0
+"""A session whose media stops this long (camera hung, network gone) is reconnected."""
+UDP_PROBE_TIMEOUT = 3.0
+"""With --transport auto, UDP that brings no RTP in this long falls back to TCP."""
+RR_INTERVAL = 5.0
+MAX_REDIRECTS = 5
+RECEIVE_SIZE = 65536
+
+
+class _NoUdpMedia(RelayError):
+    pass
+
+
+class _Redirect(Exception):
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+@dataclass(slots=True)
+class _Track:
+    index: int
+    depacketizer: Depacketizer
+    stats: ReceptionStats
+    reorder: ReorderBuffer | None = None
+    remote_ssrc: int = 0
+    rtcp_channel: int | None = None  # TCP interleaved
+    rtcp_socket: trio.socket.SocketType | None = None  # UDP
+    rtcp_address: tuple[str, int] | None = None
+    last_sr: int = 0
+    last_sr_at: float | None = None
+    sockets: list[trio.socket.SocketType] = field(default_factory=list)
+
+
+async def run_rtsp_source(
+    config: StreamConfig,
+    stream: Stream,
+    status: StreamStatus,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Keep ``config.source`` playing into ``stream`` until cancelled."""
+    backoff = Backoff()
+    timeline = Timeline()
+    epoch = trio.current_time()
+    use_tcp = config.transport == "tcp"
+    url = config.source.url
+    redirects = 0
+    task_status.started()
+    while True:
+        transport = "tcp" if use_tcp else "udp"
+        session = _Session(config, stream, status, timeline, epoch, url, transport)
+        try:
+            await session.run()
+            raise RelayError("the server closed the connection")
+        except _Redirect as redirect:
+            redirects += 1
+            if redirects > MAX_REDIRECTS:
+                error = f"more than {MAX_REDIRECTS} redirects"
+            else:
+                url = redirect.url
+                log.info("stream=%s redirected to %s", config.name, redact_url(url))
+                continue
+        except (UnsupportedTransport, _NoUdpMedia) as exc:
+            if config.transport == "auto":
+                log.warning("stream=%s %s; falling back to TCP", config.name, exc)
+                use_tcp = True
+                continue
+            error = str(exc)
+        except RelayError as exc:
+            error = str(exc)
+        except (OSError, trio.BrokenResourceError) as exc:
+            error = f"connection failed: {getattr(exc, 'strerror', None) or exc}"
+        if session.played:
+            backoff.reset()
+            redirects = 0
+        url = config.source.url
+        delay = backoff.next()
+        status.state = "retrying"
+        status.last_error = redact_url(error)
+        status.reconnects += 1
+        log.warning("stream=%s error: %s; retrying in %.0f s", config.name,
+                    status.last_error, delay)
+        await trio.sleep(delay)
+
+
+class _Session:
+    """One RTSP connection from connect to teardown."""
+
+    def __init__(
+        self,
+        config: StreamConfig,
+        stream: Stream,
+        status: StreamStatus,
+        timeline: Timeline,
+        epoch: float,
+        url: str,
+        transport: str,
+    ) -> None:
+        self.config = config
+        self.stream = stream
+        self.status = status
+        self.timeline = timeline
+        self.epoch = epoch
+        self.url = url
+        self.transport = transport
+        self.client = RtspClient(
+            url, transport, config.source.username, config.source.password
+        )
+        self.tracks: list[_Track] = []
+        self.by_channel: dict[int, tuple[_Track, bool]] = {}
+        self.sock: trio.SocketStream | None = None
+        self.write_lock = trio.Lock()
+        self.played = False
+        self.last_media: float | None = None
+        self.first_frame = True
+        self.local_ssrc = secrets.randbits(32)
+
+    async def run(self) -> None:
+        host, port = _host_port(self.url, self.config.source.port)
+        self.status.state = "connecting"
+        log.info("stream=%s connecting to %s over %s", self.config.name,
+                 redact_url(self.url), self.transport.upper())
+        with trio.move_on_after(CONNECT_TIMEOUT) as scope:
+            self.sock = await trio.open_tcp_stream(host, port)
+        if scope.cancelled_caught or self.sock is None:
+            raise RelayError(f"no answer from {host}:{port} within {CONNECT_TIMEOUT:.0f} s")
+        try:
+            async with self.sock, trio.open_nursery() as nursery:
+                self.client.connect()
+                await self._flush()
+                await self._read(nursery)
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise _first_error(group) from None
+        finally:
+            for track in self.tracks:
+                for sock in track.sockets:
+                    sock.close()
+
+    async def _flush(self) -> None:
+        data = self.client.data_to_send()
+        if data and self.sock is not None:
+            async with self.write_lock:
+                await self.sock.send_all(data)
+
+    async def _read(self, nursery: trio.Nursery) -> None:
+        assert self.sock is not None
+        try:
+            while True:
+                data = await self.sock.receive_some(RECEIVE_SIZE)
+                self.client.receive_data(data)
+                while (event := self.client.next_event()) is not NEED_DATA:
+                    await self._handle(event, nursery)
+                await self._flush()
+                if not data:
+                    return
+        finally:
+            if self.played:
+                with trio.move_on_after(1) as scope:
+                    scope.shield = True
+                    try:
+                        self.client.teardown()
+                        await self._flush()
+                    except (OSError, trio.BrokenResourceError, trio.ClosedResourceError,
+                            RelayError):
+                        pass
+
+    async def _handle(self, event: object, nursery: trio.Nursery) -> None:
+        if isinstance(event, InterleavedData):
+            entry = self.by_channel.get(event.channel)
+            if entry is not None:
+                track, is_rtcp = entry
+                if is_rtcp:
+                    self._on_rtcp(track, event.data)
+                else:
+                    self._on_rtp(track, event.data)
+        elif isinstance(event, Described):
+            await self._setup(event)
+        elif isinstance(event, Playing):
+            self._playing(event, nursery)
+        elif isinstance(event, Redirected):
+            raise _Redirect(event.url)
+
+    async def _setup(self, event: Described) -> None:
+        chosen: list[int] = []
+        skipped: list[str] = []
+        for media_index, media in enumerate(event.sdp.media):
+            if media.kind not in ("video", "audio"):
+                continue
+            try:
+                depacketizer = make_depacketizer(
+                    len(chosen), media.encoding or "", media.clock_rate or 90000,
+                    media.channels or 1, media.fmtp_params,
+                )
+            except UnsupportedError as exc:
+                skipped.append(f"{media.kind} {media.encoding or media.payload_type}")
+                log.warning("stream=%s skipping %s track: %s", self.config.name, media.kind, exc)
+                continue
+            except RemoteProtocolError as exc:
+                skipped.append(f"{media.kind} {media.encoding}")
+                log.warning("stream=%s skipping %s track: %s", self.config.name, media.kind, exc)
+                continue
+            track = depacketizer.track
+            self.tracks.append(_Track(track.index, depacketizer, ReceptionStats(track.clock_rate)))
+            chosen.append(media_index)
+        self.status.skipped_tracks = skipped
+        if not chosen:
+            raise RelayError("the source offers no track the relay can carry: " + ", ".join(skipped))
+        udp_ports = None
+        if self.transport == "udp":
+            udp_ports = [await self._bind_udp(track) for track in self.tracks]
+        self.client.setup(chosen, udp_ports)
+
+    async def _bind_udp(self, track: _Track) -> tuple[int, int]:
+        """An RTP/RTCP socket pair on an even/odd port pair (RFC 3550 11)."""
+        assert self.sock is not None
+        family = self.sock.socket.family
+        for _ in range(50):
+            rtp = trio.socket.socket(family, socket.SOCK_DGRAM)
+            rtcp = trio.socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                await rtp.bind(("", 0))
+                port = rtp.getsockname()[1]
+                if port % 2:
+                    raise OSError("odd port")
+                await rtcp.bind(("", port + 1))
+            except OSError:
+                rtp.close()
+                rtcp.close()
+                continue
+            rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            track.sockets = [rtp, rtcp]
+            track.reorder = ReorderBuffer()
+            return port, port + 1
+        raise RelayError("no free UDP port pair for RTP")
+
+    def _playing(self, event: Playing, nursery: trio.Nursery) -> None:
+        self.timeline.reset()
+        reference = next(
+            (t.index for t in self.tracks if t.depacketizer.track.kind is Kind.VIDEO), None
+        )
+        self.timeline.reference = reference
+        for track in self.tracks:
+            self.timeline.add_track(track.index, track.depacketizer.track.clock_rate)
+        self.stream.set_tracks([t.depacketizer.track for t in self.tracks])
+        server_ip = self.sock.socket.getpeername()[0] if self.sock is not None else ""
+        for setup, track in zip(event.tracks, self.tracks, strict=True):
+            track.remote_ssrc = setup.ssrc or 0
+            if setup.interleaved is not None:
+                rtp_channel, rtcp_channel = setup.interleaved
+                self.by_channel[rtp_channel] = (track, False)
+                self.by_channel[rtcp_channel] = (track, True)
+                track.rtcp_channel = rtcp_channel
+            else:
+                rtp_sock, rtcp_sock = track.sockets
+                track.rtcp_socket = rtcp_sock
+                if setup.server_ports and setup.server_ports[1]:
+                    track.rtcp_address = (server_ip, setup.server_ports[1])
+                nursery.start_soon(self._udp_rtp, track, rtp_sock, server_ip)
+                nursery.start_soon(self._udp_rtcp, track, rtcp_sock, server_ip)
+        self.played = True
+        self.status.state = "playing"
+        self.status.transport = self.transport
+        self.status.last_error = None
+        log.info("stream=%s playing over %s: %s", self.config.name, self.transport.upper(),
+                 ", ".join(f"{t.depacketizer.track.codec}" for t in self.tracks))
+        nursery.start_soon(self._keepalive, self.client.session_timeout)
+        nursery.start_soon(self._receiver_reports)
+        nursery.start_soon(self._watchdog)
+
+    def _on_rtp(self, track: _Track, data: bytes | memoryview) -> None:
+        try:
+            packet = RtpPacket.parse(data)
+        except RemoteProtocolError as exc:
+            self.status.packets_garbled += 1
+            log.debug("stream=%s garbled RTP: %s", self.config.name, exc)
+            return
+        now = trio.current_time()
+        self.last_media = now
+        self.status.packets_received += 1
+        track.stats.update(packet.sequence, packet.timestamp, now)
+        if track.reorder is None:
+            self._depacketize(track, packet, now)
+        else:
+            for ready in track.reorder.push(packet, now):
+                self._depacketize(track, ready, now)
+
+    def _depacketize(self, track: _Track, packet: RtpPacket, now: float) -> None:
+        try:
+            frames = track.depacketizer.push(packet)
+        except RemoteProtocolError as exc:
+            self.status.packets_garbled += 1
+            log.debug("stream=%s bad payload: %s", self.config.name, exc)
+            return
+        for frame in frames:
+            self._publish(frame, now)
+
+    def _publish(self, frame: Frame, now: float) -> None:
+        offset = frame.pts - frame.dts
+        frame.dts = self.timeline.place(frame.track.index, frame.dts, now - self.epoch)
+        frame.pts = frame.dts + offset
+        if self.first_frame:
+            frame.discontinuity = self.status.reconnects > 0
+            self.first_frame = False
+        self.status.count(frame.track, len(frame.data))
+        self.stream.publish(frame)
+
+    def _on_rtcp(self, track: _Track, data: bytes | memoryview) -> None:
+        try:
+            packets = parse_compound(data)
+        except RemoteProtocolError as exc:
+            log.debug("stream=%s garbled RTCP: %s", self.config.name, exc)
+            return
+        now = trio.current_time()
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                track.last_sr = middle_ntp(packet.ntp_timestamp)
+                track.last_sr_at = now
+                self.timeline.sender_report(
+                    track.index, packet.rtp_timestamp, ntp_to_seconds(packet.ntp_timestamp)
+                )
+
+    async def _udp_rtp(self, track: _Track, sock: trio.socket.SocketType, server_ip: str) -> None:
+        assert track.reorder is not None
+        while True:
+            deadline = track.reorder.deadline()
+            with trio.move_on_at(deadline if deadline is not None else float("inf")):
+                data, address = await sock.recvfrom(RECEIVE_SIZE)
+                if address[0] == server_ip:
+                    self._on_rtp(track, data)
+                continue
+            now = trio.current_time()
+            for packet in track.reorder.release_due(now):
+                self._depacketize(track, packet, now)
+
+    async def _udp_rtcp(self, track: _Track, sock: trio.socket.SocketType, server_ip: str) -> None:
+        while True:
+            data, address = await sock.recvfrom(RECEIVE_SIZE)
+            if address[0] == server_ip:
+                self._on_rtcp(track, data)
+
+    async def _keepalive(self, timeout: float) -> None:
+        interval = max(1.0, timeout * 0.5)
+        while True:
+            await trio.sleep(interval)
+            self.client.keepalive()
+            await self._flush()
+
+    async def _receiver_reports(self) -> None:
+        """RTCP receiver reports (RFC 3550 6.4.2), so the camera knows we are still there."""
+        while True:
+            await trio.sleep(RR_INTERVAL)
+            now = trio.current_time()
+            lost = 0
+            for track in self.tracks:
+                lost += track.stats.lost
+                dlsr = 0
+                if track.last_sr_at is not None:
+                    dlsr = int((now - track.last_sr_at) * 65536)
+                block = track.stats.report_block(track.remote_ssrc, track.last_sr, dlsr)
+                report = receiver_report_compound(self.local_ssrc, [block], "relay")
+                if track.rtcp_channel is not None:
+                    self.client.send_interleaved(track.rtcp_channel, report)
+                elif track.rtcp_socket is not None and track.rtcp_address is not None:
+                    await track.rtcp_socket.sendto(report, track.rtcp_address)
+            self.status.packets_lost = lost
+            await self._flush()
+
+    async def _watchdog(self) -> None:
+        started = trio.current_time()
+        while True:
+            await trio.sleep(1)
+            now = trio.current_time()
+            if self.last_media is None:
+                auto = self.config.transport == "auto"
+                if auto and self.transport == "udp" and now - started > UDP_PROBE_TIMEOUT:
+                    raise _NoUdpMedia(f"no RTP over UDP within {UDP_PROBE_TIMEOUT:.0f} s")
+                if now - started > RTP_TIMEOUT:
+                    raise RelayError(f"no media within {RTP_TIMEOUT:.0f} s of PLAY")
+            elif now - self.last_media > RTP_TIMEOUT:
+                raise RelayError(f"media stopped for {RTP_TIMEOUT:.0f} s")
+            self.status.packets_lost = sum(t.stats.lost for t in self.tracks)
+
+
+def _host_port(url: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or default_port
+
+
+def _first_error(group: BaseExceptionGroup) -> BaseException:
+    """The error that ended a session's nursery (not the Cancelled it caused in siblings)."""
+    errors = [e for e in _leaves(group) if not isinstance(e, trio.Cancelled)]
+    return errors[0] if errors else group
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for sub in error.exceptions for leaf in _leaves(sub)]
+    return [error]

@@ -1,0 +1,91 @@
+"""Runs the aiohttp web process beside the relay and publishes the status snapshot it serves.
+
+HTTP lives in its own process (DESIGN.md: viewers' load never takes the GIL from ingest); it
+learns the relay's state from a JSON file in a private runtime directory, replaced atomically
+once a second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import trio
+
+from relay.drivers.backoff import Backoff
+from relay.status import Snapshotter, StreamStatus
+
+log = logging.getLogger("relay.web")
+
+STATUS_INTERVAL = 1.0
+READY_TIMEOUT = 15.0
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temp file beside ``path`` then rename, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+async def publish_status(statuses: list[StreamStatus], path: Path) -> None:
+    """Rewrite the snapshot file every second until cancelled."""
+    snapshotter = Snapshotter()
+    while True:
+        snapshot = snapshotter.snapshot(statuses, trio.current_time(), time.time())
+        write_atomically(path, json.dumps(snapshot).encode())
+        await trio.sleep(STATUS_INTERVAL)
+
+
+async def run_web(
+    http: tuple[str, int],
+    hls_dir: Path,
+    status_file: Path,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Start ``python -m web`` and restart it with backoff should it die."""
+    host, port = http
+    command = [
+        sys.executable, "-m", "web",
+        "--http", f"{host}:{port}",
+        "--hls-dir", str(hls_dir),
+        "--status", str(status_file),
+    ]
+    backoff = Backoff()
+    started = False
+    while True:
+        async with trio.open_nursery() as nursery:
+            process = await nursery.start(_run, command)
+            if not started:
+                await _wait_listening(host, port, process)
+                started = True
+                task_status.started()
+            code = await process.wait()
+            nursery.cancel_scope.cancel()
+        delay = backoff.next()
+        log.warning("web process exited with code %s; restarting in %.0f s", code, delay)
+        await trio.sleep(delay)
+
+
+async def _run(command: list[str], *, task_status: trio.TaskStatus[trio.Process]) -> None:
+    await trio.run_process(command, check=False, task_status=task_status,
+                           stdin=subprocess.DEVNULL)
+
+
+async def _wait_listening(host: str, port: int, process: trio.Process) -> None:
+    with trio.move_on_after(READY_TIMEOUT):
+        while process.returncode is None:
+            try:
+                conn = await trio.open_tcp_stream(host, port)
+            except OSError:
+                await trio.sleep(0.05)
+                continue
+            await conn.aclose()
+            return
+    raise SystemExit(f"the web process did not start listening on {host}:{port}")

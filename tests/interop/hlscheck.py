@@ -1,0 +1,65 @@
+"""Checks an HLS directory the way a player and RFC 8216 would: m3u8 rules, then ffprobe."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import m3u8
+
+
+def ffprobe(path: Path, *args: str) -> dict[str, Any]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", *args, str(path)],
+        check=True, capture_output=True, text=True, timeout=60,
+    )
+    return json.loads(out.stdout)
+
+
+def segments(playlist_path: Path) -> tuple[m3u8.M3U8, list[Path]]:
+    playlist = m3u8.loads(playlist_path.read_text())
+    return playlist, [playlist_path.parent / s.uri for s in playlist.segments]
+
+
+def check_playlist(playlist_path: Path, target: float) -> m3u8.M3U8:
+    """RFC 8216 4.3.3.1 / 6.2.2 rules that a live playlist must keep."""
+    playlist, files = segments(playlist_path)
+    assert playlist.target_duration == math.ceil(target) or playlist.target_duration >= target
+    for segment, file in zip(playlist.segments, files, strict=True):
+        assert round(segment.duration) <= playlist.target_duration, segment.duration
+        assert segment.program_date_time is not None
+        assert file.exists(), file
+    assert playlist.media_sequence is not None
+    return playlist
+
+
+def check_segments(playlist_path: Path, target: float) -> dict[str, Any]:
+    """Every segment decodable, starting on a keyframe, PTS continuous, near the target."""
+    _, files = segments(playlist_path)
+    assert files, "no segments listed"
+    previous_end: float | None = None
+    codecs: dict[str, Any] = {}
+    for index, file in enumerate(files):
+        info = ffprobe(file, "-show_streams", "-show_packets")
+        for stream in info["streams"]:
+            codecs[stream["codec_type"]] = stream
+        video_index = next(s["index"] for s in info["streams"] if s["codec_type"] == "video")
+        video = [p for p in info["packets"] if p["stream_index"] == video_index]
+        assert video, f"{file.name}: no video packets"
+        assert "K" in video[0]["flags"], f"{file.name}: does not start with a keyframe"
+        first = float(video[0]["pts_time"])
+        last = float(video[-1]["pts_time"])
+        frame = float(video[-1].get("duration_time") or 0.04)
+        if previous_end is not None:
+            assert abs(first - previous_end) < 0.1, (
+                f"{file.name}: video PTS jumps from {previous_end:.3f} to {first:.3f}"
+            )
+        previous_end = last + frame
+        duration = last + frame - first
+        # the last segment may be cut short by the stop
+        if index < len(files) - 1:
+            assert target * 0.9 <= duration <= target * 2 + 1, f"{file.name}: {duration:.2f} s"
+    return codecs

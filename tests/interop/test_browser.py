@@ -1,0 +1,50 @@
+"""`relay demo` played in a real browser: Debian's headless Chromium, driven by Playwright."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+from tests.interop.gstserver import free_port
+from tests.interop.relayproc import RelayProcess
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def test_demo_plays_in_chromium(tmp_path: Path) -> None:
+    port = free_port()
+    with RelayProcess(["demo", "--http", f"127.0.0.1:{port}", "--hls-dir",
+                       str(tmp_path / "hls")], port, tmp_path) as relay:
+        playlist = tmp_path / "hls" / "demo" / "index.m3u8"
+        relay.wait_for(lambda: playlist.exists() and "#EXTINF" in playlist.read_text(), 40,
+                       "the demo's first segment")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                                 args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
+                page.wait_for_selector("[data-stream=demo]", timeout=15000)
+                page.wait_for_function(
+                    "() => { const v = document.getElementById('player');"
+                    " return v && v.currentTime > 0.5 }",
+                    timeout=30000,
+                )
+                first = page.evaluate("document.getElementById('player').currentTime")
+                page.wait_for_timeout(2500)
+                second = page.evaluate("document.getElementById('player').currentTime")
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "demo-page.png"))
+            finally:
+                browser.close()
+        assert second > first + 1.0, (first, second)
+        assert not errors, errors
+        assert relay.stop() == 0
