@@ -1,0 +1,332 @@
+"""The RTMP chunk stream (Adobe RTMP 1.0, section 5.3), sans-IO.
+
+``ChunkWriter`` splits messages into chunks and picks the smallest header per chunk stream
+(5.3.1.2): type 0 for a new stream id or a timestamp going back, type 1 for a new length or
+message type, type 2 for a new timestamp delta, type 3 for continuation chunks. Timestamps (or
+deltas) of 0xFFFFFF and more go in an extended timestamp (5.3.1.3), repeated in the type 3
+continuation chunks of that message as FFmpeg, librtmp and nginx-rtmp write and expect it.
+``ChunkReader`` reassembles interleaved chunk streams and applies Set Chunk Size and Abort
+Message (5.4.1, 5.4.2) itself, at the exact point in the byte stream where they take effect.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from relay.errors import LocalProtocolError, RemoteProtocolError
+
+DEFAULT_CHUNK_SIZE = 128
+MAX_CHUNK_SIZE = 0x7FFFFFFF  # 31 bits (5.4.1)
+MIN_CSID = 2
+MAX_CSID = 65599
+EXTENDED = 0xFFFFFF
+MAX_MESSAGE_LENGTH = 0xFFFFFF  # 24-bit length field
+
+SET_CHUNK_SIZE = 1
+ABORT = 2
+
+_U32 = struct.Struct(">I")
+_U32LE = struct.Struct("<I")  # the message stream id is little-endian (5.3.1.2.1)
+_COMPACT_AT = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class RtmpMessage:
+    """One RTMP message (5.3.1; chunk headers carry it).
+
+    Attributes:
+        csid: chunk stream id it travels on (2..65599).
+        timestamp: absolute timestamp in milliseconds, 32 bits.
+        type_id: message type id (see ``relay.rtmp.message.MessageType``).
+        stream_id: message stream id (0 for control and connection commands).
+        payload: the message body.
+    """
+
+    csid: int
+    timestamp: int
+    type_id: int
+    stream_id: int
+    payload: bytes
+
+
+def _basic_header(fmt: int, csid: int) -> bytes:
+    if csid < 64:
+        return bytes([(fmt << 6) | csid])
+    if csid < 320:
+        return bytes([fmt << 6, csid - 64])
+    rest = csid - 64
+    return bytes([(fmt << 6) | 1, rest & 0xFF, rest >> 8])
+
+
+class _WriteState:
+    __slots__ = ("timestamp", "delta", "length", "type_id", "stream_id")
+
+    def __init__(self, timestamp: int, delta: int, length: int, type_id: int, stream_id: int):
+        self.timestamp = timestamp
+        self.delta = delta
+        self.length = length
+        self.type_id = type_id
+        self.stream_id = stream_id
+
+
+class ChunkWriter:
+    """Serializes messages into chunks.
+
+    Args:
+        chunk_size: maximum chunk payload; change it with ``set_chunk_size`` right after
+            sending a Set Chunk Size message.
+    """
+
+    def __init__(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+        self.chunk_size = DEFAULT_CHUNK_SIZE
+        self.set_chunk_size(chunk_size)
+        self._streams: dict[int, _WriteState] = {}
+
+    def set_chunk_size(self, size: int) -> None:
+        """Use ``size`` for the chunks of every later message.
+
+        Raises:
+            LocalProtocolError: size outside 1..0x7FFFFFFF.
+        """
+        if not 1 <= size <= MAX_CHUNK_SIZE:
+            raise LocalProtocolError(f"RTMP chunk size {size} outside 1..{MAX_CHUNK_SIZE}")
+        self.chunk_size = size
+
+    def write(self, message: RtmpMessage) -> bytes:
+        """The chunks of ``message``.
+
+        Raises:
+            LocalProtocolError: csid outside 2..65599, payload over 16 MiB, bad field values.
+        """
+        csid = message.csid
+        if not MIN_CSID <= csid <= MAX_CSID:
+            raise LocalProtocolError(f"RTMP chunk stream id {csid} outside 2..65599")
+        payload = message.payload
+        length = len(payload)
+        if length > MAX_MESSAGE_LENGTH:
+            raise LocalProtocolError(f"RTMP message of {length} bytes over the 24-bit limit")
+        if not 0 <= message.type_id <= 0xFF or not 0 <= message.stream_id <= 0xFFFFFFFF:
+            raise LocalProtocolError("RTMP message: type id or stream id out of range")
+        timestamp = message.timestamp & 0xFFFFFFFF
+        type_id = message.type_id
+        stream_id = message.stream_id
+        prev = self._streams.get(csid)
+        if prev is None or prev.stream_id != stream_id or timestamp < prev.timestamp:
+            fmt, field = 0, timestamp
+            self._streams[csid] = _WriteState(timestamp, timestamp, length, type_id, stream_id)
+        else:
+            delta = timestamp - prev.timestamp
+            # Type 3 is kept for continuation chunks: after a type 0 header peers disagree on
+            # what delta a type 3 header implies, and it would save only 3 bytes.
+            fmt = 1 if prev.length != length or prev.type_id != type_id else 2
+            field = delta
+            prev.timestamp, prev.delta = timestamp, delta
+            prev.length, prev.type_id = length, type_id
+        ext = field >= EXTENDED
+        parts: list[bytes | memoryview] = [_basic_header(fmt, csid)]
+        stamp = (EXTENDED if ext else field).to_bytes(3, "big")
+        if fmt == 0:
+            parts.append(
+                stamp + length.to_bytes(3, "big") + bytes([type_id]) + _U32LE.pack(stream_id)
+            )
+        elif fmt == 1:
+            parts.append(stamp + length.to_bytes(3, "big") + bytes([type_id]))
+        else:
+            parts.append(stamp)
+        ext_bytes = _U32.pack(field) if ext else b""
+        parts.append(ext_bytes)
+        size = self.chunk_size
+        view = memoryview(payload)
+        parts.append(view[:size])
+        if length > size:
+            continuation = _basic_header(3, csid) + ext_bytes
+            for start in range(size, length, size):
+                parts.append(continuation)
+                parts.append(view[start : start + size])
+        return b"".join(parts)
+
+
+class _ReadState:
+    __slots__ = ("timestamp", "delta", "length", "type_id", "stream_id", "ext", "buf")
+
+    def __init__(self) -> None:
+        self.timestamp = 0
+        self.delta = 0
+        self.length = 0
+        self.type_id = 0
+        self.stream_id = 0
+        self.ext = False
+        self.buf: bytearray | None = None  # the message being reassembled, None between them
+
+
+class ChunkReader:
+    """Reassembles messages from received chunks.
+
+    Args:
+        max_message_size: largest message accepted (the header's length is checked against
+            it before any byte is buffered for it).
+        max_chunk_size: largest Set Chunk Size accepted from the peer.
+        max_pending: bytes of unfinished messages held at once over all chunk streams.
+    """
+
+    def __init__(
+        self,
+        max_message_size: int = MAX_MESSAGE_LENGTH,
+        max_chunk_size: int = 1 << 24,
+        max_pending: int = 1 << 25,
+    ) -> None:
+        self.chunk_size = DEFAULT_CHUNK_SIZE
+        self.max_message_size = max_message_size
+        self.max_chunk_size = max_chunk_size
+        self.max_pending = max_pending
+        self._streams: dict[int, _ReadState] = {}
+        self._buf = bytearray()
+        self._off = 0
+        self._pending = 0
+        self.bytes_received = 0
+        """Every byte fed so far (for Acknowledgement, 5.4.3)."""
+
+    def set_chunk_size(self, size: int) -> None:
+        """Apply a chunk size (the reader already does this for Set Chunk Size it reads).
+
+        Raises:
+            RemoteProtocolError: size outside 1..max_chunk_size.
+        """
+        if not 1 <= size <= self.max_chunk_size:
+            raise RemoteProtocolError(
+                f"RTMP Set Chunk Size: {size} outside 1..{self.max_chunk_size}"
+            )
+        self.chunk_size = size
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes received from the peer."""
+        off = self._off
+        if off:
+            if off == len(self._buf):
+                self._buf.clear()
+                self._off = 0
+            elif off >= _COMPACT_AT:
+                del self._buf[:off]
+                self._off = 0
+        self._buf += data
+        self.bytes_received += len(data)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet parsed into chunks."""
+        return len(self._buf) - self._off
+
+    def next_message(self) -> RtmpMessage | None:
+        """The next complete message, or None while more bytes are needed.
+
+        Raises:
+            RemoteProtocolError: a header that breaks the chunk stream rules or a limit.
+        """
+        while True:
+            result = self._next_chunk()
+            if result is None:
+                return None
+            if result is not True:
+                return result
+
+    def _next_chunk(self) -> RtmpMessage | bool | None:
+        """Parse one chunk: None if incomplete, True if consumed mid-message, else a message."""
+        buf = self._buf
+        pos = self._off
+        end = len(buf)
+        if pos >= end:
+            return None
+        first = buf[pos]
+        fmt = first >> 6
+        csid = first & 0x3F
+        pos += 1
+        if csid == 0:
+            if pos + 1 > end:
+                return None
+            csid = 64 + buf[pos]
+            pos += 1
+        elif csid == 1:
+            if pos + 2 > end:
+                return None
+            csid = 64 + buf[pos] + (buf[pos + 1] << 8)
+            pos += 2
+        header_len = (11, 7, 3, 0)[fmt]
+        if pos + header_len > end:
+            return None
+        state = self._streams.get(csid)
+        if state is None:
+            if fmt != 0:
+                raise RemoteProtocolError(
+                    f"RTMP chunk: type {fmt} header on chunk stream {csid} before a type 0 one"
+                )
+            if len(self._streams) >= 4096:
+                raise RemoteProtocolError("RTMP chunk: more than 4096 chunk streams in use")
+            state = _ReadState()
+        new_message = state.buf is None
+        if fmt == 3:
+            ext = state.ext
+            field = state.delta
+        else:
+            field = int.from_bytes(buf[pos : pos + 3], "big")
+            ext = field == EXTENDED
+        if ext:
+            if pos + header_len + 4 > end:
+                return None
+            field_ext = int(_U32.unpack_from(buf, pos + header_len)[0])
+        else:
+            field_ext = field
+        if fmt != 3 and not new_message:
+            raise RemoteProtocolError(
+                f"RTMP chunk: type {fmt} header on chunk stream {csid} inside a message"
+            )
+        length = state.length
+        if fmt <= 1:
+            length = int.from_bytes(buf[pos + 3 : pos + 6], "big")
+            if length > self.max_message_size:
+                raise RemoteProtocolError(
+                    f"RTMP chunk: message of {length} bytes over the limit {self.max_message_size}"
+                )
+        take = min(self.chunk_size, length - (len(state.buf) if state.buf is not None else 0))
+        data_start = pos + header_len + (4 if ext else 0)
+        if data_start + take > end:
+            return None
+        # The whole chunk is here: commit the header.
+        self._streams[csid] = state
+        field = field_ext
+        if fmt == 0:
+            state.timestamp = field
+            state.delta = field
+            state.stream_id = _U32LE.unpack_from(buf, pos + 7)[0]
+        elif new_message:
+            state.delta = field
+            state.timestamp = (state.timestamp + field) & 0xFFFFFFFF
+        if fmt != 3:
+            state.ext = ext
+        if fmt <= 1:
+            state.length = length
+            state.type_id = buf[pos + 6]
+        if new_message:
+            if self._pending + length > self.max_pending:
+                raise RemoteProtocolError("RTMP chunk: too many bytes in unfinished messages")
+            state.buf = bytearray()
+        assert state.buf is not None
+        with memoryview(buf) as view:  # released at once: the bytearray must stay resizable
+            state.buf += view[data_start : data_start + take]
+        self._pending += take
+        self._off = data_start + take
+        if len(state.buf) < state.length:
+            return True
+        payload = bytes(state.buf)
+        self._pending -= len(payload)
+        state.buf = None
+        message = RtmpMessage(csid, state.timestamp, state.type_id, state.stream_id, payload)
+        if message.type_id == SET_CHUNK_SIZE and len(payload) >= 4:
+            # The top bit is reserved and must be zero; mask it as FFmpeg does.
+            self.set_chunk_size(_U32.unpack_from(payload)[0] & 0x7FFFFFFF)
+        elif message.type_id == ABORT and len(payload) >= 4:
+            aborted = self._streams.get(_U32.unpack_from(payload)[0])
+            if aborted is not None and aborted.buf is not None:
+                self._pending -= len(aborted.buf)
+                aborted.buf = None
+        return message

@@ -1,0 +1,150 @@
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relay.errors import LocalProtocolError, RemoteProtocolError
+from relay.rtmp.chunk import ChunkReader, ChunkWriter, RtmpMessage
+
+
+def read_all(reader: ChunkReader) -> list[RtmpMessage]:
+    out = []
+    while (message := reader.next_message()) is not None:
+        out.append(message)
+    return out
+
+
+messages = st.lists(
+    st.builds(
+        RtmpMessage,
+        csid=st.sampled_from([2, 3, 4, 63, 64, 319, 320, 65599]) | st.integers(2, 65599),
+        timestamp=st.sampled_from([0, 1, 40, 0xFFFFFE, 0xFFFFFF, 0x1000000, 0xFFFFFFFF])
+        | st.integers(0, 0xFFFFFFFF),
+        type_id=st.sampled_from([8, 9, 18, 20]),
+        stream_id=st.sampled_from([0, 1, 0xFFFFFFFF]),
+        payload=st.sampled_from([b"", b"x"]) | st.binary(max_size=300)
+        | st.integers(0, 200_000).map(lambda n: bytes([n % 251]) * n),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(messages, st.integers(128, 65536), st.lists(st.integers(0, 400_000), max_size=8))
+def test_round_trip_with_any_chunk_size_and_splits(
+    items: list[RtmpMessage], chunk_size: int, cuts: list[int]
+) -> None:
+    writer = ChunkWriter(chunk_size)
+    data = b"".join(writer.write(m) for m in items)
+    reader = ChunkReader()
+    reader.set_chunk_size(chunk_size)
+    got: list[RtmpMessage] = []
+    start = 0
+    for cut in sorted({c % (len(data) + 1) for c in cuts}) + [len(data)]:
+        reader.receive_data(data[start:cut])
+        got += read_all(reader)
+        start = cut
+    assert got == items
+    assert reader.buffered == 0
+
+
+def test_header_types() -> None:
+    writer = ChunkWriter()
+    first = writer.write(RtmpMessage(4, 1000, 8, 1, b"a" * 10))
+    assert first == bytes([0x04]) + bytes.fromhex("0003e8 00000a 08 01000000") + b"a" * 10
+    # Same length and type, new delta: type 2; then same delta again: still type 2.
+    assert writer.write(RtmpMessage(4, 1020, 8, 1, b"b" * 10)) == b"\x84\x00\x00\x14" + b"b" * 10
+    assert writer.write(RtmpMessage(4, 1040, 8, 1, b"c" * 10))[:4] == b"\x84\x00\x00\x14"
+    # New length: type 1 with the delta.
+    assert writer.write(RtmpMessage(4, 1050, 8, 1, b"d" * 3)) == (
+        b"\x44" + bytes.fromhex("00000a 000003 08") + b"ddd"
+    )
+    # New message stream or a timestamp going back: type 0.
+    assert writer.write(RtmpMessage(4, 1060, 8, 2, b"e"))[0] == 0x04
+    assert writer.write(RtmpMessage(4, 5, 8, 2, b"e"))[0] == 0x04
+
+
+def test_continuations_and_basic_header_forms() -> None:
+    writer = ChunkWriter(128)
+    data = writer.write(RtmpMessage(400, 0, 9, 1, bytes(300)))
+    # 3-byte basic header for csid 400 (1 + 2 bytes), 11-byte message header, 128 bytes,
+    # then two type 3 continuations with a 3-byte basic header each.
+    assert data[:3] == bytes([0x01, (400 - 64) & 0xFF, (400 - 64) >> 8])
+    assert data[3 + 11 + 128 : 3 + 11 + 128 + 3] == bytes([0xC1, 0x50, 0x01])
+    assert len(data) == 3 + 11 + 300 + 2 * 3
+    assert ChunkWriter().write(RtmpMessage(64, 0, 9, 1, b""))[:2] == b"\x00\x00"
+    assert ChunkWriter().write(RtmpMessage(319, 0, 9, 1, b""))[:2] == b"\x00\xff"
+
+
+def test_extended_timestamp_is_repeated_in_continuations() -> None:
+    writer = ChunkWriter(128)
+    data = writer.write(RtmpMessage(6, 0x01020304, 9, 1, bytes(200)))
+    assert data[1:4] == b"\xff\xff\xff"
+    assert data[12:16] == b"\x01\x02\x03\x04"
+    cont = 1 + 11 + 4 + 128
+    assert data[cont : cont + 5] == b"\xc6\x01\x02\x03\x04"
+    reader = ChunkReader()
+    reader.receive_data(data)
+    assert read_all(reader) == [RtmpMessage(6, 0x01020304, 9, 1, bytes(200))]
+
+
+def test_reader_follows_set_chunk_size_and_abort() -> None:
+    writer = ChunkWriter()
+    data = writer.write(RtmpMessage(2, 0, 1, 0, (4096).to_bytes(4, "big")))
+    writer.set_chunk_size(4096)
+    data += writer.write(RtmpMessage(3, 0, 20, 0, bytes(3000)))
+    # A partial message on csid 7, then an Abort for it, then a fresh message on csid 7.
+    partial = ChunkWriter(4096).write(RtmpMessage(7, 0, 9, 1, bytes(5000)))
+    data += partial[: 12 + 4096]
+    data += writer.write(RtmpMessage(2, 0, 2, 0, (7).to_bytes(4, "big")))
+    data += writer.write(RtmpMessage(7, 50, 9, 1, b"fresh"))
+    reader = ChunkReader()
+    reader.receive_data(data)
+    got = read_all(reader)
+    assert [(m.csid, m.type_id, len(m.payload)) for m in got] == [
+        (2, 1, 4), (3, 20, 3000), (2, 2, 4), (7, 9, 5)
+    ]
+    assert reader.chunk_size == 4096
+
+
+def test_interleaved_chunk_streams() -> None:
+    # Chunks of two messages alternate on the wire (5.3.2.2).
+    a = ChunkWriter(128).write(RtmpMessage(4, 10, 8, 1, b"A" * 200))
+    v = ChunkWriter(128).write(RtmpMessage(6, 20, 9, 1, b"V" * 200))
+    a1, a2 = a[: 12 + 128], a[12 + 128 :]
+    v1, v2 = v[: 12 + 128], v[12 + 128 :]
+    reader = ChunkReader()
+    reader.receive_data(a1 + v1 + a2 + v2)
+    assert [(m.csid, m.payload[:1]) for m in read_all(reader)] == [(4, b"A"), (6, b"V")]
+
+
+def test_type3_new_message_reuses_delta() -> None:
+    writer = ChunkWriter()
+    data = writer.write(RtmpMessage(4, 100, 8, 1, b"ab"))
+    data += writer.write(RtmpMessage(4, 120, 8, 1, b"cd"))
+    data += b"\xc4ef"  # type 3 at a message start: same length, type, stream and delta
+    reader = ChunkReader()
+    reader.receive_data(data)
+    assert [m.timestamp for m in read_all(reader)] == [100, 120, 140]
+
+
+@pytest.mark.parametrize("data,why", [
+    (b"\x44\x00\x00\x00\x00\x00\x01\x08", "before a type 0"),
+    (b"\x04\x00\x00\x00\xff\xff\xff\x09\x01\x00\x00\x00", "over the limit"),
+    (b"\x02\x00\x00\x00\x00\x00\x04\x01\x00\x00\x00\x00\x00\x00\x00\x00", "Set Chunk Size"),
+    (b"\x04\x00\x00\x00\x00\x00\xc8\x09\x01\x00\x00\x00" + bytes(128)
+     + b"\x44\x00\x00\x00\x00\x00\x01\x08", "inside a message"),
+])
+def test_garbage(data: bytes, why: str) -> None:
+    reader = ChunkReader(max_message_size=1 << 20)
+    reader.receive_data(data)
+    with pytest.raises(RemoteProtocolError, match=why):
+        read_all(reader)
+
+
+def test_writer_limits() -> None:
+    with pytest.raises(LocalProtocolError):
+        ChunkWriter().write(RtmpMessage(1, 0, 9, 1, b""))
+    with pytest.raises(LocalProtocolError):
+        ChunkWriter().write(RtmpMessage(65600, 0, 9, 1, b""))
+    with pytest.raises(LocalProtocolError):
+        ChunkWriter(0)
