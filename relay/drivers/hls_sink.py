@@ -1,0 +1,215 @@
+"""Driver: one Stream's frames to an HLS folder on disk (RFC 8216 section 6.2.1, 6.2.2).
+
+Subscribes to the bus, feeds the Segmenter, and writes ``segNNNNN.ts`` then ``index.m3u8``, each
+atomically (temp file in the same folder, then ``os.replace``), so a reader never sees a partial
+file. Segments leaving the window are deleted once their availability period is over. On
+cancellation (or the stream closing) the open segment is closed, listed, and the playlist is
+rewritten with EXT-X-ENDLIST under a shielded cancel scope.
+
+Numbering continues after the highest segment number found in the folder, so a restarted relay
+never reuses a URI that a browser or CDN may have cached (segments are served as immutable).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import trio
+
+from relay.bus import Stream
+from relay.hls.playlist import MediaPlaylist
+from relay.hls.segmenter import Segment, Segmenter, safe_target_duration
+
+log = logging.getLogger(__name__)
+
+PLAYLIST = "index.m3u8"
+TEMP_SUFFIX = ".tmp"
+_SEGMENT_NAME = re.compile(r"seg(\d{5,12})\.ts")
+_CLOCK_RESYNC_SECONDS = 2.0
+"""Program date-times follow the stream clock; they re-anchor to the wall clock when the stream
+falls behind it by more than this (a stall), or at a discontinuity, never going backwards."""
+
+
+@dataclass(slots=True)
+class HlsStats:
+    """Counters of one HLS sink, read by the status snapshot.
+
+    Attributes:
+        segments_written: segments written since start.
+        last_segment_at: Unix time of the last segment written, None before the first.
+        bytes_written: TS bytes written.
+        segments_deleted: expired segments removed from disk.
+        target_duration: EXT-X-TARGETDURATION in use, None before the first segment.
+        overlong_segments: segments longer than the target duration (a GOP longer than planned).
+        frames_dropped: frames the segmenter dropped (waiting for a keyframe, bad DTS).
+        frames_skipped: frames of a codec HLS/TS cannot carry (e.g. G.711), not written.
+        segments_failed: segments FFmpeg refused to mux (lost; the next one is flagged).
+        playlist: path of the playlist written.
+    """
+
+    segments_written: int = 0
+    last_segment_at: float | None = None
+    bytes_written: int = 0
+    segments_deleted: int = 0
+    target_duration: int | None = None
+    overlong_segments: int = 0
+    frames_dropped: int = 0
+    frames_skipped: int = 0
+    segments_failed: int = 0
+    playlist: str | None = None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + TEMP_SUFFIX)
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def prepare_dir(out_dir: Path) -> int:
+    """Create the folder, remove temp files and old segments; return the next segment number."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    highest = -1
+    for entry in os.scandir(out_dir):
+        if entry.name.endswith(TEMP_SUFFIX):
+            os.unlink(entry.path)
+            continue
+        match = _SEGMENT_NAME.fullmatch(entry.name)
+        if match:
+            highest = max(highest, int(match.group(1)))
+            os.unlink(entry.path)
+    return highest + 1
+
+
+class _Writer:
+    """Turns segments into files and keeps the playlist; all its I/O is synchronous."""
+
+    def __init__(self, out_dir: Path, segment_seconds: float, window: int,
+                 sequence: int, stats: HlsStats) -> None:
+        self.out_dir = out_dir
+        self.segment_seconds = segment_seconds
+        self.window = window
+        self.sequence = sequence
+        self.stats = stats
+        self.playlist: MediaPlaylist | None = None
+        self._wall_offset: float | None = None  # wall time minus stream time
+        self._last_end: float | None = None  # wall time the last segment listed ends
+
+    def write(self, segments: list[Segment], segmenter: Segmenter, now: float) -> None:
+        for segment in segments:
+            self._write_one(segment, segmenter, now)
+        if segments:
+            self._write_playlist()
+            self._delete_expired(now)
+
+    def _write_one(self, segment: Segment, segmenter: Segmenter, now: float) -> None:
+        if self.playlist is None:
+            target = safe_target_duration(self.segment_seconds, segmenter.max_gop or
+                                          segment.duration)
+            self.playlist = MediaPlaylist(target, self.window, media_sequence=self.sequence)
+            self.stats.target_duration = target
+        end = segment.start + segment.duration
+        candidate = now - end  # the segment ends now, as its last frame just arrived
+        if (self._wall_offset is None or segment.discontinuity
+                or candidate - self._wall_offset > _CLOCK_RESYNC_SECONDS):
+            self._wall_offset = candidate
+        if self._last_end is not None:  # program date-times never go back
+            self._wall_offset = max(self._wall_offset, self._last_end - segment.start)
+        self._last_end = self._wall_offset + end
+        uri = f"seg{self.sequence:05d}.ts"
+        self.sequence += 1
+        _write_atomic(self.out_dir / uri, segment.data)
+        pdt = datetime.fromtimestamp(self._wall_offset + segment.start, timezone.utc)
+        self.playlist.add(uri, segment.duration, pdt, segment.discontinuity, now=now)
+        stats = self.stats
+        stats.segments_written += 1
+        stats.bytes_written += len(segment.data)
+        stats.last_segment_at = now
+        if self.playlist.overlong > stats.overlong_segments:
+            log.warning("hls %s: segment of %.3f s exceeds EXT-X-TARGETDURATION %d "
+                        "(the GOP grew); listed anyway", self.out_dir.name, segment.duration,
+                        self.playlist.target_duration)
+        stats.overlong_segments = self.playlist.overlong
+        stats.segments_failed = segmenter.segments_failed
+        stats.frames_dropped = segmenter.frames_dropped
+        stats.frames_skipped = segmenter.frames_skipped
+
+    def _write_playlist(self) -> None:
+        assert self.playlist is not None
+        path = self.out_dir / PLAYLIST
+        _write_atomic(path, self.playlist.render().encode())
+        self.stats.playlist = str(path)
+
+    def _delete_expired(self, now: float) -> None:
+        assert self.playlist is not None
+        for uri in self.playlist.expired(now):
+            try:
+                os.unlink(self.out_dir / uri)
+            except FileNotFoundError:
+                pass
+            self.stats.segments_deleted += 1
+
+    def finish(self, segments: list[Segment], segmenter: Segmenter, now: float) -> None:
+        for segment in segments:
+            self._write_one(segment, segmenter, now)
+        if self.playlist is not None:
+            self.playlist.end()
+            self._write_playlist()
+            self._delete_expired(now)
+
+
+async def run_hls_sink(
+    stream: Stream,
+    out_dir: Path,
+    segment_seconds: float = 10.0,
+    window: int = 6,
+    stats: HlsStats | None = None,
+    *,
+    wall_clock: Callable[[], float] = time.time,
+    task_status: trio.TaskStatus[HlsStats] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Write ``stream`` as live HLS into ``out_dir`` until cancelled or the stream closes.
+
+    Args:
+        stream: the bus stream to segment.
+        out_dir: the stream's HLS folder (``DIR/NAME``); created if missing.
+        segment_seconds: segment target duration.
+        window: segments listed in the playlist.
+        stats: counters to update (a new ``HlsStats`` if None).
+        wall_clock: Unix time source, for program date-times and segment expiry.
+        task_status: ``started()`` with the stats object once subscribed.
+    """
+    stats = stats if stats is not None else HlsStats()
+    sequence = await trio.to_thread.run_sync(prepare_dir, out_dir)
+    writer = _Writer(out_dir, segment_seconds, window, sequence, stats)
+    segmenter = Segmenter(segment_seconds, has_video=stream.has_video)
+    if sequence:
+        segmenter.mark_discontinuity()  # a restart: whatever came before is not continuous
+    with stream.subscribe() as subscription:
+        task_status.started(stats)
+        try:
+            first = True
+            async for frame in subscription:
+                if first or frame.discontinuity:
+                    # The source may have come back with other tracks.
+                    segmenter.has_video = stream.has_video
+                    first = False
+                segments = segmenter.push(frame)
+                if segments:
+                    # Muxing is done; the file writes go to a thread so a slow disk never
+                    # stalls the trio loop that also carries ingest.
+                    await trio.to_thread.run_sync(writer.write, segments, segmenter, wall_clock())
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(writer.finish, segmenter.flush(), segmenter,
+                                              wall_clock())
+                log.info("hls %s: closed, %d segments written", stream.name,
+                         stats.segments_written)
+

@@ -1,0 +1,314 @@
+"""Cut bus frames into MPEG-TS media segments for HLS (RFC 8216 section 3, 3.2; section 6.2.1).
+
+Pure: frames in, ``Segment`` objects out; the only work besides bookkeeping is PyAV muxing each
+segment's packets into MPEG-TS in memory (no hand-written TS muxer). Rules:
+
+- With video, a segment starts on a video keyframe and is cut only at the first keyframe at or
+  after the target duration (a GOP longer than the target makes a longer segment). Audio-only
+  streams are cut on time.
+- ``Frame.discontinuity``, a change of a track's parameters, or a broken timeline (decode time
+  stepping back, or a gap over ``MAX_GAP_SECONDS``) closes the open segment; the next one, which
+  again starts on a keyframe, is flagged ``discontinuity`` (RFC 8216 4.3.2.3).
+- Timestamps stay absolute across segments (stream time plus ``TS_OFFSET_SECONDS``, so that
+  B-frame or priming DTS before zero stay positive): segment N+1 continues where N ended.
+- Only H.264, H.265 and AAC can be carried; other tracks are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import av
+
+from relay.media import Codec, Frame, Kind, Track
+
+TS_OFFSET_SECONDS = 1
+"""Added to every timestamp written, so that DTS slightly below stream time zero stays valid."""
+
+MAX_GAP_SECONDS = 5.0
+"""A decode-time jump forward larger than this, within one track, is taken as a discontinuity."""
+
+CARRIED = (Codec.H264, Codec.H265, Codec.AAC)
+
+_MUX_OPTIONS = {"mpegts_copyts": "1", "avoid_negative_ts": "disabled"}
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One finished media segment.
+
+    Attributes:
+        data: the MPEG-TS bytes.
+        duration: seconds, for EXTINF.
+        start: seconds on the stream timeline of the segment's first (key)frame.
+        discontinuity: True if the timeline or parameters changed before this segment.
+        frames: number of frames muxed into it.
+    """
+
+    data: bytes
+    duration: float
+    start: float
+    discontinuity: bool
+    frames: int
+
+
+class _Open:
+    """The segment being collected."""
+
+    __slots__ = ("frames", "lead", "start_pts", "max_pts", "last_dts", "interval", "tracks",
+                 "discontinuity")
+
+    def __init__(self, first: Frame, discontinuity: bool) -> None:
+        self.frames: list[Frame] = []
+        self.lead = first.track.index  # the track whose keyframes / times cut segments
+        self.start_pts = first.pts
+        self.max_pts = first.pts
+        self.last_dts: dict[int, int] = {}
+        self.interval = 0  # lead track's last frame interval, in its clock units (0: unknown)
+        self.tracks: dict[int, Track] = {}
+        self.discontinuity = discontinuity
+
+
+class Segmenter:
+    """Turns frames into segments; feed it every frame of one subscription in order.
+
+    Attributes:
+        has_video: whether the stream has a video track (set by the driver from the bus when a
+            subscription starts or resumes); without video, segments start on any frame and
+            are cut on time.
+        max_gop: the longest keyframe-to-keyframe interval seen, in seconds (0.0 until known).
+        frames_dropped: frames dropped (before a keyframe, non-increasing DTS).
+        frames_skipped: frames of codecs that MPEG-TS for HLS cannot carry.
+        segments_failed: segments FFmpeg refused to mux (dropped, next one flagged).
+    """
+
+    def __init__(self, segment_seconds: float = 10.0, *, has_video: bool = True) -> None:
+        if not segment_seconds > 0:
+            raise ValueError(f"segment_seconds: must be > 0, got {segment_seconds}")
+        self.segment_seconds = segment_seconds
+        self.has_video = has_video
+        self.max_gop = 0.0
+        self.frames_dropped = 0
+        self.frames_skipped = 0
+        self.segments_failed = 0
+        self._open: _Open | None = None
+        self._tracks: dict[int, Track] = {}  # last seen Track per index
+        self._pending_discontinuity = False
+        self._last_key_pts: int | None = None
+        self._last_key_track: Track | None = None
+        self._interval = 0  # lead track's frame interval, carried across segments
+
+    def push(self, frame: Frame) -> list[Segment]:
+        """Add one frame.
+
+        Args:
+            frame: the next frame from the bus.
+
+        Returns:
+            The segments this frame closed: usually none, at most one.
+        """
+        track = frame.track
+        if track.codec not in CARRIED:
+            self.frames_skipped += 1
+            return []
+        if frame.pts < frame.dts or frame.dts < -TS_OFFSET_SECONDS * track.clock_rate:
+            self.frames_dropped += 1  # the muxer would refuse it
+            return []
+        out: list[Segment] = []
+        previous = self._tracks.get(track.index)
+        if previous is not track:
+            self._tracks[track.index] = track
+            if previous is not None and _params_differ(previous, track):
+                self._break(out)
+        if frame.discontinuity:
+            self._break(out)
+        seg = self._open
+        if seg is not None:
+            last = seg.last_dts.get(track.index)
+            if last is not None:
+                step = frame.dts - last
+                if step <= 0 and -step > track.clock_rate:
+                    self._break(out)  # the timeline went back: a new one started
+                elif step <= 0:
+                    self.frames_dropped += 1  # mpegts refuses non-increasing DTS
+                    return out
+                elif step > MAX_GAP_SECONDS * track.clock_rate:
+                    self._break(out)
+        seg = self._open
+        is_key_video = frame.key and track.kind is Kind.VIDEO
+        if is_key_video:
+            self._note_keyframe(frame)
+        if seg is None:
+            if self.has_video and not is_key_video:
+                self.frames_dropped += 1
+                return out
+            seg = self._start(frame)
+        elif track.index == seg.lead and (is_key_video or not self.has_video):
+            if frame.pts - seg.start_pts >= self.segment_seconds * track.clock_rate:
+                self._finish(seg, (frame.pts - seg.start_pts) / track.clock_rate, out)
+                seg = self._start(frame)
+        self._add(seg, frame)
+        return out
+
+    def flush(self) -> list[Segment]:
+        """Close the open segment (at shutdown); the next frame then starts a new one.
+
+        Returns:
+            The closed segment, if one was open and not empty.
+        """
+        out: list[Segment] = []
+        seg = self._open
+        if seg is not None:
+            self._finish(seg, self._estimated_duration(seg), out)
+        return out
+
+    def mark_discontinuity(self) -> None:
+        """Flag the next segment as a discontinuity (e.g. after a restart of the writer)."""
+        self._pending_discontinuity = True
+
+    def _break(self, out: list[Segment]) -> None:
+        """Close the open segment on a discontinuity; the next segment carries the flag."""
+        out.extend(self.flush())
+        self._pending_discontinuity = True
+        self._last_key_pts = None
+
+    def _start(self, frame: Frame) -> _Open:
+        seg = _Open(frame, self._pending_discontinuity)
+        seg.interval = self._interval
+        self._pending_discontinuity = False
+        self._open = seg
+        return seg
+
+    def _note_keyframe(self, frame: Frame) -> None:
+        if self._last_key_pts is not None and self._last_key_track is frame.track:
+            gop = (frame.pts - self._last_key_pts) / frame.track.clock_rate
+            if gop > self.max_gop:
+                self.max_gop = gop
+        self._last_key_pts = frame.pts
+        self._last_key_track = frame.track
+
+    @staticmethod
+    def _add(seg: _Open, frame: Frame) -> None:
+        index = frame.track.index
+        if index == seg.lead:
+            last = seg.last_dts.get(index)
+            if last is not None:
+                seg.interval = frame.dts - last
+            if frame.pts > seg.max_pts:
+                seg.max_pts = frame.pts
+        seg.last_dts[index] = frame.dts
+        seg.tracks[index] = frame.track
+        seg.frames.append(frame)
+
+    @staticmethod
+    def _estimated_duration(seg: _Open) -> float:
+        # The lead track's last frame lasts as long as the one before it.
+        rate = seg.tracks[seg.lead].clock_rate
+        return (seg.max_pts + seg.interval - seg.start_pts) / rate
+
+    def _finish(self, seg: _Open, duration: float, out: list[Segment]) -> None:
+        self._open = None
+        self._interval = seg.interval
+        try:
+            data = mux_ts(seg.frames, seg.tracks)
+        except av.FFmpegError:
+            # Frames FFmpeg refuses (the checks in push should leave none): lose this
+            # segment, not the sink.
+            self.segments_failed += 1
+            self._pending_discontinuity = True
+            return
+        start = seg.start_pts / seg.tracks[seg.lead].clock_rate
+        out.append(Segment(data, duration, start, seg.discontinuity, len(seg.frames)))
+
+
+def _params_differ(a: Track, b: Track) -> bool:
+    return (
+        a.codec != b.codec
+        or a.clock_rate != b.clock_rate
+        or a.parameter_sets != b.parameter_sets
+        or a.audio_config != b.audio_config
+    )
+
+
+def safe_target_duration(segment_seconds: float, max_gop: float) -> int:
+    """The EXT-X-TARGETDURATION that every segment of this segmenter stays within.
+
+    A segment is cut at the first keyframe at or after ``segment_seconds``, so it lasts less
+    than ``segment_seconds + GOP`` (or exactly one GOP when the GOP is longer than the target).
+
+    Args:
+        segment_seconds: the configured target.
+        max_gop: the longest GOP seen (``Segmenter.max_gop``), 0 if unknown.
+
+    Returns:
+        Whole seconds, at least ``ceil(segment_seconds)``.
+    """
+    return max(math.ceil(segment_seconds), math.ceil(segment_seconds + max_gop - 1e-9))
+
+
+_template_container: Any = None
+_templates: dict[Codec, Any] = {}
+
+
+def _template(codec: Codec) -> Any:
+    """A never-opened output stream per codec: lets segments add streams without an encoder."""
+    global _template_container
+    stream = _templates.get(codec)
+    if stream is None:
+        if _template_container is None:
+            _template_container = av.open(io.BytesIO(), "w", format="mpegts")
+        stream = _templates[codec] = _template_container.add_stream(codec.value)
+    return stream
+
+
+def mux_ts(frames: list[Frame], tracks: dict[int, Track]) -> bytes:
+    """Mux frames into one self-contained MPEG-TS segment (PAT/PMT first), in memory.
+
+    Args:
+        frames: the segment's frames in arrival order, DTS increasing per track.
+        tracks: the Track of each index present in ``frames``.
+
+    Returns:
+        The TS bytes.
+    """
+    buffer = io.BytesIO()
+    container = av.open(buffer, "w", format="mpegts", options=_MUX_OPTIONS)
+    try:
+        streams: dict[int, Any] = {}
+        time_bases: dict[int, Fraction] = {}
+        offsets: dict[int, int] = {}
+        for index in sorted(tracks):
+            track = tracks[index]
+            # A stream copied from a template is marked initialised, so no encoder is opened.
+            stream = container.add_stream_from_template(_template(track.codec), opaque=True)
+            ctx = stream.codec_context
+            if track.kind is Kind.VIDEO:
+                ctx.width = track.width
+                ctx.height = track.height
+            else:
+                ctx.sample_rate = track.sample_rate or track.clock_rate
+                if 0 < track.channels <= 8:
+                    ctx.layout = f"{track.channels}c"  # FFmpeg's default layout for n
+                if track.audio_config:
+                    ctx.extradata = track.audio_config
+            time_bases[index] = Fraction(1, track.clock_rate)
+            stream.time_base = time_bases[index]
+            offsets[index] = TS_OFFSET_SECONDS * track.clock_rate
+            streams[index] = stream
+        for frame in frames:
+            index = frame.track.index
+            packet = av.Packet(frame.data)
+            offset = offsets[index]
+            packet.pts = frame.pts + offset
+            packet.dts = frame.dts + offset
+            packet.time_base = time_bases[index]
+            packet.stream = streams[index]
+            packet.is_keyframe = frame.key
+            container.mux_one(packet)
+    finally:
+        container.close()
+    return buffer.getvalue()

@@ -1,0 +1,291 @@
+"""Segmenter: real H.264/AAC in, MPEG-TS out, checked with ffprobe and PyAV."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import av
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relay.hls.segmenter import (
+    TS_OFFSET_SECONDS,
+    Segment,
+    Segmenter,
+    mux_ts,
+    safe_target_duration,
+)
+from relay.media import Codec, Frame, Track
+
+from .encoded import FPS, HEIGHT, SAMPLE_RATE, WIDTH, av_frames
+
+FRAME_TICKS = 90000 // FPS
+OFFSET = TS_OFFSET_SECONDS * 90000
+FFPROBE = shutil.which("ffprobe")
+
+
+def segment_all(frames: list[Frame], seconds: float, **kwargs: bool) -> list[Segment]:
+    segmenter = Segmenter(seconds, **kwargs)
+    out: list[Segment] = []
+    for frame in frames:
+        out += segmenter.push(frame)
+    return out + segmenter.flush()
+
+
+def demux(data: bytes) -> dict[str, list[av.Packet]]:
+    """Packets per stream type, as PyAV (FFmpeg's demuxer) reads the segment."""
+    packets: dict[str, list[av.Packet]] = {"video": [], "audio": []}
+    with av.open(io.BytesIO(data), format="mpegts") as container:
+        for packet in container.demux():
+            if packet.size:
+                packets[packet.stream.type].append(packet)
+    return packets
+
+
+def ffprobe(path: Path) -> dict:
+    assert FFPROBE, "ffprobe missing: run `make system-deps` (Debian package ffmpeg)"
+    result = subprocess.run(
+        [FFPROBE, "-v", "error", "-show_streams", "-show_packets", "-of", "json", str(path)],
+        capture_output=True, text=True, check=True,
+    )
+    assert result.stderr == "", result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def av_segments() -> list[Segment]:
+    return segment_all(av_frames(13.0), 4.0)
+
+
+def test_cuts_on_keyframes_at_target(av_segments: list[Segment]) -> None:
+    assert [round(s.duration, 6) for s in av_segments] == [4.0, 4.0, 4.0, 1.0]
+    assert [s.start for s in av_segments] == [0.0, 4.0, 8.0, 12.0]
+    assert not any(s.discontinuity for s in av_segments)
+    assert all(s.data[0] == 0x47 and len(s.data) % 188 == 0 for s in av_segments)
+
+
+def test_ffprobe_reads_codecs_keyframes_and_continuous_pts(
+    av_segments: list[Segment], tmp_path: Path
+) -> None:
+    previous_end = None
+    for i, segment in enumerate(av_segments):
+        path = tmp_path / f"seg{i}.ts"
+        path.write_bytes(segment.data)
+        probe = ffprobe(path)
+        streams = {s["codec_type"]: s for s in probe["streams"]}
+        video, audio = streams["video"], streams["audio"]
+        assert (video["codec_name"], video["width"], video["height"]) == ("h264", WIDTH, HEIGHT)
+        assert (audio["codec_name"], int(audio["sample_rate"]), audio["channels"]) == (
+            "aac", SAMPLE_RATE, 1)
+        assert audio["profile"] == "LC"
+        vpackets = [p for p in probe["packets"] if p["codec_type"] == "video"]
+        assert vpackets[0]["flags"].startswith("K")
+        first_pts = int(vpackets[0]["pts"])
+        assert first_pts == OFFSET + round(segment.start * 90000)
+        if previous_end is not None:
+            assert first_pts == previous_end  # last PTS + one frame
+        previous_end = max(int(p["pts"]) for p in vpackets) + FRAME_TICKS
+        span = (previous_end - first_pts) / 90000
+        assert span == pytest.approx(segment.duration)
+
+
+def test_pyav_decodes_every_segment(av_segments: list[Segment]) -> None:
+    for segment in av_segments:
+        packets = demux(segment.data)
+        assert packets["video"][0].is_keyframe
+        with av.open(io.BytesIO(segment.data), format="mpegts") as container:
+            pictures = sum(1 for _ in container.decode(video=0))
+        assert pictures == round(segment.duration * FPS)
+        with av.open(io.BytesIO(segment.data), format="mpegts") as container:
+            samples = sum(f.samples for f in container.decode(audio=0))
+        assert abs(samples / SAMPLE_RATE - segment.duration) < 0.1
+
+
+def test_gop_longer_than_target_makes_longer_segments() -> None:
+    segments = segment_all(av_frames(9.0, keyint=3 * FPS), 2.0)
+    assert [round(s.duration, 6) for s in segments] == [3.0, 3.0, 3.0]
+    for segment in segments:
+        assert demux(segment.data)["video"][0].is_keyframe
+
+
+def test_bframes_keep_pts_continuous() -> None:
+    segments = segment_all(av_frames(6.0, bframes=2), 2.0)
+    assert len(segments) == 3
+    end = None
+    for segment in segments:
+        video = demux(segment.data)["video"]
+        assert video[0].is_keyframe
+        assert min(p.dts for p in video) >= 0
+        if end is not None:
+            assert min(p.pts for p in video) == end
+        end = max(p.pts for p in video) + FRAME_TICKS
+
+
+def test_frames_before_first_keyframe_are_dropped() -> None:
+    frames = av_frames(3.0)
+    start = next(i for i, f in enumerate(frames) if f.track.codec is Codec.H264 and f.pts > 0)
+    segmenter = Segmenter(1.0)
+    out = []
+    for frame in frames[start:]:
+        out += segmenter.push(frame)
+    out += segmenter.flush()
+    assert out[0].start == 1.0
+    assert segmenter.frames_dropped > 0
+    assert demux(out[0].data)["video"][0].is_keyframe
+
+
+def test_discontinuity_closes_segment_and_flags_next() -> None:
+    frames = av_frames(4.0)
+    # A reconnect at 2.5 s: the bus resumes on the next keyframe, at 3 s, flagged.
+    resume = next(i for i, f in enumerate(frames) if f.key and f.track.index == 0
+                  and f.pts == 3 * 90000)
+    cut = next(i for i, f in enumerate(frames) if f.pts >= 2.5 * f.track.clock_rate)
+    fed = frames[:cut] + [dataclasses.replace(frames[resume], discontinuity=True)]
+    fed += frames[resume + 1:]
+    segments = segment_all(fed, 2.0)
+    assert [s.discontinuity for s in segments] == [False, False, True]
+    assert segments[1].start == 2.0 and segments[2].start == 3.0
+    assert segments[1].duration == pytest.approx(0.5, abs=0.05)
+
+
+def test_parameter_change_cuts_with_discontinuity() -> None:
+    frames = av_frames(3.0)
+    old = frames[0].track
+    new = dataclasses.replace(old, parameter_sets=(old.parameter_sets[0], b"\x68\xee\x3c\x81"))
+    fed = [dataclasses.replace(f, track=new) if f.track is old and f.pts >= 90000 * 1.5 else f
+           for f in frames]
+    segments = segment_all(fed, 10.0)
+    assert [(s.start, s.discontinuity) for s in segments] == [(0.0, False), (2.0, True)]
+    # Frames of the new track between the change and the next keyframe were dropped.
+    assert segments[0].duration == pytest.approx(1.5, abs=0.05)
+
+
+def test_same_parameters_in_a_new_track_object_do_not_cut() -> None:
+    frames = av_frames(3.0)
+    old = frames[0].track
+    copy = dataclasses.replace(old)
+    fed = [dataclasses.replace(f, track=copy) if f.track is old and f.pts >= 45000 else f
+           for f in frames]
+    assert len(segment_all(fed, 10.0)) == 1
+
+
+def test_audio_only_cuts_on_time() -> None:
+    segments = segment_all(av_frames(5.0, video=False), 2.0, has_video=False)
+    assert [s.discontinuity for s in segments] == [False, False, False]
+    for segment in segments[:-1]:
+        assert 2.0 <= segment.duration < 2.03
+    packets = demux(segments[1].data)["audio"]
+    assert packets[0].pts == round(segments[1].start * 90000) + OFFSET
+
+
+def test_dts_not_increasing_dropped_and_timeline_reset_is_a_discontinuity() -> None:
+    frames = [f for f in av_frames(4.0) if f.track.index == 0]
+    repeat = frames[10]
+    # The source restarts its clock without saying so: 1.5 s back, on a keyframe.
+    assert frames[50].key
+    back = [dataclasses.replace(f, pts=f.pts - 135000, dts=f.dts - 135000) for f in frames[50:]]
+    segmenter = Segmenter(10.0)
+    out = []
+    for frame in frames[:20] + [repeat] + frames[20:50] + back:
+        out += segmenter.push(frame)
+    out += segmenter.flush()
+    assert segmenter.frames_dropped == 1
+    assert [s.discontinuity for s in out] == [False, True]
+
+
+def test_unsupported_codec_skipped() -> None:
+    pcma = Track(2, Codec.PCMA, 8000, sample_rate=8000, channels=1)
+    frames = av_frames(2.0)
+    fed = [Frame(pcma, i * 160, i * 160, True, bytes(160)) for i in range(3)] + frames
+    segmenter = Segmenter(1.0)
+    for frame in fed:
+        segmenter.push(frame)
+    assert segmenter.frames_skipped == 3
+    assert {s.type for s in av.open(io.BytesIO(segmenter.flush()[0].data)).streams} == {
+        "video", "audio"}
+
+
+def test_safe_target_duration() -> None:
+    assert safe_target_duration(10.0, 1.0) == 11
+    assert safe_target_duration(10.0, 0.0) == 10
+    assert safe_target_duration(4.0, 3.0) == 7
+    assert safe_target_duration(2.5, 0.5) == 3
+
+
+AUD = b"\x00\x00\x00\x01\x09\xf0"
+VIDEO = Track(0, Codec.H264, 90000, width=16, height=16)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    target=st.sampled_from([1.0, 2.0, 2.5, 4.0]),
+    gops=st.lists(st.integers(min_value=1, max_value=120), min_size=2, max_size=12),
+)
+def test_segments_bounded_by_safe_target(target: float, gops: list[int]) -> None:
+    """Whatever the GOP structure, segments stay within target + longest GOP."""
+    segmenter = Segmenter(target)
+    out: list[Segment] = []
+    n = 0
+    for gop in gops:
+        for i in range(gop):
+            out += segmenter.push(Frame(VIDEO, n * FRAME_TICKS, n * FRAME_TICKS, i == 0, AUD))
+            n += 1
+    out += segmenter.flush()
+    assert sum(s.frames for s in out) == n
+    assert sum(s.duration for s in out) == pytest.approx(n / FPS)
+    bound = safe_target_duration(target, max(gops) / FPS)
+    for segment in out[:-1]:
+        assert segment.duration >= target
+        assert round(segment.duration) <= bound
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(-200_000, 2_000_000), st.integers(-5000, 5000),
+                          st.booleans(), st.booleans(), st.booleans()), max_size=40))
+def test_hostile_timestamps_never_break_the_muxer(
+    events: list[tuple[int, int, bool, bool, bool]]
+) -> None:
+    """Any timestamps, flags and track mix: segments come out, no PyAV error escapes."""
+    audio = Track(1, Codec.AAC, 48000, audio_config=b"\x11\x88", sample_rate=48000,
+                  channels=1)
+    segmenter = Segmenter(1.0)
+    for dts, lag, key, disc, is_audio in events:
+        if is_audio:
+            frame = Frame(audio, dts, dts, True, b"\x21\x00\x49\x90", discontinuity=disc)
+        else:
+            frame = Frame(VIDEO, dts + lag, dts, key, AUD, discontinuity=disc)
+        for segment in segmenter.push(frame):
+            assert segment.frames > 0
+    for segment in segmenter.flush():
+        assert segment.data[:1] == b"\x47"
+
+
+def test_mux_speed_per_packet() -> None:
+    """Muxing a 4 s A/V segment (container set-up included) stays far below real time."""
+    frames = av_frames(4.0)
+    tracks = {f.track.index: f.track for f in frames}
+    started = time.perf_counter()
+    rounds = 5
+    for _ in range(rounds):
+        mux_ts(frames, tracks)
+    per_packet = (time.perf_counter() - started) / (rounds * len(frames))
+    print(f"mux: {per_packet * 1e6:.1f} us/packet")
+    assert per_packet < 200e-6
+
+
+def test_segment_ffmpeg_refuses_is_dropped_not_raised() -> None:
+    """H.264 without start codes is refused by FFmpeg's mpegts muxer: counted, flagged."""
+    segmenter = Segmenter(1.0)
+    segmenter.push(Frame(VIDEO, 0, 0, True, b"\x65\x88\x84\x00"))
+    assert segmenter.flush() == []
+    assert segmenter.segments_failed == 1
+    segmenter.push(Frame(VIDEO, 3600, 3600, True, AUD))
+    (segment,) = segmenter.flush()
+    assert segment.discontinuity

@@ -1,0 +1,64 @@
+"""``python -m web --http HOST:PORT --hls-dir DIR --status FILE``: serve Relay over HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from web.app import make_app
+
+
+def parse_http(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) to a (host, port) pair."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"--http: expected HOST:PORT, got {value!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+PARENT_CHECK_SECONDS = 1.0
+
+
+async def exit_with_parent(app: web.Application) -> AsyncIterator[None]:
+    """Stop (as on SIGTERM) once the process that started us is gone: never outlive the relay."""
+    parent = os.getppid()
+
+    async def watch() -> None:
+        while os.getppid() == parent:
+            await asyncio.sleep(PARENT_CHECK_SECONDS)
+        logging.warning("parent process %d is gone; stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    task = asyncio.create_task(watch())
+    yield
+    task.cancel()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m web", description=__doc__)
+    parser.add_argument("--http", type=parse_http, default=("127.0.0.1", 8080),
+                        help="address to listen on (default 127.0.0.1:8080)")
+    parser.add_argument("--hls-dir", type=Path, required=True, help="the relay's HLS folder")
+    parser.add_argument("--status", type=Path, required=True,
+                        help="the JSON status snapshot the relay rewrites")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="web: %(message)s", stream=sys.stderr)
+    host, port = args.http
+    app = make_app(args.hls_dir, args.status)
+    app.cleanup_ctx.append(exit_with_parent)
+    web.run_app(app, host=host, port=port, access_log=None,
+                shutdown_timeout=2.0, print=lambda text: logging.info("%s", text))
+
+
+if __name__ == "__main__":
+    main()

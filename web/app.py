@@ -1,0 +1,246 @@
+"""The HTTP side of Relay (aiohttp): HLS files, the status API, the page (RFC 8216 section 4, 6.2).
+
+It runs as its own process beside the trio relay and shares nothing with it but files: the HLS
+folder the relay writes (atomically) and a JSON status snapshot the relay rewrites about once a
+second. Never import trio or relay's trio code here.
+
+- ``/hls/{name}/{file}``: ``index.m3u8`` (no-cache, gzip when accepted) and ``*.ts`` segments
+  (immutable: a segment URI is never reused), with CORS. Names are matched by strict regexes
+  and the file must be a regular file inside the HLS folder, so no path escapes it.
+- ``/api/streams``: the snapshot's streams; ``/healthz``: 200 while the snapshot is fresh.
+- ``/``: the page; ``/static/hls.min.js`` from ``web/node_modules`` (``make web``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_response import ContentCoding
+
+WEB_DIR = Path(__file__).resolve().parent
+STATIC_DIR = WEB_DIR / "static"
+HLS_JS = WEB_DIR / "node_modules" / "hls.js" / "dist" / "hls.min.js"
+
+FRESH_SECONDS = 10.0
+CLIENT_MAX_SIZE = 4096
+HANDLER_ARGS = {"max_line_size": 4096, "max_field_size": 4096, "max_headers": 64}
+"""Request line and header limits (aiohttp's RequestHandler arguments, set on the app)."""
+
+NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+FILE_RE = r"(?:index\.m3u8|[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.ts)"
+STATIC_RE = r"[a-z0-9][a-z0-9_-]{0,63}\.(?:js|css)"
+_HEADER_LIST = re.compile(r"[A-Za-z0-9-]+(?:\s*,\s*[A-Za-z0-9-]+)*")
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+SEGMENT_TYPE = "video/mp2t"
+PLAYLIST_CACHE = "no-cache"
+SEGMENT_CACHE = "public, max-age=86400, immutable"
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Content-Length, Content-Range",
+}
+PAGE_CSP = "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; object-src 'none'"
+"""Script sources are left open on purpose: browser test tools (Playwright) evaluate strings."""
+
+HLS_DIR_KEY = web.AppKey("hls_dir", Path)
+STATUS_KEY = web.AppKey("status", "StatusFile")
+HLS_JS_KEY = web.AppKey("hls_js", Path)
+
+
+class StatusFile:
+    """The relay's JSON snapshot, re-read only when the file changes."""
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.clock = clock
+        self._key: tuple[int, int, int] | None = None
+        self._data: dict[str, Any] | None = None
+
+    def read(self) -> dict[str, Any] | None:
+        """The latest snapshot, or None if there is none (or it is not valid JSON)."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            self._key, self._data = None, None
+            return None
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if key != self._key:
+            self._key = key
+            try:
+                data = json.loads(self.path.read_bytes())
+            except (OSError, ValueError):
+                data = None
+            self._data = data if isinstance(data, dict) else None
+        return self._data
+
+    def fresh(self) -> bool:
+        data = self.read()
+        if data is None:
+            return False
+        updated = data.get("updated")
+        if not isinstance(updated, (int, float)):
+            return False
+        return abs(self.clock() - updated) <= FRESH_SECONDS  # same machine: no clock skew
+
+
+def _accepts_gzip(header: str) -> bool:
+    """True if an Accept-Encoding header allows gzip (RFC 9110 section 12.5.3)."""
+    star = False
+    for item in header.lower().split(","):
+        coding, _, params = item.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if coding.strip() in ("gzip", "x-gzip"):
+            return q > 0
+        if coding.strip() == "*":
+            star = q > 0
+    return star
+
+
+def _hls_file(request: web.Request) -> Path:
+    """The file a /hls/ request names, if it is a regular file inside the HLS folder."""
+    root: Path = request.app[HLS_DIR_KEY]
+    path = root / request.match_info["name"] / request.match_info["file"]
+    try:
+        st = os.lstat(path)
+        inside = path.resolve(strict=True).is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        raise web.HTTPNotFound() from None
+    if not stat.S_ISREG(st.st_mode) or not inside:
+        raise web.HTTPNotFound()
+    return path
+
+
+async def hls(request: web.Request) -> web.StreamResponse:
+    path = _hls_file(request)
+    if path.suffix == ".m3u8":
+        try:
+            body = path.read_bytes()  # small, and replaced atomically by the relay
+        except OSError:
+            raise web.HTTPNotFound() from None
+        response = web.Response(body=body, content_type=PLAYLIST_TYPE, charset=None)
+        response.headers["Cache-Control"] = PLAYLIST_CACHE
+        response.headers["Vary"] = "Accept-Encoding"
+        if _accepts_gzip(request.headers.get("Accept-Encoding", "")):
+            response.enable_compression(ContentCoding.gzip)
+        return response
+    return web.FileResponse(
+        path, headers={"Content-Type": SEGMENT_TYPE, "Cache-Control": SEGMENT_CACHE}
+    )
+
+
+async def hls_preflight(request: web.Request) -> web.Response:
+    headers = {
+        "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+        "Access-Control-Max-Age": "86400",
+    }
+    wanted = request.headers.get("Access-Control-Request-Headers", "").strip()
+    if wanted and _HEADER_LIST.fullmatch(wanted):
+        headers["Access-Control-Allow-Headers"] = wanted
+    return web.Response(status=204, headers=headers)
+
+
+async def streams(request: web.Request) -> web.Response:
+    data = request.app[STATUS_KEY].read()
+    items = data.get("streams") if data is not None else None
+    if not isinstance(items, list):
+        return web.json_response([], status=503, headers={"Cache-Control": "no-store"})
+    return web.json_response(items, headers={"Cache-Control": "no-store"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    status: StatusFile = request.app[STATUS_KEY]
+    if status.fresh():
+        return web.Response(text="ok", headers={"Cache-Control": "no-store"})
+    text = "stale: the relay has not updated its status for 10 s"
+    return web.Response(status=503, text=text, headers={"Cache-Control": "no-store"})
+
+
+async def page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(
+        STATIC_DIR / "index.html",
+        headers={"Cache-Control": "no-cache", "Content-Security-Policy": PAGE_CSP},
+    )
+
+
+async def hls_js(request: web.Request) -> web.StreamResponse:
+    path: Path = request.app[HLS_JS_KEY]
+    if not path.is_file():
+        raise web.HTTPInternalServerError(
+            text=f"hls.js is missing ({path}): run `make web` (npm ci in web/)"
+        )
+    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
+
+
+async def static(request: web.Request) -> web.StreamResponse:
+    path = STATIC_DIR / request.match_info["file"]
+    if not path.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
+@web.middleware
+async def common_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """CORS on /hls/ (errors included) and nosniff everywhere."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as error:
+        response = error
+        if request.path.startswith("/hls/"):
+            response.headers.update(CORS_HEADERS)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        raise
+    if request.path.startswith("/hls/"):
+        response.headers.update(CORS_HEADERS)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def make_app(
+    hls_dir: Path,
+    status_file: Path,
+    *,
+    hls_js_path: Path = HLS_JS,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """Build the web application.
+
+    Args:
+        hls_dir: the folder holding one sub-folder of HLS files per stream.
+        status_file: the relay's JSON snapshot.
+        hls_js_path: hls.min.js to serve at /static/hls.min.js.
+        clock: Unix time, to judge the snapshot's freshness.
+
+    Returns:
+        The aiohttp application (request limits included).
+    """
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[common_headers],
+                          handler_args=HANDLER_ARGS)
+    app[HLS_DIR_KEY] = hls_dir
+    app[STATUS_KEY] = StatusFile(status_file, clock)
+    app[HLS_JS_KEY] = hls_js_path
+    hls_path = f"/hls/{{name:{NAME_RE}}}/{{file:{FILE_RE}}}"
+    app.router.add_get(hls_path, hls)
+    app.router.add_route("OPTIONS", hls_path, hls_preflight)
+    app.router.add_get("/api/streams", streams)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/", page)
+    app.router.add_get("/static/hls.min.js", hls_js)
+    app.router.add_get(f"/static/{{file:{STATIC_RE}}}", static)
+    return app
