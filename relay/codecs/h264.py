@@ -1,0 +1,247 @@
+"""H.264 bitstream knowledge: NAL unit types (ITU-T H.264 7.4.1), Annex B byte streams,
+SPS parsing (7.3.2.1.1, 7.4.2.1.1, frame cropping in 7.4.2.1.1 eq. 7-19..7-22) and the avcC
+decoder configuration record (ISO/IEC 14496-15 5.3.3.1).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from relay.codecs.bits import BitReader
+from relay.errors import RemoteProtocolError
+
+# NAL unit types (Table 7-1) and the RTP payload types sharing the 5-bit field (RFC 6184 5.2).
+NON_IDR = 1
+PARTITION_A = 2
+PARTITION_B = 3
+PARTITION_C = 4
+IDR = 5
+SEI = 6
+SPS = 7
+PPS = 8
+AUD = 9
+END_OF_SEQUENCE = 10
+END_OF_STREAM = 11
+FILLER = 12
+SPS_EXT = 13
+STAP_A = 24
+STAP_B = 25
+MTAP16 = 26
+MTAP24 = 27
+FU_A = 28
+FU_B = 29
+
+VCL_TYPES = frozenset((NON_IDR, PARTITION_A, PARTITION_B, PARTITION_C, IDR))
+START_CODE = b"\x00\x00\x00\x01"
+MAX_SPS_SIZE = 4096
+MAX_DIMENSION_MBS = 1024  # 16384 pixels each way; level 6.2 allows about 8192x4320
+HIGH_PROFILES = frozenset((100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135))
+
+__all__ = [
+    "SpsInfo",
+    "avc_decoder_configuration",
+    "nal_type",
+    "parse_sps",
+    "split_annexb",
+    "to_annexb",
+    "unescape_rbsp",
+]
+
+
+def nal_type(nal: bytes | memoryview) -> int:
+    """The ``nal_unit_type`` of a NAL unit (no start code).
+
+    Raises:
+        RemoteProtocolError: the NAL unit is empty.
+    """
+    if not nal:
+        raise RemoteProtocolError("H.264 NAL unit: empty")
+    return nal[0] & 0x1F
+
+
+def split_annexb(data: bytes | bytearray | memoryview) -> list[memoryview]:
+    """Splits an Annex B byte stream into NAL units (views into ``data``, no copies).
+
+    Accepts 3- and 4-byte start codes; bytes before the first start code and trailing zero bytes
+    (``trailing_zero_8bits``, B.1) are dropped, and so are empty NAL units.
+    """
+    buf = bytes(data) if not isinstance(data, bytes) else data
+    view = memoryview(buf)
+    out: list[memoryview] = []
+    pos = buf.find(b"\x00\x00\x01")
+    while pos >= 0:
+        start = pos + 3
+        nxt = buf.find(b"\x00\x00\x01", start)
+        end = len(buf) if nxt < 0 else nxt
+        while end > start and buf[end - 1] == 0:
+            end -= 1
+        if end > start:
+            out.append(view[start:end])
+        pos = nxt
+    return out
+
+
+def to_annexb(nals: Iterable[bytes | bytearray | memoryview]) -> bytes:
+    """Joins NAL units into an Annex B byte stream with 4-byte start codes."""
+    parts: list[bytes | bytearray | memoryview] = []
+    for nal in nals:
+        parts.append(START_CODE)
+        parts.append(nal)
+    return b"".join(parts)
+
+
+def unescape_rbsp(nal: bytes | bytearray | memoryview) -> bytes:
+    """Removes emulation prevention bytes (``00 00 03`` -> ``00 00``, 7.4.1)."""
+    return bytes(nal).replace(b"\x00\x00\x03", b"\x00\x00")
+
+
+@dataclass(frozen=True, slots=True)
+class SpsInfo:
+    """What the relay needs from a sequence parameter set.
+
+    Attributes:
+        profile_idc: profile (66 baseline, 77 main, 100 high...).
+        constraint_flags: the byte of constraint_set flags after profile_idc.
+        level_idc: level times ten (31 = level 3.1).
+        sps_id: seq_parameter_set_id.
+        chroma_format_idc: 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4.
+        bit_depth_luma: bits per luma sample.
+        bit_depth_chroma: bits per chroma sample.
+        frame_mbs_only: False when the stream may be interlaced.
+        width: displayed width in pixels, after cropping.
+        height: displayed height in pixels, after cropping.
+    """
+
+    profile_idc: int
+    constraint_flags: int
+    level_idc: int
+    sps_id: int
+    chroma_format_idc: int
+    bit_depth_luma: int
+    bit_depth_chroma: int
+    frame_mbs_only: bool
+    width: int
+    height: int
+
+    @property
+    def codec_string(self) -> str:
+        """RFC 6381 ``avc1.PPCCLL`` string, as HLS ``CODECS`` attributes want it."""
+        return f"avc1.{self.profile_idc:02X}{self.constraint_flags:02X}{self.level_idc:02X}"
+
+
+def _skip_scaling_list(r: BitReader, size: int) -> None:
+    last = nxt = 8
+    for _ in range(size):
+        if nxt != 0:
+            delta = r.se(128)
+            nxt = (last + delta + 256) % 256
+        last = nxt if nxt != 0 else last
+
+
+def parse_sps(sps: bytes | bytearray | memoryview) -> SpsInfo:
+    """Parses a sequence parameter set NAL unit (with its 1-byte NAL header, no start code).
+
+    Raises:
+        RemoteProtocolError: not an SPS, truncated, or a field out of range.
+    """
+    if len(sps) > MAX_SPS_SIZE:
+        raise RemoteProtocolError(f"H.264 SPS: {len(sps)} bytes, over {MAX_SPS_SIZE}")
+    if len(sps) < 4 or sps[0] & 0x1F != SPS:
+        raise RemoteProtocolError("H.264 SPS: not a sequence parameter set")
+    r = BitReader(unescape_rbsp(sps[1:]), "H.264 SPS")
+    profile_idc = r.u(8)
+    constraint_flags = r.u(8)
+    level_idc = r.u(8)
+    sps_id = r.ue(31)
+    chroma_format_idc, separate_colour_plane = 1, False
+    bit_depth_luma = bit_depth_chroma = 8
+    if profile_idc in HIGH_PROFILES:
+        chroma_format_idc = r.ue(3)
+        if chroma_format_idc == 3:
+            separate_colour_plane = r.flag()
+        bit_depth_luma = 8 + r.ue(6)
+        bit_depth_chroma = 8 + r.ue(6)
+        r.skip(1)  # qpprime_y_zero_transform_bypass_flag
+        if r.flag():  # seq_scaling_matrix_present_flag
+            for i in range(8 if chroma_format_idc != 3 else 12):
+                if r.flag():
+                    _skip_scaling_list(r, 16 if i < 6 else 64)
+    r.ue(12)  # log2_max_frame_num_minus4
+    poc_type = r.ue(2)
+    if poc_type == 0:
+        r.ue(12)  # log2_max_pic_order_cnt_lsb_minus4
+    elif poc_type == 1:
+        r.skip(1)  # delta_pic_order_always_zero_flag
+        r.se()  # offset_for_non_ref_pic
+        r.se()  # offset_for_top_to_bottom_field
+        for _ in range(r.ue(255)):
+            r.se()  # offset_for_ref_frame[i]
+    r.ue(32)  # max_num_ref_frames
+    r.skip(1)  # gaps_in_frame_num_value_allowed_flag
+    width_mbs = r.ue(MAX_DIMENSION_MBS - 1) + 1
+    height_map_units = r.ue(MAX_DIMENSION_MBS - 1) + 1
+    frame_mbs_only = r.flag()
+    if not frame_mbs_only:
+        r.skip(1)  # mb_adaptive_frame_field_flag
+    r.skip(1)  # direct_8x8_inference_flag
+    width = width_mbs * 16
+    height = (2 - frame_mbs_only) * height_map_units * 16
+    if r.flag():  # frame_cropping_flag
+        left, right, top, bottom = (r.ue(8 * MAX_DIMENSION_MBS) for _ in range(4))
+        chroma_array_type = 0 if separate_colour_plane else chroma_format_idc
+        if chroma_array_type == 0:
+            crop_x, crop_y = 1, 2 - frame_mbs_only
+        else:
+            sub_width = 1 if chroma_array_type == 3 else 2
+            sub_height = 2 if chroma_array_type == 1 else 1
+            crop_x, crop_y = sub_width, sub_height * (2 - frame_mbs_only)
+        width -= crop_x * (left + right)
+        height -= crop_y * (top + bottom)
+        if width <= 0 or height <= 0:
+            raise RemoteProtocolError("H.264 SPS: cropping leaves no picture")
+    r.skip(1)  # vui_parameters_present_flag: the VUI itself is not needed
+    return SpsInfo(
+        profile_idc=profile_idc,
+        constraint_flags=constraint_flags,
+        level_idc=level_idc,
+        sps_id=sps_id,
+        chroma_format_idc=chroma_format_idc,
+        bit_depth_luma=bit_depth_luma,
+        bit_depth_chroma=bit_depth_chroma,
+        frame_mbs_only=frame_mbs_only,
+        width=width,
+        height=height,
+    )
+
+
+def avc_decoder_configuration(sps: bytes, pps: bytes) -> bytes:
+    """Builds an AVCDecoderConfigurationRecord (avcC) with 4-byte NAL lengths.
+
+    High profiles get the chroma format and bit depth fields that ISO/IEC 14496-15 5.3.3.1.2
+    adds for profile_idc 100, 110, 122 and 144.
+
+    Raises:
+        RemoteProtocolError: the SPS does not parse or a parameter set is over 65535 bytes.
+    """
+    info = parse_sps(sps)
+    if not pps or len(pps) > 0xFFFF:
+        raise RemoteProtocolError("H.264 PPS: empty or over 65535 bytes")
+    sps, pps = bytes(sps), bytes(pps)
+    record = (
+        struct.pack(">BBBBBBH", 1, sps[1], sps[2], sps[3], 0xFF, 0xE1, len(sps))
+        + sps
+        + struct.pack(">BH", 1, len(pps))
+        + pps
+    )
+    if info.profile_idc in (100, 110, 122, 144):
+        record += bytes(
+            (
+                0xFC | info.chroma_format_idc,
+                0xF8 | (info.bit_depth_luma - 8),
+                0xF8 | (info.bit_depth_chroma - 8),
+                0,  # numOfSequenceParameterSetExt
+            )
+        )
+    return record
