@@ -1,0 +1,1 @@
+"""Audio processing beyond remuxing: transcoding to AAC and made-up silent AAC (PyAV)."""
