@@ -20,8 +20,9 @@ import trio
 
 from relay.bus import Stream
 from relay.config import Config, StreamConfig
-from relay.drivers.backoff import Backoff
+from relay.drivers.supervise import Backoff
 from relay.drivers.hls_sink import HlsStats, run_hls_sink
+from relay.drivers.rtmp_sink import RtmpStats, run_rtmp_sink
 from relay.drivers.rtsp_source import run_rtsp_source
 from relay.drivers.web_process import publish_status, run_web
 from relay.errors import RelayError
@@ -103,9 +104,10 @@ async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path) 
                     status.stream, hls_dir / config.name, config.segment_seconds,
                     config.window, stats,
                 )
-            if config.rtmp:
-                log.warning("stream=%s RTMP output is not built yet; ignoring %d destination(s)",
-                            config.name, len(config.rtmp))
+            for url in config.rtmp:
+                stats = RtmpStats(url.redacted)
+                status.rtmp.append(stats)
+                nursery.start_soon(run_rtmp_sink, status.stream, url, stats)
     finally:
         status.state = "stopped"
         status.stream.close()

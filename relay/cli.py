@@ -19,6 +19,7 @@ from relay.config import (
 )
 from relay.errors import ConfigError
 from relay.logs import setup_logging
+from relay.rtmp.url import RtmpUrl
 
 log = logging.getLogger("relay")
 
@@ -72,7 +73,7 @@ def _config(args: argparse.Namespace) -> Config:
                 source=SourceUrl.parse(args.source, "SOURCE_URL"),
                 transport=args.transport,
                 segment_seconds=check_segment_seconds(args.segment_seconds, "--segment-seconds"),
-                rtmp=tuple(args.rtmp),
+                rtmp=tuple(RtmpUrl.parse(url) for url in args.rtmp),
             ),
         ),
     )

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from relay.errors import ConfigError
+from relay.rtmp.url import RtmpUrl
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 TRANSPORTS = ("tcp", "udp", "auto")
@@ -57,7 +58,7 @@ class SourceUrl:
 
 
 def redact_url(text: str) -> str:
-    """The URL with any user:password@ replaced by ***@ (for RTMP: the stream key too, later)."""
+    """The URL with any user:password@ replaced by ***@ (RTMP URLs redact their own key)."""
     return re.sub(r"(?<=://)[^/@\s]*@", "***@", text)
 
 
@@ -76,7 +77,7 @@ class StreamConfig:
     hls: bool = True
     segment_seconds: float = 10.0
     window: int = 6
-    rtmp: tuple[str, ...] = ()
+    rtmp: tuple[RtmpUrl, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +172,7 @@ def load_config(path: Path) -> Config:
                     table.get("segment_seconds", 10), f"{where}.segment_seconds"
                 ),
                 window=window,
-                rtmp=tuple(_expand_env(u, f"{where}.rtmp") for u in rtmp),
+                rtmp=tuple(RtmpUrl.parse(_expand_env(u, f"{where}.rtmp")) for u in rtmp),
             )
         )
     return Config(server=server, streams=tuple(streams))

@@ -38,6 +38,7 @@ class StreamStatus:
     skipped_tracks: list[str] = field(default_factory=list)
     tracks: dict[int, TrackCounters] = field(default_factory=dict)
     hls: Any = None  # the HLS sink's stats object, if HLS is on
+    rtmp: list[Any] = field(default_factory=list)  # one RtmpStats per destination
 
     def count(self, track: Track, size: int) -> None:
         counters = self.tracks.get(track.index)
@@ -92,4 +93,17 @@ class Snapshotter:
             "last_error": status.last_error,
             "hls": f"/hls/{status.name}/index.m3u8" if hls is not None else None,
             "hls_segments": getattr(hls, "segments_written", None),
+            "rtmp": [
+                {
+                    "destination": r.destination,
+                    "state": r.state,
+                    "last_error": r.last_error,
+                    "bytes_sent": r.bytes_sent,
+                    "frames_sent": r.frames_sent,
+                    "frames_dropped": r.frames_dropped,
+                    "reconnects": r.reconnects,
+                    "warnings": r.warnings,
+                }
+                for r in status.rtmp
+            ],
         }

@@ -24,7 +24,7 @@ from relay.media import Frame, Kind
 from relay.rtp.aac import AacPacketizer, aac_fmtp
 from relay.rtp.h264 import H264Packetizer, h264_fmtp
 from relay.rtp.rtcp import SenderReport
-from relay.rtsp.message import NEED_DATA
+from relay.rtsp.message import NEED_DATA, ConnectionClosed
 from relay.rtsp.server import PlayRequested, RtspServerConnection, TornDown, interleave
 
 log = logging.getLogger("relay.demo")
@@ -36,7 +36,7 @@ CLIENT_QUEUE = 1024
 NTP_EPOCH_OFFSET = 2208988800
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Client:
     send: trio.MemorySendChannel[bytes]
     channels: dict[int, tuple[int, int]] = field(default_factory=dict)  # track -> (rtp, rtcp)
@@ -161,6 +161,8 @@ async def _serve_client(broadcast: _Broadcast, sock: trio.SocketStream) -> None:
                 data = await sock.receive_some(65536)
                 connection.receive_data(data)
                 while (event := connection.next_event()) is not NEED_DATA:
+                    if isinstance(event, ConnectionClosed):
+                        break
                     if isinstance(event, PlayRequested):
                         client.channels = {
                             int(key[-1]) if isinstance(key, str) else key: channels

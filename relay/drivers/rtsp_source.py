@@ -18,7 +18,7 @@ import trio
 
 from relay.bus import Stream
 from relay.config import StreamConfig, redact_url
-from relay.drivers.backoff import Backoff
+from relay.drivers.supervise import Backoff, first_error
 from relay.errors import RelayError, RemoteProtocolError, UnsupportedError
 from relay.media import Frame, Kind
 from relay.rtp.packet import RtpPacket
@@ -41,7 +41,7 @@ from relay.rtsp.client import (
     RtspClient,
     UnsupportedTransport,
 )
-from relay.rtsp.message import NEED_DATA
+from relay.rtsp.message import NEED_DATA, ConnectionClosed
 from relay.status import StreamStatus
 
 log = logging.getLogger("relay.rtsp")
@@ -180,7 +180,7 @@ class _Session:
                 await self._read(nursery)
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            raise _first_error(group) from None
+            raise first_error(group) from None
         finally:
             for track in self.tracks:
                 for sock in track.sockets:
@@ -199,10 +199,10 @@ class _Session:
                 data = await self.sock.receive_some(RECEIVE_SIZE)
                 self.client.receive_data(data)
                 while (event := self.client.next_event()) is not NEED_DATA:
+                    if isinstance(event, ConnectionClosed):
+                        return
                     await self._handle(event, nursery)
                 await self._flush()
-                if not data:
-                    return
         finally:
             if self.played:
                 with trio.move_on_after(1) as scope:
@@ -435,14 +435,3 @@ def _host_port(url: str, default_port: int) -> tuple[str, int]:
     parts = urlsplit(url)
     return parts.hostname or "", parts.port or default_port
 
-
-def _first_error(group: BaseExceptionGroup) -> BaseException:
-    """The error that ended a session's nursery (not the Cancelled it caused in siblings)."""
-    errors = [e for e in _leaves(group) if not isinstance(e, trio.Cancelled)]
-    return errors[0] if errors else group
-
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for sub in error.exceptions for leaf in _leaves(sub)]
-    return [error]

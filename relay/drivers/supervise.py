@@ -1,6 +1,11 @@
-"""Retry delays: exponential with jitter, so many streams retrying never move in lockstep."""
+"""Supervision helpers: retry delays, and the error that really ended a nursery.
+
+Delays are exponential with jitter, so many streams retrying never move in lockstep.
+"""
 
 import random
+
+import trio
 
 
 class Backoff:
@@ -18,3 +23,15 @@ class Backoff:
 
     def reset(self) -> None:
         self._next = self.initial
+
+
+def first_error(group: BaseExceptionGroup) -> BaseException:
+    """The error that ended a nursery, not the Cancelled it caused in the sibling tasks."""
+    errors = [e for e in _leaves(group) if not isinstance(e, trio.Cancelled)]
+    return errors[0] if errors else group
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for sub in error.exceptions for leaf in _leaves(sub)]
+    return [error]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import trio
 
-from relay.drivers.backoff import Backoff
+from relay.drivers.supervise import Backoff
 from relay.status import Snapshotter, StreamStatus
 
 log = logging.getLogger("relay.web")

@@ -1,0 +1,260 @@
+"""Publishes one Stream to one RTMP destination and keeps it published: the trio side of
+``RtmpPublisher``.
+
+Each destination is its own bus subscriber, so a dead or slow destination never touches HLS or
+the other destinations: its bounded queue drops frames up to the next keyframe (counted), and on
+a broken connection it reconnects with backoff and resumes from a keyframe (the bus's GOP cache).
+Timestamps sent within one publish session never go backwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+from dataclasses import dataclass, field
+
+import trio
+
+from relay.bus import Stream
+from relay.codecs.h265 import hevc_decoder_configuration
+from relay.drivers.supervise import Backoff, first_error
+from relay.errors import ProtocolError, RelayError
+from relay.media import Codec, Frame, Kind, Track
+from relay.rtmp import flv
+from relay.rtmp.ingest import Observed, check, rules_for
+from relay.rtmp.publish import (
+    NEED_DATA,
+    PeerClosed,
+    PublishFailed,
+    PublishStarted,
+    RtmpPublisher,
+    State,
+)
+from relay.rtmp.url import RtmpUrl
+
+log = logging.getLogger("relay.rtmp")
+
+CONNECT_TIMEOUT = 10.0
+QUEUE_FRAMES = 300
+"""About 5 s of 25 fps video plus audio; a destination further behind drops to a keyframe."""
+KEYFRAME_CHECK_EVERY = 50
+
+
+@dataclass(slots=True)
+class RtmpStats:
+    """A destination's state for /api/streams (the URL kept redacted)."""
+
+    destination: str
+    state: str = "connecting"  # connecting | publishing | retrying
+    last_error: str | None = None
+    bytes_sent: int = 0
+    frames_sent: int = 0
+    frames_dropped: int = 0
+    reconnects: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+async def run_rtmp_sink(stream: Stream, url: RtmpUrl, stats: RtmpStats) -> None:
+    """Publish ``stream`` to ``url`` until cancelled, reconnecting with backoff."""
+    backoff = Backoff()
+    while True:
+        session = _Publish(stream, url, stats)
+        try:
+            await session.run()
+            error = "the server closed the connection"
+        except RelayError as exc:
+            error = str(exc)
+        except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
+            error = f"connection failed: {getattr(exc, 'strerror', None) or exc}"
+        if session.published:
+            backoff.reset()
+        delay = backoff.next()
+        stats.state = "retrying"
+        stats.last_error = error
+        stats.reconnects += 1
+        log.warning("stream=%s rtmp=%s error: %s; retrying in %.0f s", stream.name,
+                    url.redacted, error, delay)
+        await trio.sleep(delay)
+
+
+class _Publish:
+    """One connection: connect, publish, then send frames until something breaks."""
+
+    def __init__(self, stream: Stream, url: RtmpUrl, stats: RtmpStats) -> None:
+        self.stream = stream
+        self.url = url
+        self.stats = stats
+        hevc = any(t.codec is Codec.H265 for t in stream.tracks.values())
+        self.publisher = RtmpPublisher(url, os.urandom(1528),
+                                       fourcc_list=("hvc1", "avc1") if hevc else ())
+        self.sock: trio.abc.Stream | None = None
+        self.published = False
+        self.started = trio.Event()
+        self.failure: str | None = None
+        self.sent_config: dict[int, Track] = {}
+        self.base_ms: int | None = None
+        self.last_ms: dict[int, int] = {}
+        self.last_key_ms: int | None = None
+        self.longest_gop: float = 0.0
+        self.rules = rules_for(url.host)
+
+    async def run(self) -> None:
+        self.stats.state = "connecting"
+        with trio.move_on_after(CONNECT_TIMEOUT) as scope:
+            sock: trio.abc.Stream = await trio.open_tcp_stream(self.url.host, self.url.port)
+            if self.url.scheme == "rtmps":
+                tls = trio.SSLStream(sock, ssl.create_default_context(),
+                                     server_hostname=self.url.host)
+                await tls.do_handshake()
+                sock = tls
+        if scope.cancelled_caught:
+            raise RelayError(f"no answer from {self.url.host}:{self.url.port} within "
+                             f"{CONNECT_TIMEOUT:.0f} s")
+        self.sock = sock
+        try:
+            async with sock, trio.open_nursery() as nursery:
+                nursery.start_soon(self._read)
+                await self._flush()
+                with trio.move_on_after(CONNECT_TIMEOUT) as scope:
+                    await self.started.wait()
+                if self.failure is not None:
+                    raise RelayError(self.failure)
+                if scope.cancelled_caught:
+                    raise RelayError("the server did not start the publish within "
+                                     f"{CONNECT_TIMEOUT:.0f} s")
+                self.published = True
+                self.stats.state = "publishing"
+                self.stats.last_error = None
+                log.info("stream=%s rtmp=%s publishing", self.stream.name, self.url.redacted)
+                self._preflight()
+                await self._send_frames()
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
+
+    async def _flush(self) -> None:
+        data = self.publisher.data_to_send()
+        if data and self.sock is not None:
+            await self.sock.send_all(data)
+            self.stats.bytes_sent += len(data)
+
+    async def _read(self) -> None:
+        assert self.sock is not None
+        while True:
+            data = await self.sock.receive_some(65536)
+            self.publisher.receive_data(data)
+            while (event := self.publisher.next_event()) is not NEED_DATA:
+                if isinstance(event, PublishStarted):
+                    self.started.set()
+                elif isinstance(event, PublishFailed):
+                    self.failure = f"publish refused: {event.code} {event.description}".strip()
+                    self.started.set()
+                    raise RelayError(self.failure)
+                elif isinstance(event, PeerClosed):
+                    if event.state is State.CONNECTING:
+                        self.failure = ("the server closed the connection during connect "
+                                        "(wrong application name?)")
+                    else:
+                        self.failure = "the server closed the connection"
+                    self.started.set()
+                    raise RelayError(self.failure)
+            if not self.published:
+                await self._flush()
+            if not data:
+                raise RelayError("the server closed the connection")
+
+    async def _send_frames(self) -> None:
+        with self.stream.subscribe(QUEUE_FRAMES) as sub:
+            try:
+                async for frame in sub:
+                    self.stats.frames_dropped = sub.dropped
+                    self._frame(frame)
+                    await self._flush()
+            finally:
+                self.stats.frames_dropped = sub.dropped
+                with trio.move_on_after(1) as scope:
+                    scope.shield = True
+                    try:
+                        self.publisher.close()
+                        await self._flush()
+                    except (OSError, trio.BrokenResourceError, trio.ClosedResourceError,
+                            ProtocolError):
+                        pass
+
+    def _frame(self, frame: Frame) -> None:
+        track = frame.track
+        clock = track.clock_rate
+        dts_ms = frame.dts * 1000 // clock
+        if self.base_ms is None:
+            self.base_ms = dts_ms
+        ms = max(dts_ms - self.base_ms, self.last_ms.get(track.index, 0))
+        self.last_ms[track.index] = ms
+        if track.kind is Kind.VIDEO:
+            if self.sent_config.get(track.index) != track:
+                self._video_config(track, ms)
+            composition = (frame.pts - frame.dts) * 1000 // clock
+            if track.codec is Codec.H265:
+                body = flv.hevc_coded_frames(frame.data, frame.key, composition)
+            else:
+                body = flv.avc_nalus(frame.data, frame.key, composition)
+            self.publisher.send_video(body, ms)
+            if frame.key:
+                self._keyframe(ms)
+        elif track.codec is Codec.AAC:
+            if self.sent_config.get(track.index) != track:
+                self.publisher.send_audio(flv.aac_sequence_header(track.audio_config), ms)
+                self.sent_config[track.index] = track
+            self.publisher.send_audio(flv.aac_raw(frame.data), ms)
+        else:
+            return  # other audio needs transcoding first
+        self.stats.frames_sent += 1
+
+    def _video_config(self, track: Track, ms: int) -> None:
+        if not self.sent_config:
+            self.publisher.send_metadata(self._metadata(), ms)
+        sets = track.parameter_sets
+        if track.codec is Codec.H265 and len(sets) == 3:
+            self.publisher.send_video(flv.hevc_sequence_start(hevc_decoder_configuration(*sets)),
+                                      ms)
+        elif track.codec is Codec.H264 and len(sets) == 2:
+            self.publisher.send_video(flv.avc_sequence_header(*sets), ms)
+        self.sent_config[track.index] = track
+
+    def _metadata(self) -> dict[str, object]:
+        video = next((t for t in self.stream.tracks.values() if t.kind is Kind.VIDEO), None)
+        audio = next((t for t in self.stream.tracks.values() if t.codec is Codec.AAC), None)
+        return flv.metadata(
+            width=video.width if video else 0,
+            height=video.height if video else 0,
+            videocodecid=("hvc1" if video.codec is Codec.H265 else 7) if video else None,
+            audiocodecid=10 if audio else None,
+            audiosamplerate=audio.sample_rate if audio else 0,
+            audiochannels=audio.channels if audio else 0,
+        )
+
+    def _keyframe(self, ms: int) -> None:
+        if self.last_key_ms is not None:
+            gop = (ms - self.last_key_ms) / 1000
+            if gop > self.longest_gop + 0.5:
+                self.longest_gop = gop
+                self._preflight()
+        self.last_key_ms = ms
+
+    def _preflight(self) -> None:
+        """Check the stream against the destination's published rules; log what breaks."""
+        tracks = list(self.stream.tracks.values())
+        video = next((t for t in tracks if t.kind is Kind.VIDEO), None)
+        audio = next((t for t in tracks if t.kind is Kind.AUDIO), None)
+        problems = check(self.rules, Observed(
+            video_codec=video.codec if video else None,
+            audio_codec=audio.codec if audio else None,
+            audio_sample_rate=(audio.sample_rate or audio.clock_rate) if audio else None,
+            keyframe_interval=self.longest_gop or None,
+            height=video.height if video else None,
+        ))
+        for problem in problems:
+            if problem not in self.stats.warnings:
+                log.warning("stream=%s rtmp=%s ingest rule: %s", self.stream.name,
+                            self.url.redacted, problem)
+        self.stats.warnings = problems
+

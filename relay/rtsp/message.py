@@ -1,0 +1,286 @@
+"""RTSP/1.0 framing (RFC 2326 sections 4, 6, 7 and 10.12), sans-IO.
+
+One TCP stream carries requests, responses and '$'-prefixed interleaved binary frames (RTP/RTCP).
+``MessageReader`` turns received bytes into those three kinds of events. It accepts what cameras
+send (LF-only line ends, folded header lines, a missing reason phrase, any case of 'RTSP/1.0')
+and checks every length against an explicit limit before buffering it.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+
+from relay.errors import LocalProtocolError, RemoteProtocolError
+from relay.rtsp.headers import Headers, parse_cseq
+
+INTERLEAVED_HEADER = struct.Struct("!BBH")  # '$' (0x24), channel id, payload length
+MAX_INTERLEAVED_LENGTH = 0xFFFF
+_DOLLAR = 0x24
+_COMPACT_AT = 1 << 16
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_LINE_SPLIT = re.compile(r"\r?\n")
+_STATUS_LINE = re.compile(r"RTSP/(\d{1,3})\.(\d{1,3})[ \t]+(\d{3})(?:[ \t]+(.*?))?[ \t\r]*", re.I)
+_REQUEST_LINE = re.compile(
+    r"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,64})[ \t]+(\S{1,8192})[ \t]+RTSP/(\d{1,3})\.(\d{1,3})[ \t\r]*",
+    re.I,
+)
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _serialize(start: str, headers: Headers, body: bytes) -> bytes:
+    lines = [start]
+    lines.extend(f"{name}: {value}" for name, value in headers)
+    if body and "Content-Length" not in headers:
+        lines.append(f"Content-Length: {len(body)}")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("utf-8", "surrogateescape") + body
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """An RTSP request (RFC 2326 6). ``__bytes__`` adds Content-Length for a body if missing."""
+
+    method: str
+    uri: str
+    headers: Headers
+    body: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not _TOKEN.fullmatch(self.method) or not self.uri or any(
+            c.isspace() for c in self.uri
+        ):
+            raise LocalProtocolError(f"RTSP request: bad method or URI for {self.method[:20]!r}")
+
+    @property
+    def cseq(self) -> int | None:
+        """The CSeq header as an int, or None."""
+        return parse_cseq(self.headers)
+
+    def __bytes__(self) -> bytes:
+        return _serialize(f"{self.method} {self.uri} RTSP/1.0", self.headers, self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """An RTSP response (RFC 2326 7)."""
+
+    status: int
+    reason: str
+    headers: Headers
+    body: bytes = b""
+
+    def __post_init__(self) -> None:
+        if not 100 <= self.status <= 999 or "\r" in self.reason or "\n" in self.reason:
+            raise LocalProtocolError(f"RTSP response: bad status line {self.status}")
+
+    @property
+    def cseq(self) -> int | None:
+        """The CSeq header as an int, or None."""
+        return parse_cseq(self.headers)
+
+    def __bytes__(self) -> bytes:
+        start = f"RTSP/1.0 {self.status} {self.reason}".rstrip()
+        return _serialize(start, self.headers, self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class InterleavedFrame:
+    """A binary frame on the RTSP connection (RFC 2326 10.12): '$', channel, 16-bit length."""
+
+    channel: int
+    data: memoryview | bytes
+
+    def __bytes__(self) -> bytes:
+        return interleave(self.channel, self.data)
+
+
+def interleave(channel: int, data: bytes | memoryview) -> bytes:
+    """Frame ``data`` for ``channel`` (RFC 2326 10.12): one header pack and one concatenation.
+
+    Raises:
+        LocalProtocolError: channel not in 0..255 or data longer than 65535 bytes.
+    """
+    if not 0 <= channel <= 255 or len(data) > MAX_INTERLEAVED_LENGTH:
+        raise LocalProtocolError(f"RTSP interleaved: channel {channel} / {len(data)} bytes")
+    return INTERLEAVED_HEADER.pack(_DOLLAR, channel, len(data)) + data
+
+
+class NeedData:
+    """Type of the ``NEED_DATA`` sentinel: no complete event is buffered yet."""
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = NeedData()
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer closed the connection (``receive_data(b"")``) between messages."""
+
+
+Event = Request | Response | InterleavedFrame | NeedData | ConnectionClosed
+
+
+class MessageReader:
+    """Incremental parser of one direction of an RTSP connection.
+
+    Args:
+        max_header_bytes: limit of a start line plus headers.
+        max_headers: limit of the number of header lines.
+        max_body: limit of a Content-Length.
+    """
+
+    def __init__(
+        self, max_header_bytes: int = 65536, max_headers: int = 100, max_body: int = 1_048_576
+    ) -> None:
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
+        self.max_body = max_body
+        self._buf = bytearray()
+        self._off = 0  # start of unconsumed bytes in _buf
+        self._scanned = 0  # where the search for the end of the current head resumes
+        self._eof = False
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed received bytes; ``b""`` means the peer closed its side.
+
+        Raises:
+            LocalProtocolError: data after EOF.
+        """
+        if self._eof:
+            if data:
+                raise LocalProtocolError("RTSP reader: data after EOF")
+            return
+        if not data:
+            self._eof = True
+            return
+        off = self._off
+        if off:
+            if off == len(self._buf):
+                self._buf.clear()
+                self._scanned = 0
+                self._off = 0
+            elif off >= _COMPACT_AT:
+                del self._buf[:off]
+                self._scanned = max(0, self._scanned - off)
+                self._off = 0
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet returned as events."""
+        return len(self._buf) - self._off
+
+    def next_event(self) -> Event:
+        """The next complete event, ``NEED_DATA``, or ``ConnectionClosed`` after EOF.
+
+        Raises:
+            RemoteProtocolError: malformed or oversized input, or EOF inside a message.
+        """
+        buf = self._buf
+        off = self._off
+        end = len(buf)
+        # Stray line ends between messages are common (keepalive CRLFs, trailing newlines).
+        while off < end and buf[off] in (0x0D, 0x0A):
+            off += 1
+        self._off = off
+        if off == end:
+            return ConnectionClosed() if self._eof else NEED_DATA
+        first = buf[off]
+        if first == _DOLLAR:
+            if end - off < 4:
+                return self._need()
+            _, channel, length = INTERLEAVED_HEADER.unpack_from(buf, off)
+            stop = off + 4 + length
+            if stop > end:
+                return self._need()
+            self._off = stop
+            return InterleavedFrame(channel, bytes(buf[off + 4 : stop]))
+        if not (0x41 <= first <= 0x5A or 0x61 <= first <= 0x7A):
+            raise RemoteProtocolError(f"RTSP stream: unexpected byte 0x{first:02x} (lost framing)")
+        match = _HEAD_END.search(buf, max(off, self._scanned - 3))
+        if match is None:
+            self._scanned = end
+            if end - off > self.max_header_bytes:
+                raise RemoteProtocolError(
+                    f"RTSP message: headers exceed max_header_bytes={self.max_header_bytes}"
+                )
+            return self._need()
+        head_end = match.end()
+        if head_end - off > self.max_header_bytes:
+            raise RemoteProtocolError(
+                f"RTSP message: headers exceed max_header_bytes={self.max_header_bytes}"
+            )
+        text = bytes(buf[off : match.start()]).decode("utf-8", "surrogateescape")
+        lines = _LINE_SPLIT.split(text)
+        headers = self._parse_headers(lines[1:])
+        length = self._content_length(headers)
+        if head_end + length > end:
+            return self._need()
+        body = bytes(buf[head_end : head_end + length])
+        self._off = head_end + length
+        self._scanned = 0
+        return self._start_line(lines[0], headers, body)
+
+    def _need(self) -> NeedData:
+        if self._eof:
+            raise RemoteProtocolError("RTSP stream: connection closed inside a message")
+        return NEED_DATA
+
+    def _parse_headers(self, lines: list[str]) -> Headers:
+        headers = Headers()
+        items: list[list[str]] = []
+        for line in lines:
+            if line[:1] in (" ", "\t"):
+                if not items:
+                    raise RemoteProtocolError("RTSP message: continuation line before any header")
+                items[-1][1] += " " + line.strip()
+                continue
+            name, colon, value = line.partition(":")
+            name = name.strip()
+            if not colon or not _TOKEN.fullmatch(name):
+                raise RemoteProtocolError(f"RTSP message: bad header line {line[:60]!r}")
+            items.append([name, value.strip()])
+            if len(items) > self.max_headers:
+                raise RemoteProtocolError(
+                    f"RTSP message: more than max_headers={self.max_headers} headers"
+                )
+        for name, value in items:
+            headers._append_unchecked(name, value)
+        return headers
+
+    def _content_length(self, headers: Headers) -> int:
+        values = {v.strip() for v in headers.get_all("Content-Length")}
+        if not values:
+            return 0
+        if len(values) > 1:
+            raise RemoteProtocolError("RTSP message: conflicting Content-Length headers")
+        value = values.pop()
+        if not (value.isascii() and value.isdigit()) or len(value) > 18:
+            raise RemoteProtocolError(f"RTSP message: bad Content-Length {value[:30]!r}")
+        length = int(value)
+        if length > self.max_body:
+            raise RemoteProtocolError(
+                f"RTSP message: Content-Length {length} exceeds max_body={self.max_body}"
+            )
+        return length
+
+    @staticmethod
+    def _start_line(line: str, headers: Headers, body: bytes) -> Request | Response:
+        try:
+            m = _STATUS_LINE.fullmatch(line)
+            if m:
+                return Response(int(m.group(3)), m.group(4) or "", headers, body)
+            m = _REQUEST_LINE.fullmatch(line)
+            if m:
+                return Request(m.group(1).upper(), m.group(2), headers, body)
+        except LocalProtocolError:
+            pass
+        if line[:5].upper() == "HTTP/":
+            raise RemoteProtocolError("RTSP stream: the peer speaks HTTP, not RTSP")
+        raise RemoteProtocolError(f"RTSP message: bad start line {line[:60]!r}")
