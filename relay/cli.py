@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from relay.audio.policy import AudioPolicy
 from relay.config import (
     Config,
     ServerConfig,
@@ -47,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="RTMP destination (repeatable)")
     pull.add_argument("--transport", choices=("tcp", "udp", "auto"), default="auto",
                       help="RTP transport (auto: UDP, falling back to TCP)")
+    pull.add_argument("--audio", choices=[p.value for p in AudioPolicy], default="auto",
+                      help="audio policy (auto: AAC kept, other audio transcoded to AAC, "
+                           "silent AAC for RTMP when the source has none)")
     common(pull, 10.0)
 
     run = commands.add_parser("run", help="relay every stream of a config file")
@@ -74,6 +78,7 @@ def _config(args: argparse.Namespace) -> Config:
                 transport=args.transport,
                 segment_seconds=check_segment_seconds(args.segment_seconds, "--segment-seconds"),
                 rtmp=tuple(RtmpUrl.parse(url) for url in args.rtmp),
+                audio=AudioPolicy(args.audio),
             ),
         ),
     )

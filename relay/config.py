@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from relay.audio.policy import AudioPolicy
 from relay.errors import ConfigError
 from relay.rtmp.url import RtmpUrl
 
@@ -78,6 +79,7 @@ class StreamConfig:
     segment_seconds: float = 10.0
     window: int = 6
     rtmp: tuple[RtmpUrl, ...] = ()
+    audio: AudioPolicy = AudioPolicy.AUTO
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,14 @@ def check_transport(value: Any, where: str) -> str:
     return str(value)
 
 
+def check_audio(value: Any, where: str) -> AudioPolicy:
+    try:
+        return AudioPolicy(value)
+    except ValueError:
+        choices = ", ".join(p.value for p in AudioPolicy)
+        raise ConfigError(f"{where}: expected one of {choices}, got {value!r}") from None
+
+
 def _expand_env(value: str, where: str) -> str:
     """Replace ${VAR} with the environment's value, so secrets can stay out of the file."""
 
@@ -144,7 +154,7 @@ def load_config(path: Path) -> Config:
     streams_data = data.get("streams", {})
     if not isinstance(streams_data, dict) or not streams_data:
         raise ConfigError(f"{path}: expected at least one [streams.NAME] table")
-    known = {"source", "transport", "hls", "segment_seconds", "window", "rtmp"}
+    known = {"source", "transport", "hls", "segment_seconds", "window", "rtmp", "audio"}
     for name, table in streams_data.items():
         where = f"{path}: streams.{name}"
         check_name(name, where)
@@ -173,6 +183,7 @@ def load_config(path: Path) -> Config:
                 ),
                 window=window,
                 rtmp=tuple(RtmpUrl.parse(_expand_env(u, f"{where}.rtmp")) for u in rtmp),
+                audio=check_audio(table.get("audio", "auto"), f"{where}.audio"),
             )
         )
     return Config(server=server, streams=tuple(streams))

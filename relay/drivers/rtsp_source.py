@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import trio
 
+from relay.audio.policy import AudioStage
 from relay.bus import Stream
 from relay.config import StreamConfig, redact_url
 from relay.drivers.supervise import Backoff, first_error
@@ -163,6 +164,7 @@ class _Session:
         self.last_media: float | None = None
         self.first_frame = True
         self.local_ssrc = secrets.randbits(32)
+        self.audio = AudioStage(config.audio, needs_audio=bool(config.rtmp))
 
     async def run(self) -> None:
         host, port = _host_port(self.url, self.config.source.port)
@@ -291,7 +293,7 @@ class _Session:
         self.timeline.reference = reference
         for track in self.tracks:
             self.timeline.add_track(track.index, track.depacketizer.track.clock_rate)
-        self.stream.set_tracks([t.depacketizer.track for t in self.tracks])
+        self.stream.set_tracks(self.audio.tracks([t.depacketizer.track for t in self.tracks]))
         server_ip = self.sock.socket.getpeername()[0] if self.sock is not None else ""
         for setup, track in zip(event.tracks, self.tracks, strict=True):
             track.remote_ssrc = setup.ssrc or 0
@@ -351,8 +353,9 @@ class _Session:
         if self.first_frame:
             frame.discontinuity = self.status.reconnects > 0
             self.first_frame = False
-        self.status.count(frame.track, len(frame.data))
-        self.stream.publish(frame)
+        for out in self.audio.push(frame):
+            self.status.count(out.track, len(out.data))
+            self.stream.publish(out)
 
     def _on_rtcp(self, track: _Track, data: bytes | memoryview) -> None:
         try:

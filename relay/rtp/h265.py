@@ -128,15 +128,15 @@ class H265Depacketizer:
         return out
 
     def _consume(self, payload: bytes | memoryview) -> None:
-        if len(payload) < 3:
-            self._break()  # a payload header with nothing behind it
+        if len(payload) < 2:
+            self._break()  # shorter than the payload header
             return
         kind = (payload[0] >> 1) & 0x3F
         if kind < AP:
             if self._fu is not None:
                 self._break()  # the fragmented NAL unit never got its end
             elif self._donl:
-                if len(payload) < 3 + self._donl:
+                if len(payload) < 2 + self._donl:
                     self._break()
                 else:
                     self._add(bytes(payload[:2]) + payload[2 + self._donl :])
@@ -179,6 +179,9 @@ class H265Depacketizer:
                 self._add(nal)
 
     def _consume_fu(self, payload: bytes | memoryview) -> None:
+        if len(payload) < 3:
+            self._break()  # no FU header
+            return
         header = payload[2]
         start, end = header & 0x80, header & 0x40
         if start:
@@ -281,24 +284,28 @@ class H265Depacketizer:
     def _update_parameter_sets(
         self, vps: NalUnit | None, sps: NalUnit | None, pps: NalUnit | None
     ) -> bool:
-        if sps is not None and sps != self._sps:
+        """Takes in-band parameter sets; False (nothing changed) when they do not parse."""
+        new_vps = self._vps if vps is None else bytes(vps)
+        new_sps = self._sps if sps is None else bytes(sps)
+        new_pps = self._pps if pps is None else bytes(pps)
+        dims = self._dims
+        if new_sps is not None and new_sps != self._sps:
             try:
-                info = h265.parse_sps(sps)
+                info = h265.parse_sps(new_sps)
             except RemoteProtocolError:
                 return False
-            self._sps = bytes(sps)
-            self._dims = (info.width, info.height)
-        if vps is not None:
-            self._vps = bytes(vps)
-        if pps is not None:
-            self._pps = bytes(pps)
-        if self._vps and self._sps and self._pps:
-            params = (self._vps, self._sps, self._pps)
+            dims = (info.width, info.height)
+        if new_vps is not None and new_sps is not None and new_pps is not None:
+            params = (new_vps, new_sps, new_pps)
             if params != self.track.parameter_sets:
-                width, height = self._dims
+                try:  # a Track's parameter sets always make an hvcC (RTMP and MP4 need one)
+                    h265.hevc_decoder_configuration(*params)
+                except RemoteProtocolError:
+                    return False
                 self.track = replace(
-                    self.track, parameter_sets=params, width=width, height=height
+                    self.track, parameter_sets=params, width=dims[0], height=dims[1]
                 )
+        self._vps, self._sps, self._pps, self._dims = new_vps, new_sps, new_pps, dims
         return True
 
 
@@ -430,6 +437,7 @@ def h265_track(index: int, clock_rate: int, fmtp: dict[str, str]) -> Track:
         return track
     try:
         info = h265.parse_sps(found[1])
+        h265.hevc_decoder_configuration(*found)
     except RemoteProtocolError:
         return track
     return replace(track, parameter_sets=tuple(found), width=info.width, height=info.height)

@@ -24,6 +24,7 @@ from tests.interop.gstserver import free_port
 
 NGINX = "/usr/sbin/nginx"
 RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 READY_TIMEOUT = 10.0
 
 
@@ -35,15 +36,22 @@ class NginxRtmp:
     port: int
     record_dir: Path
     error_log: Path
+    tls_port: int | None = None
 
     def url(self, app: str, key: str) -> str:
         return f"rtmp://127.0.0.1:{self.port}/{app}/{key}"
+
+    def tls_url(self, app: str, key: str) -> str:
+        return f"rtmps://localhost:{self.tls_port}/{app}/{key}"
 
     def recording(self, key: str) -> Path:
         return self.record_dir / f"{key}.flv"
 
 
-def _config(prefix: Path, port: int, apps: tuple[str, ...], record_dir: Path) -> str:
+def _config(
+    prefix: Path, port: int, apps: tuple[str, ...], record_dir: Path,
+    tls: tuple[int, Path, Path] | None = None,
+) -> str:
     applications = "\n".join(
         f"""            application {app} {{
                 live on;
@@ -53,8 +61,24 @@ def _config(prefix: Path, port: int, apps: tuple[str, ...], record_dir: Path) ->
             }}"""
         for app in apps
     )
-    return f"""load_module {RTMP_MODULE};
-daemon off;
+    stream = ""
+    if tls is not None:
+        tls_port, cert, key = tls
+        # TLS terminated by nginx's stream module in front of the RTMP module, as CDNs do
+        stream = f"""
+stream {{
+    server {{
+        listen 127.0.0.1:{tls_port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        proxy_pass 127.0.0.1:{port};
+    }}
+}}
+"""
+    modules = f"load_module {RTMP_MODULE};\n"
+    if tls is not None:
+        modules += f"load_module {STREAM_MODULE};\n"
+    return f"""{modules}daemon off;
 master_process off;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log info;
@@ -68,7 +92,7 @@ rtmp {{
 {applications}
     }}
 }}
-"""
+{stream}"""
 
 
 def _wait_port(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
@@ -93,7 +117,12 @@ def _read(path: Path) -> str:
 
 @contextmanager
 def start_nginx_rtmp(
-    tmp_path: Path, apps: tuple[str, ...] = ("live",), record_dir: Path | None = None
+    tmp_path: Path,
+    apps: tuple[str, ...] = ("live",),
+    record_dir: Path | None = None,
+    *,
+    port: int | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> Iterator[NginxRtmp]:
     """Run nginx-rtmp on a free loopback port for the duration of the block.
 
@@ -101,6 +130,8 @@ def start_nginx_rtmp(
         tmp_path: a private directory for the config, pid, logs (and recordings by default).
         apps: RTMP application names to configure.
         record_dir: where ``record all`` writes ``KEY.flv``; default ``tmp_path/record``.
+        port: the RTMP port (to restart a server where publishers expect it); default free.
+        tls: (certificate, key) to also accept rtmps:// on ``tls_port``.
 
     Yields:
         The running server's port and paths.
@@ -110,9 +141,11 @@ def start_nginx_rtmp(
     (prefix / "logs").mkdir(exist_ok=True)  # nginx opens prefix/logs/error.log before the config
     record = record_dir or tmp_path / "record"
     record.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
+    tls_port = free_port() if tls is not None else None
+    tls_conf = (tls_port, *tls) if tls is not None and tls_port is not None else None
     conf = prefix / "nginx.conf"
-    conf.write_text(_config(prefix, port, apps, record))
+    conf.write_text(_config(prefix, port, apps, record, tls_conf))
     log = prefix / "error.log"
     stderr = (prefix / "stderr.log").open("wb")
     proc = subprocess.Popen(
@@ -121,7 +154,9 @@ def start_nginx_rtmp(
     )
     try:
         _wait_port(proc, port, log)
-        yield NginxRtmp(port, record, log)
+        if tls_port is not None:
+            _wait_port(proc, tls_port, log)
+        yield NginxRtmp(port, record, log, tls_port)
         if proc.poll() is not None:
             pytest.fail(f"nginx died during the test (exit {proc.returncode}): {_read(log)}")
     finally:

@@ -17,10 +17,11 @@ from typing import Any
 class RelayProcess:
     """``python -m relay ARGS`` with its stderr captured to a file (read with ``.log()``)."""
 
-    def __init__(self, args: list[str], http_port: int, cwd: Path) -> None:
+    def __init__(self, args: list[str], http_port: int, cwd: Path,
+                 env: dict[str, str] | None = None) -> None:
         self.http_port = http_port
         self._log = tempfile.NamedTemporaryFile(prefix="relay-log-", suffix=".txt", delete=False)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(env or os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "relay", *args],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -15,7 +15,7 @@ from relay.codecs import h265
 from relay.codecs.bits import BitWriter
 from relay.errors import RemoteProtocolError
 
-# Parameter sets written by libx265 4.2 (PyAV's wheel, preset medium) for 640x360 and 1920x1080 4:2:0 8-bit.
+# Parameter sets by libx265 4.2 (PyAV wheel, preset medium): 640x360 and 1920x1080, 4:2:0 8-bit.
 VPS_360 = bytes.fromhex("40010c01ffff01600000030090000003000003003f959809")
 SPS_360 = bytes.fromhex(
     "42010101600000030090000003000003003fa00502016965959a4932b9a02000000300200000030321"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 import av
 import pytest
 from hypothesis import given, settings
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from relay.codecs import h265
 from relay.errors import RemoteProtocolError
-from relay.media import Codec, Track
+from relay.media import Codec, Frame, Track
 from relay.rtp import h265 as rtp_h265
 from relay.rtp.h265 import H265Depacketizer, H265Packetizer, h265_fmtp, h265_track, make
 from relay.rtp.packet import RtpPacket
@@ -50,7 +51,7 @@ def payload_type_of(packet: RtpPacket) -> int:
     return (packet.payload[0] >> 1) & 0x3F
 
 
-def run(depacketizer: H265Depacketizer, packets: list[RtpPacket]) -> list:
+def run(depacketizer: H265Depacketizer, packets: list[RtpPacket]) -> list[Frame]:
     return [f for p in packets for f in depacketizer.push(p)]
 
 
@@ -194,8 +195,7 @@ def test_lost_fragment_drops_only_that_access_unit(lost: str) -> None:
 
 def test_access_unit_ends_on_timestamp_change_without_marker() -> None:
     packets, aus = three_aus()
-    unmarked = [RtpPacket(**{**{s: getattr(p, s) for s in RtpPacket.__slots__}, "marker": False})
-                for au in packets for p in au]
+    unmarked = [replace(p, marker=False) for au in packets for p in au]
     frames = run(H265Depacketizer(TRACK), unmarked)
     assert [f.data for f in frames] == aus[:2]
 
@@ -246,7 +246,9 @@ FU_END = bytes((49 << 1, 1, 0x40 | 1)) + b"\x33" * 10
         [b"\x60\x01\x00\x30" + TRAIL[:3] + b"\x00\x03" + TRAIL[:3]],  # size past the end
         [b"\x60\x01\x00\x01\x02\x00\x03" + TRAIL[:3]],  # NAL unit shorter than its header
         [b"\x60\x01\x00\x03" + TRAIL[:3] + b"\x00"],  # truncated size field
-        [TRAIL[:2]],  # payload header only
+        [b"\x02"],  # shorter than the payload header
+        [b"\x62\x01"],  # FU without its FU header
+        [b"\x60\x01"],  # empty AP
         [b"\x64\x01\x00\x00" + TRAIL],  # PACI
     ],
 )
@@ -258,6 +260,18 @@ def test_malformed_access_unit_is_dropped_and_counted(payloads: list[bytes]) -> 
     frames = run(depacketizer, packets)
     assert [f.pts for f in frames] == [0, 2]
     assert depacketizer.dropped == 1
+
+
+def test_header_only_nal_units_pass() -> None:
+    eos = bytes((h265.EOS << 1, 1))  # end of sequence: a NAL unit that is all header
+    depacketizer = H265Depacketizer(TRACK)
+    frames = run(depacketizer, [rtp(0, IDR, 0, False), rtp(1, eos, 0)])
+    assert frames[0].data == annexb([*PARAMS_360, IDR, eos])
+    frames = run(H265Depacketizer(TRACK, donl=True), [rtp(0, IDR[:2] + b"\x00\x00" + IDR[2:], 0,
+                                                            False), rtp(1, eos + b"\x00\x01", 0)])
+    assert frames[0].data == annexb([*PARAMS_360, IDR, eos])
+    packets = H265Packetizer(96, 1).packetize(annexb([eos]), 0)
+    assert [bytes(p.payload) for p in packets] == [eos]
 
 
 def test_paci_is_counted_as_unsupported() -> None:
@@ -293,12 +307,23 @@ def test_in_band_parameter_set_change_updates_the_track() -> None:
     assert frames[3].data == annexb([*PARAMS_1080, IDR])
 
 
-def test_bad_in_band_sps_drops_the_access_unit_and_keeps_the_track() -> None:
+@pytest.mark.parametrize(
+    "bad",
+    [
+        (VPS_1080, SPS_1080[:12], PPS_X265),  # truncated SPS
+        (VPS_1080[:10], SPS_1080, PPS_X265),  # truncated VPS: no hvcC could be built
+        (VPS_1080, SPS_1080, PPS_X265[:2] + b"\xff" * 5000),  # oversized PPS
+    ],
+)
+def test_bad_in_band_parameter_set_drops_the_access_unit_and_keeps_the_track(
+    bad: tuple[bytes, bytes, bytes],
+) -> None:
+    packetizer = H265Packetizer(96, 1)
     depacketizer = H265Depacketizer(TRACK)
-    bad = (VPS_1080, SPS_1080[:12], PPS_X265)
-    packets = H265Packetizer(96, 1).packetize(annexb([*bad, IDR]), 0)
-    assert run(depacketizer, packets) == []
+    assert run(depacketizer, packetizer.packetize(annexb([*bad, IDR]), 0)) == []
     assert depacketizer.dropped == 1 and depacketizer.track is TRACK
+    frames = run(depacketizer, packetizer.packetize(annexb([IDR]), 1))
+    assert frames[0].data == annexb([*PARAMS_360, IDR])  # the old sets, none of the bad ones
 
 
 # --- fuzz ------------------------------------------------------------------------------------
@@ -329,6 +354,8 @@ def test_fuzz_depacketizer_never_raises(
     for seq, ts, marker, payload in packets:
         for frame in depacketizer.push(rtp(seq, payload, ts, marker)):
             assert frame.data.startswith(b"\x00\x00\x00\x01")
+    if depacketizer.track.parameter_sets:
+        h265.hevc_decoder_configuration(*depacketizer.track.parameter_sets)
 
 
 @settings(max_examples=300)
@@ -366,6 +393,7 @@ def test_track_from_fmtp() -> None:
         {"sprop-vps": b64(VPS_360), "sprop-sps": "!!notbase64", "sprop-pps": b64(PPS_X265)},
         {"sprop-vps": b64(VPS_360), "sprop-sps": b64(PPS_X265), "sprop-pps": b64(PPS_X265)},
         {"sprop-vps": b64(VPS_360), "sprop-sps": b64(SPS_360[:10]), "sprop-pps": b64(PPS_X265)},
+        {"sprop-vps": b64(VPS_360[:8]), "sprop-sps": b64(SPS_360), "sprop-pps": b64(PPS_X265)},
     ],
 )
 def test_track_from_incomplete_or_bad_fmtp_has_no_parameter_sets(fmtp: dict[str, str]) -> None:
