@@ -95,19 +95,20 @@ async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path) 
     """One stream: its source and its sinks, in a nursery of their own."""
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(run_rtsp_source, config, status.stream, status)
+            sinks = []
             if config.hls:
-                stats = HlsStats()
-                status.hls = stats
-                nursery.start_soon(
-                    _supervise, f"stream={config.name} hls", run_hls_sink,
-                    status.stream, hls_dir / config.name, config.segment_seconds,
-                    config.window, stats,
-                )
+                status.hls = HlsStats()
+                sinks.append((f"stream={config.name} hls", run_hls_sink, status.stream,
+                              hls_dir / config.name, config.segment_seconds, config.window,
+                              status.hls))
             for url in config.rtmp:
                 stats = RtmpStats(url.redacted)
                 status.rtmp.append(stats)
-                nursery.start_soon(run_rtmp_sink, status.stream, url, stats)
+                sinks.append((f"stream={config.name} rtmp={url.redacted}", run_rtmp_sink,
+                              status.stream, url, stats))
+            await nursery.start(run_rtsp_source, config, status.stream, status)
+            for what, sink, *args in sinks:
+                nursery.start_soon(_supervise, what, sink, *args)
     finally:
         status.state = "stopped"
         status.stream.close()

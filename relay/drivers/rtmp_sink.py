@@ -18,7 +18,7 @@ import trio
 
 from relay.bus import Stream
 from relay.codecs.h265 import hevc_decoder_configuration
-from relay.drivers.supervise import Backoff, first_error
+from relay.drivers.supervise import Backoff, describe, first_error
 from relay.errors import ProtocolError, RelayError
 from relay.media import Codec, Frame, Kind, Track
 from relay.rtmp import flv
@@ -66,7 +66,7 @@ async def run_rtmp_sink(stream: Stream, url: RtmpUrl, stats: RtmpStats) -> None:
         except RelayError as exc:
             error = str(exc)
         except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
-            error = f"connection failed: {getattr(exc, 'strerror', None) or exc}"
+            error = f"connection failed: {describe(exc)}"
         if session.published:
             backoff.reset()
         delay = backoff.next()

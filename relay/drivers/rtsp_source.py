@@ -19,7 +19,7 @@ import trio
 from relay.audio.policy import AudioStage
 from relay.bus import Stream
 from relay.config import StreamConfig, redact_url
-from relay.drivers.supervise import Backoff, first_error
+from relay.drivers.supervise import Backoff, describe, first_error
 from relay.errors import RelayError, RemoteProtocolError, UnsupportedError
 from relay.media import Frame, Kind
 from relay.rtp.packet import RtpPacket
@@ -119,7 +119,7 @@ async def run_rtsp_source(
         except RelayError as exc:
             error = str(exc)
         except (OSError, trio.BrokenResourceError) as exc:
-            error = f"connection failed: {getattr(exc, 'strerror', None) or exc}"
+            error = f"connection failed: {describe(exc)}"
         if session.played:
             backoff.reset()
             redirects = 0

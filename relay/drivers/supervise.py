@@ -4,6 +4,7 @@ Delays are exponential with jitter, so many streams retrying never move in locks
 """
 
 import random
+import ssl
 
 import trio
 
@@ -35,3 +36,15 @@ def _leaves(error: BaseException) -> list[BaseException]:
     if isinstance(error, BaseExceptionGroup):
         return [leaf for sub in error.exceptions for leaf in _leaves(sub)]
     return [error]
+
+
+def describe(exc: BaseException) -> str:
+    """One readable phrase for a network error (trio wraps TLS and socket errors)."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, trio.BrokenResourceError) and cause is not None:
+        exc = cause
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate rejected: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed: {exc.reason or exc}"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

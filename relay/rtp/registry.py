@@ -10,7 +10,7 @@ from typing import Protocol
 
 from relay.errors import UnsupportedError
 from relay.media import Frame, Track
-from relay.rtp import g711, latm
+from relay.rtp import g711, h265, latm
 from relay.rtp.aac import AacDepacketizer, aac_track
 from relay.rtp.h264 import H264Depacketizer, h264_track
 from relay.rtp.packet import RtpPacket
@@ -43,6 +43,7 @@ def _mpeg4_generic(
 _FACTORIES: dict[str, Factory] = {
     "H264": _h264,
     "MPEG4-GENERIC": _mpeg4_generic,
+    "H265": h265.make,
     "MP4A-LATM": latm.make,
     "PCMA": g711.make_pcma,
     "PCMU": g711.make_pcmu,

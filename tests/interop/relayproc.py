@@ -45,8 +45,8 @@ class RelayProcess:
             try:
                 if predicate():
                     return
-            except (OSError, ValueError):
-                pass
+            except (OSError, ValueError, LookupError, TypeError):
+                pass  # not up yet, or not that far yet
             time.sleep(0.2)
         raise AssertionError(f"timed out after {timeout} s waiting for {what}:\n{self.log()}")
 
