@@ -347,9 +347,10 @@ class _Session:
             self._publish(frame, now)
 
     def _publish(self, frame: Frame, now: float) -> None:
-        offset = frame.pts - frame.dts
-        frame.dts = self.timeline.place(frame.track.index, frame.dts, now - self.epoch)
-        frame.pts = frame.dts + offset
+        index = frame.track.index
+        frame.pts = self.timeline.place(index, frame.pts, now - self.epoch)
+        frame.dts = self.timeline.monotonic(index, frame.pts)
+        frame.pts = max(frame.pts, frame.dts)
         if self.first_frame:
             frame.discontinuity = self.status.reconnects > 0
             self.first_frame = False

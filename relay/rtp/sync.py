@@ -4,8 +4,12 @@ RTP timestamps start at a random value per track and wrap at 2^32; only RTCP sen
 them to a common (NTP) clock. Each track is first anchored at the arrival time of its first
 packet; once the reference track (video) and another track both have a sender report, that track
 is re-anchored so the two line up as the source's NTP clock says. Anchors are seconds since the
-stream's epoch, so a reconnect simply continues the timeline. Output times per track never go
-backwards: a re-anchor or a jumping source is clamped, and counted.
+stream's epoch, so a reconnect simply continues the timeline.
+
+Sources lie: DVRs re-stamp by hours, cameras jump after an NTP sync. A timestamp step that
+disagrees with the arrival clock by more than ``JUMP_THRESHOLD`` re-anchors the track at its
+arrival time (counted in ``restamped``) instead of tearing the outputs down. Decode times handed
+on never go backwards per track (``monotonic``; counted in ``clamped``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from relay.rtp.timing import TimestampUnwrapper
 
 REALIGN_THRESHOLD = 0.020
 """Re-anchor a track when the sender reports say it is off by more than this (seconds)."""
+JUMP_THRESHOLD = 5.0
+"""A timestamp step this much larger or smaller than the arrival step is a source clock jump."""
 
 
 @dataclass(slots=True)
@@ -24,12 +30,20 @@ class _TrackClock:
     unwrapper: TimestampUnwrapper
     base_ext: int | None = None
     base_ticks: int = 0
-    last_ticks: int | None = None
+    last_ext: int = 0
+    last_arrival: float = 0.0
+    last_dts: int | None = None
     report: tuple[int, float] | None = None  # (extended RTP timestamp, NTP seconds) of last SR
 
     def ticks(self, ext: int) -> int:
         assert self.base_ext is not None
         return self.base_ticks + ext - self.base_ext
+
+    def anchor(self, ext: int, now: float) -> None:
+        self.base_ext = ext
+        self.base_ticks = round(now * self.clock_rate)
+        if self.last_dts is not None:
+            self.base_ticks = max(self.base_ticks, self.last_dts + 1)
 
 
 class Timeline:
@@ -44,25 +58,39 @@ class Timeline:
         self._clocks: dict[int, _TrackClock] = {}
         self.clamped = 0
         self.realigned = 0
+        self.restamped = 0
 
     def add_track(self, index: int, clock_rate: int) -> None:
-        self._clocks[index] = _TrackClock(clock_rate, TimestampUnwrapper())
+        if index not in self._clocks or self._clocks[index].clock_rate != clock_rate:
+            self._clocks[index] = _TrackClock(clock_rate, TimestampUnwrapper())
 
     def place(self, index: int, rtp_timestamp: int, now: float) -> int:
-        """Timeline ticks of a frame with this RTP timestamp; ``now`` is seconds since epoch."""
+        """Timeline ticks of a frame with this RTP timestamp; ``now`` is seconds since epoch.
+
+        Presentation times may go backwards (B-frames); see ``monotonic`` for decode times.
+        """
         clock = self._clocks[index]
         ext = clock.unwrapper.unwrap(rtp_timestamp)
         if clock.base_ext is None:
-            clock.base_ext = ext
-            clock.base_ticks = round(now * clock.clock_rate)
-            if clock.last_ticks is not None:
-                clock.base_ticks = max(clock.base_ticks, clock.last_ticks + 1)
-        ticks = clock.ticks(ext)
-        if clock.last_ticks is not None and ticks <= clock.last_ticks:
-            ticks = clock.last_ticks + 1
+            clock.anchor(ext, now)
+        else:
+            step = (ext - clock.last_ext) / clock.clock_rate
+            if abs(step - (now - clock.last_arrival)) > JUMP_THRESHOLD:
+                clock.anchor(ext, now)
+                clock.report = None
+                self.restamped += 1
+        clock.last_ext = ext
+        clock.last_arrival = now
+        return clock.ticks(ext)
+
+    def monotonic(self, index: int, dts: int) -> int:
+        """``dts``, or just after the track's previous one if it would go backwards."""
+        clock = self._clocks[index]
+        if clock.last_dts is not None and dts <= clock.last_dts:
+            dts = clock.last_dts + 1
             self.clamped += 1
-        clock.last_ticks = ticks
-        return ticks
+        clock.last_dts = dts
+        return dts
 
     def sender_report(self, index: int, rtp_timestamp: int, ntp_seconds: float) -> None:
         """Record a sender report's NTP/RTP pair and re-anchor tracks it shows misaligned."""
@@ -73,10 +101,9 @@ class Timeline:
         ref = self._clocks.get(self.reference) if self.reference is not None else None
         if ref is None or ref.report is None or ref.base_ext is None:
             return
-        for other_index, other in self._clocks.items():
-            if other is ref or other.report is None or other.base_ext is None:
-                continue
-            self._align(ref, other)
+        for other in self._clocks.values():
+            if other is not ref and other.report is not None and other.base_ext is not None:
+                self._align(ref, other)
 
     def _align(self, ref: _TrackClock, other: _TrackClock) -> None:
         assert ref.report is not None and other.report is not None
@@ -91,7 +118,7 @@ class Timeline:
             self.realigned += 1
 
     def reset(self) -> None:
-        """Forget RTP anchors (a new session), keeping each track's last output time."""
+        """Forget RTP anchors (a new session), keeping each track's last decode time."""
         for clock in self._clocks.values():
             clock.unwrapper = TimestampUnwrapper()
             clock.base_ext = None
