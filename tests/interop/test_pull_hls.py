@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -96,3 +97,45 @@ def test_unreachable_host_is_reported(tmp_path: Path) -> None:
         relay.wait_for(lambda: relay.api()[0]["last_error"], 20, "the connection error")
         assert "connection" in relay.api()[0]["last_error"].lower()
         assert relay.stop() == 0
+
+
+def test_auto_transport_falls_back_to_tcp(tmp_path: Path) -> None:
+    """A server that refuses UDP (461): --transport auto ends up playing over TCP."""
+    with start_gst_server({"/cam": "h264aac"}, protocols="tcp") as port, \
+            _pull(f"rtsp://127.0.0.1:{port}/cam", tmp_path, "auto") as relay:
+        relay.wait_for(lambda: relay.api()[0]["state"] == "playing", 30, "playing")
+        assert relay.api()[0]["transport"] == "tcp"
+        assert "falling back to TCP" in relay.log()
+        assert relay.stop() == 0
+
+
+def test_unsupported_track_is_skipped_and_named(tmp_path: Path) -> None:
+    """The demo camera's SDP rewritten to offer an unsupported audio codec: video goes on."""
+    script = tmp_path / "camera.py"
+    script.write_text(
+        "import trio, sys\n"
+        "from relay.demo.camera import TestCamera\n"
+        "import relay.drivers.demo_camera as d\n"
+        "sdp = d._Broadcast.sdp\n"
+        "d._Broadcast.sdp = lambda self: sdp(self).replace('MPEG4-GENERIC', 'X-NOPE')\n"
+        "async def main():\n"
+        "    listeners = await trio.open_tcp_listeners(0, host='127.0.0.1')\n"
+        "    print(listeners[0].socket.getsockname()[1], flush=True)\n"
+        "    await d.serve_test_camera(TestCamera(), listeners)\n"
+        "trio.run(main)\n"
+    )
+    camera = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert camera.stdout is not None
+        port = int(camera.stdout.readline())
+        with _pull(f"rtsp://127.0.0.1:{port}/demo", tmp_path, "tcp") as relay:
+            relay.wait_for(lambda: relay.api()[0]["state"] == "playing", 30, "playing")
+            (cam,) = relay.api()
+            assert [t["codec"] for t in cam["tracks"]] == ["h264"]
+            assert cam["skipped_tracks"] == ["audio X-NOPE"]
+            assert "skipping audio track: codec X-NOPE is not supported" in relay.log()
+            assert relay.stop() == 0
+    finally:
+        camera.kill()
+        camera.wait()
