@@ -21,6 +21,7 @@ from fractions import Fraction
 import av
 
 from relay.errors import ConfigError
+from relay.codecs.h264 import split_annexb, to_annexb
 from relay.media import Codec, Frame, Track
 
 __all__ = ["TestCamera"]
@@ -57,23 +58,6 @@ _FONT: dict[str, tuple[str, ...]] = {
 }
 _GLYPH_W, _GLYPH_H, _CELL_W = 5, 7, 6  # one blank column between characters
 _CLOCK_CHARS = 12  # "HH:MM:SS.mmm"
-
-
-def _split_annexb(data: bytes) -> list[bytes]:
-    """Split an Annex B byte stream (ITU-T H.264 B.2) into NAL units without start codes."""
-    nals: list[bytes] = []
-    start = data.find(b"\x00\x00\x01")
-    while start >= 0:
-        begin = start + 3
-        nxt = data.find(b"\x00\x00\x01", begin)
-        end = len(data) if nxt < 0 else nxt
-        # A NAL unit never ends in 0x00 (rbsp_trailing_bits), so trailing zeros belong to the
-        # next 4-byte start code or are trailing_zero_8bits.
-        nal = data[begin:end].rstrip(b"\x00")
-        if nal:
-            nals.append(nal)
-        start = nxt
-    return nals
 
 
 def _wallclock_text(t: float) -> str:
@@ -170,12 +154,12 @@ class TestCamera:
         )
         first, _ = self._encode_picture()
         sps = pps = b""
-        for nal in _split_annexb(first):
+        for nal in split_annexb(first):
             kind = nal[0] & 0x1F
             if kind == 7 and not sps:
-                sps = nal
+                sps = bytes(nal)
             elif kind == 8 and not pps:
-                pps = nal
+                pps = bytes(nal)
         if not sps or not pps:
             raise RuntimeError("TestCamera: libx264 emitted no SPS/PPS in its first picture")
         self.video_track = Track(
@@ -292,9 +276,9 @@ class TestCamera:
         if len(packets) != 1:
             raise RuntimeError(f"TestCamera: libx264 gave {len(packets)} packets for one picture")
         # Rewrite with 4-byte start codes (x264 uses 3-byte ones inside a picture).
-        nals = _split_annexb(bytes(packets[0]))
+        nals = split_annexb(bytes(packets[0]))
         key = any(nal[0] & 0x1F == 5 for nal in nals)
-        return b"".join(b"\x00\x00\x00\x01" + nal for nal in nals), key
+        return to_annexb(nals), key
 
     # -- audio ------------------------------------------------------------------------------
 

@@ -9,7 +9,8 @@ from fractions import Fraction
 import av
 import pytest
 
-from relay.demo.camera import TestCamera, _split_annexb
+from relay.codecs.h264 import split_annexb
+from relay.demo.camera import TestCamera
 from relay.errors import ConfigError
 from relay.media import Codec, Frame
 
@@ -85,7 +86,7 @@ def test_video_is_annexb_with_parameter_sets_before_each_keyframe(
     camera, frames = three_seconds
     video, _ = split(frames)
     for f in video:
-        nals = _split_annexb(f.data)
+        nals = split_annexb(f.data)
         assert f.data == b"".join(START_CODE + nal for nal in nals)  # 4-byte start codes only
         types = [nal[0] & 0x1F for nal in nals]
         slices = [t for t in types if t in (1, 5)]
