@@ -39,6 +39,7 @@ class StreamStatus:
     tracks: dict[int, TrackCounters] = field(default_factory=dict)
     hls: Any = None  # the HLS sink's stats object, if HLS is on
     rtmp: list[Any] = field(default_factory=list)  # one RtmpStats per destination
+    hls_push: str | None = None  # origin URL; the snapshot is private, the web process redacts
 
     def count(self, track: Track, size: int) -> None:
         counters = self.tracks.get(track.index)
@@ -76,6 +77,8 @@ class Snapshotter:
                              channels=track.channels or None)
             entry["bitrate"] = round(bitrate) if bitrate is not None else None
             entry["frames"] = counters.frames
+            entry["bytes"] = counters.bytes
+            entry["index"] = index
             tracks.append(entry)
         hls = status.hls
         return {
@@ -93,6 +96,8 @@ class Snapshotter:
             "last_error": status.last_error,
             "hls": f"/hls/{status.name}/index.m3u8" if hls is not None else None,
             "hls_segments": getattr(hls, "segments_written", None),
+            "hls_bytes_written": getattr(hls, "bytes_written", None),
+            "hls_push": status.hls_push,
             "rtmp": [
                 {
                     "destination": r.destination,

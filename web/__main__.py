@@ -1,4 +1,9 @@
-"""``python -m web --http HOST:PORT --hls-dir DIR --status FILE``: serve Relay over HTTP."""
+"""``python -m web --http HOST:PORT --hls-dir DIR --status FILE``: serve Relay over HTTP.
+
+Optional: ``--thumbnails DIR`` (the relay's ``NAME.jpg`` thumbnails), ``--token-file PATH``
+(or the ``RELAY_API_TOKEN`` environment variable) to require a bearer token on /api/ and
+/metrics, and ``--protect-hls`` to require it on /hls/ too.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from web.app import make_app
+from web.auth import TOKEN_ENV, TokenError, load_token
 
 
 def parse_http(value: str) -> tuple[str, int]:
@@ -51,10 +57,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hls-dir", type=Path, required=True, help="the relay's HLS folder")
     parser.add_argument("--status", type=Path, required=True,
                         help="the JSON status snapshot the relay rewrites")
+    parser.add_argument("--thumbnails", type=Path, default=None, metavar="DIR",
+                        help="folder of NAME.jpg thumbnails the relay writes")
+    parser.add_argument("--token-file", type=Path, default=None, metavar="PATH",
+                        help=f"bearer token required on /api/ and /metrics (default: the "
+                             f"{TOKEN_ENV} environment variable; neither: open)")
+    parser.add_argument("--protect-hls", action="store_true",
+                        help="require the token on /hls/ too (hls.js sends it; Safari's "
+                             "native player cannot)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="web: %(message)s", stream=sys.stderr)
+    try:
+        token = load_token(args.token_file)
+    except TokenError as exc:
+        parser.exit(2, f"python -m web: {exc}\n")
+    if args.protect_hls and token is None:
+        parser.exit(2, f"python -m web: --protect-hls needs --token-file or {TOKEN_ENV}\n")
     host, port = args.http
-    app = make_app(args.hls_dir, args.status)
+    app = make_app(args.hls_dir, args.status, thumbnails_dir=args.thumbnails, token=token,
+                   protect_hls=args.protect_hls)
     app.cleanup_ctx.append(exit_with_parent)
     web.run_app(app, host=host, port=port, access_log=None,
                 shutdown_timeout=2.0, print=lambda text: logging.info("%s", text))

@@ -7,23 +7,35 @@ second. Never import trio or relay's trio code here.
 - ``/hls/{name}/{file}``: ``index.m3u8`` (no-cache, gzip when accepted) and ``*.ts`` segments
   (immutable: a segment URI is never reused), with CORS. Names are matched by strict regexes
   and the file must be a regular file inside the HLS folder, so no path escapes it.
-- ``/api/streams``: the snapshot's streams; ``/healthz``: 200 while the snapshot is fresh.
+- ``/api/streams``: the snapshot's streams, plus what only this process knows (HLS viewers,
+  requests and bytes served, the HLS push's state); ``/healthz``: 200 while the snapshot is fresh.
+- ``/api/streams/{name}/thumbnail.jpg``: the JPEG the relay's thumbnail driver keeps current.
+- ``/metrics``: Prometheus text format (web/metrics.py).
 - ``/``: the page; ``/static/hls.min.js`` from ``web/node_modules`` (``make web``).
+
+With a token (web/auth.py) /api/ and /metrics need ``Authorization: Bearer``. HLS push to an
+origin (web/push.py) runs in this process too, driven by the snapshot's ``hls_push`` URLs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
 import stat
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_response import ContentCoding
+
+from web.auth import bearer_middleware
+from web.metrics import CONTENT_TYPE, ServingStats, SnapshotCollector, make_registry, render
+from web.push import PushManager
 
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
@@ -53,6 +65,11 @@ PAGE_CSP = "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; object-
 HLS_DIR_KEY = web.AppKey("hls_dir", Path)
 STATUS_KEY = web.AppKey("status", "StatusFile")
 HLS_JS_KEY = web.AppKey("hls_js", Path)
+THUMBNAILS_KEY = web.AppKey("thumbnails", "Path | None")
+SERVING_KEY = web.AppKey("serving", ServingStats)
+PUSH_KEY = web.AppKey("push", PushManager)
+METRICS_KEY = web.AppKey("metrics", "CollectorRegistry")
+_NAME = re.compile(NAME_RE)
 
 
 class StatusFile:
@@ -154,12 +171,82 @@ async def hls_preflight(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=headers)
 
 
+def _public_stream(app: web.Application, item: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot stream as /api/streams shows it: the push URL replaced by its redacted
+    state, and the figures only this process knows added."""
+    out = dict(item)
+    name = item.get("name")
+    push = app[PUSH_KEY].stats.get(name) if isinstance(name, str) else None
+    out["hls_push"] = push.as_json() if push is not None else None
+    if isinstance(name, str):
+        out.update(app[SERVING_KEY].figures(name))
+        out["thumbnail"] = (f"/api/streams/{name}/thumbnail.jpg"
+                            if _thumbnail_file(app, name) is not None else None)
+    return out
+
+
 async def streams(request: web.Request) -> web.Response:
     data = request.app[STATUS_KEY].read()
     items = data.get("streams") if data is not None else None
     if not isinstance(items, list):
         return web.json_response([], status=503, headers={"Cache-Control": "no-store"})
-    return web.json_response(items, headers={"Cache-Control": "no-store"})
+    body = [_public_stream(request.app, item) for item in items if isinstance(item, dict)]
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+def _thumbnail_file(app: web.Application, name: str) -> Path | None:
+    folder = app[THUMBNAILS_KEY]
+    if folder is None or not _NAME.fullmatch(name):
+        return None
+    path = folder / f"{name}.jpg"
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            return path
+    except OSError:
+        pass
+    return None
+
+
+async def thumbnail(request: web.Request) -> web.StreamResponse:
+    path = _thumbnail_file(request.app, request.match_info["name"])
+    if path is None:
+        raise web.HTTPNotFound(text="no thumbnail (yet) for this stream\n")
+    try:
+        data = path.read_bytes()  # small, replaced atomically by the relay
+    except OSError:
+        raise web.HTTPNotFound() from None
+    return web.Response(body=data, content_type="image/jpeg",
+                        headers={"Cache-Control": "no-cache"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = render(request.app[METRICS_KEY])
+    response = web.Response(body=body, headers={"Cache-Control": "no-store"})
+    response.headers["Content-Type"] = CONTENT_TYPE
+    return response
+
+
+async def count_served(request: web.Request, response: web.StreamResponse) -> None:
+    """Count HLS bodies as they are sent (on_response_prepare: the length is known by now)."""
+    if (request.method != "GET" or response.status not in (200, 206)
+            or not request.path.startswith("/hls/")):
+        return
+    name = request.match_info.get("name")
+    file = request.match_info.get("file")
+    if name is None or file is None:
+        return
+    client = f"{request.remote} {request.headers.get('User-Agent', '')[:256]}"
+    request.app[SERVING_KEY].served(name, file == "index.m3u8", response.content_length or 0,
+                                    client)
+
+
+async def run_push(app: web.Application) -> AsyncIterator[None]:
+    """Run the HLS push manager beside the server (cleanup context)."""
+    task = asyncio.create_task(app[PUSH_KEY].run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -216,6 +303,10 @@ def make_app(
     hls_dir: Path,
     status_file: Path,
     *,
+    thumbnails_dir: Path | None = None,
+    token: str | None = None,
+    protect_hls: bool = False,
+    push: bool = True,
     hls_js_path: Path = HLS_JS,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
@@ -224,21 +315,39 @@ def make_app(
     Args:
         hls_dir: the folder holding one sub-folder of HLS files per stream.
         status_file: the relay's JSON snapshot.
+        thumbnails_dir: where the relay writes ``NAME.jpg`` thumbnails (None: none served).
+        token: the bearer token /api/ and /metrics require (None: open).
+        protect_hls: with a token, require it on /hls/ too.
+        push: run the HLS push to the origins the snapshot names.
         hls_js_path: hls.min.js to serve at /static/hls.min.js.
         clock: Unix time, to judge the snapshot's freshness.
 
     Returns:
         The aiohttp application (request limits included).
     """
-    app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[common_headers],
+    middlewares = [common_headers]
+    if token is not None:
+        middlewares.append(bearer_middleware(token, protect_hls))
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=middlewares,
                           handler_args=HANDLER_ARGS)
     app[HLS_DIR_KEY] = hls_dir
-    app[STATUS_KEY] = StatusFile(status_file, clock)
+    status = app[STATUS_KEY] = StatusFile(status_file, clock)
     app[HLS_JS_KEY] = hls_js_path
+    app[THUMBNAILS_KEY] = thumbnails_dir
+    serving = app[SERVING_KEY] = ServingStats()
+    manager = app[PUSH_KEY] = PushManager(status.read, hls_dir,
+                                          lambda name: _NAME.fullmatch(name) is not None)
+    app[METRICS_KEY] = make_registry(
+        SnapshotCollector(status.read, serving, manager.stats.get, clock))
+    app.on_response_prepare.append(count_served)
+    if push:
+        app.cleanup_ctx.append(run_push)
     hls_path = f"/hls/{{name:{NAME_RE}}}/{{file:{FILE_RE}}}"
     app.router.add_get(hls_path, hls)
     app.router.add_route("OPTIONS", hls_path, hls_preflight)
     app.router.add_get("/api/streams", streams)
+    app.router.add_get(f"/api/streams/{{name:{NAME_RE}}}/thumbnail.jpg", thumbnail)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", page)
     app.router.add_get("/static/hls.min.js", hls_js)

@@ -1,0 +1,101 @@
+"""The dashboard in Debian's headless Chromium: a card with a live thumbnail and a drawn chart.
+
+``relay demo`` runs with an API token (RELAY_API_TOKEN, inherited by its web process), so the
+page's token path is exercised too: without ``#token=`` it explains what is missing; with it
+the cards fill in, and the token leaves the address bar. A screenshot is kept as
+``artifacts/dashboard.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.interop.gstserver import free_port
+from tests.interop.relayproc import RelayProcess
+from tests.interop.test_browser import ARTIFACTS, CHROMIUM_ARGS
+
+TOKEN = "dashboard-test-token-0123456789"
+
+THUMBNAIL_LOADED = """() => {
+  const img = document.querySelector('[data-stream=demo] .thumb img');
+  return img && !img.hidden && img.complete && img.naturalWidth > 0;
+}"""
+CHART_DRAWN = """() => {
+  const c = document.querySelector('[data-stream=demo] canvas.chart');
+  return c && c.dataset.drawn === '1' && Number(c.dataset.points) >= 2;
+}"""
+
+
+def get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_dashboard_cards_thumbnails_and_charts(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, RELAY_API_TOKEN=TOKEN)
+    with RelayProcess(["demo", "--http", f"127.0.0.1:{port}", "--hls-dir",
+                       str(tmp_path / "hls")], port, tmp_path, env=env) as relay:
+        playlist = tmp_path / "hls" / "demo" / "index.m3u8"
+        relay.wait_for(lambda: playlist.exists() and "#EXTINF" in playlist.read_text(), 40,
+                       "the demo's first segment")
+        assert get(f"{base}/api/streams")[0] == 401
+        assert get(f"{base}/metrics")[0] == 401
+        status, body = get(f"{base}/metrics", TOKEN)
+        assert status == 200 and b'relay_stream_state{state="playing",stream="demo"} 1.0' in body
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                                 args=CHROMIUM_ARGS)
+            try:
+                errors: list[str] = []
+                page = browser.new_page(viewport={"width": 1280, "height": 1000})
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(f"{base}/", wait_until="load")
+                page.wait_for_function(
+                    "() => document.getElementById('streams-error').textContent"
+                    ".includes('#token=')", timeout=15000)
+                page.close()
+
+                page = browser.new_page(viewport={"width": 1280, "height": 1000})
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(f"{base}/#token={TOKEN}", wait_until="load")
+                page.wait_for_selector("[data-stream=demo]", timeout=15000)
+                assert TOKEN not in page.url
+                page.wait_for_function(CHART_DRAWN, timeout=30000)
+                state = page.text_content("[data-stream=demo] .card-head .pill")
+                video = page.text_content('[data-stream=demo] [data-fact="video"]')
+                page.click("[data-stream=demo]")
+                page.wait_for_function(
+                    "() => document.getElementById('player').currentTime > 0.5", timeout=30000)
+                thumbnail_error = None
+                try:
+                    page.wait_for_function(THUMBNAIL_LOADED, timeout=30000)
+                except Exception as exc:  # screenshot first, then fail
+                    thumbnail_error = exc
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+                html = page.content()
+            finally:
+                browser.close()
+        assert state == "playing"
+        assert video is not None and "H.264" in video and "fps" in video
+        assert TOKEN not in html
+        assert not errors, errors
+        if thumbnail_error is not None:
+            pytest.fail("the demo card's thumbnail never loaded (is run_thumbnails started per "
+                        f"stream and --thumbnails passed to the web process?): {thumbnail_error}")
+        assert relay.stop() == 0
+        assert TOKEN not in relay.log()

@@ -1,0 +1,273 @@
+"""``/metrics`` in the Prometheus text format (exposition format 0.0.4), via prometheus-client.
+
+The relay's figures are not kept here: a custom collector turns the latest status snapshot
+into metric families on each scrape, so the web process holds no second copy that could
+drift. What only the web process sees is counted in ``ServingStats``: HLS requests and bytes
+served per stream, and HLS viewers (distinct clients that fetched a stream's playlist within
+``VIEWER_WINDOW`` seconds). Counters restart from zero with their process, as Prometheus
+expects (``rate()`` handles resets).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+if TYPE_CHECKING:
+    from web.push import PushStats
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+STREAM_STATES = ("connecting", "playing", "retrying", "stopped")
+RTMP_STATES = ("connecting", "publishing", "retrying", "stopped")
+PUSH_STATES = ("starting", "ok", "retrying")
+VIEWER_WINDOW = 30.0
+MAX_CLIENTS_PER_STREAM = 10_000
+"""Viewer bookkeeping per stream is bounded: past this many distinct clients the oldest go."""
+
+
+@dataclass(slots=True)
+class _StreamServing:
+    playlist_requests: int = 0
+    segment_requests: int = 0
+    bytes_served: int = 0
+    clients: dict[bytes, float] = field(default_factory=dict)  # client digest -> last seen
+
+
+class ServingStats:
+    """What the web process served, per stream (a stream is an HLS folder name)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.streams: dict[str, _StreamServing] = {}
+
+    def served(self, stream: str, playlist: bool, size: int, client: str) -> None:
+        """Count one HLS response of ``size`` body bytes; a playlist fetch marks a viewer."""
+        entry = self.streams.get(stream)
+        if entry is None:
+            entry = self.streams[stream] = _StreamServing()
+        entry.bytes_served += size
+        if not playlist:
+            entry.segment_requests += 1
+            return
+        entry.playlist_requests += 1
+        key = hashlib.blake2b(client.encode(errors="replace"), digest_size=12).digest()
+        entry.clients.pop(key, None)  # re-insert: the dict stays ordered by last fetch
+        entry.clients[key] = self.clock()
+        if len(entry.clients) > MAX_CLIENTS_PER_STREAM:
+            self._expire(entry)
+            while len(entry.clients) > MAX_CLIENTS_PER_STREAM:
+                del entry.clients[next(iter(entry.clients))]
+
+    def _expire(self, entry: _StreamServing) -> None:
+        horizon = self.clock() - VIEWER_WINDOW
+        while entry.clients:
+            oldest = next(iter(entry.clients))
+            if entry.clients[oldest] >= horizon:
+                break
+            del entry.clients[oldest]
+
+    def viewers(self, stream: str) -> int:
+        """Distinct clients that fetched the stream's playlist in the last 30 s."""
+        entry = self.streams.get(stream)
+        if entry is None:
+            return 0
+        self._expire(entry)
+        return len(entry.clients)
+
+    def figures(self, stream: str) -> dict[str, int]:
+        """The per-stream serving figures /api/streams adds to each stream."""
+        entry = self.streams.get(stream) or _StreamServing()
+        return {
+            "hls_viewers": self.viewers(stream),
+            "hls_requests": entry.playlist_requests + entry.segment_requests,
+            "hls_bytes_served": entry.bytes_served,
+        }
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+class SnapshotCollector:
+    """Builds every metric family from the snapshot and the serving figures at scrape time."""
+
+    def __init__(
+        self,
+        snapshot: Callable[[], dict[str, Any] | None],
+        serving: ServingStats,
+        push: Callable[[str], PushStats | None],
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.snapshot = snapshot
+        self.serving = serving
+        self.push = push
+        self.wall_clock = wall_clock
+
+    def collect(self) -> Iterator[Metric]:
+        data = self.snapshot() or {}
+        streams = [s for s in data.get("streams") or [] if isinstance(s, dict)
+                   and isinstance(s.get("name"), str)]
+        up = GaugeMetricFamily("relay_status_up",
+                               "1 if the relay's status snapshot could be read")
+        up.add_metric([], 1.0 if data else 0.0)
+        yield up
+        updated = _number(data.get("updated"))
+        if updated is not None:
+            age = GaugeMetricFamily("relay_status_age_seconds",
+                                    "Seconds since the relay last wrote its status snapshot")
+            age.add_metric([], max(0.0, self.wall_clock() - updated))
+            yield age
+        yield from self._streams(streams)
+        yield from self._tracks(streams)
+        yield from self._rtmp(streams)
+        yield from self._hls(streams)
+
+    def _streams(self, streams: list[dict[str, Any]]) -> Iterator[Metric]:
+        state = GaugeMetricFamily("relay_stream_state",
+                                  "1 for the stream's current state, 0 for the others",
+                                  labels=["stream", "state"])
+        counters = {
+            key: CounterMetricFamily(f"relay_stream_{key}", text, labels=["stream"])
+            for key, text in (
+                ("packets_received", "RTP packets received from the source"),
+                ("packets_lost", "RTP packets the source sent that never arrived"),
+                ("packets_garbled", "Packets from the source that did not parse"),
+                ("frames_dropped", "Frames the source side dropped"),
+                ("reconnects", "Times the source was reconnected"),
+            )
+        }
+        for s in streams:
+            current = str(s.get("state"))
+            states = STREAM_STATES if current in STREAM_STATES else (*STREAM_STATES, current)
+            for name in states:
+                state.add_metric([s["name"], name], 1.0 if name == current else 0.0)
+            for key, family in counters.items():
+                value = _number(s.get(key))
+                if value is not None:
+                    family.add_metric([s["name"]], value)
+        yield state
+        yield from counters.values()
+
+    def _tracks(self, streams: list[dict[str, Any]]) -> Iterator[Metric]:
+        labels = ["stream", "track", "kind", "codec"]
+        frames = CounterMetricFamily("relay_stream_frames_in",
+                                     "Frames received from the source, per track", labels=labels)
+        size = CounterMetricFamily("relay_stream_bytes_in",
+                                   "Media bytes received from the source, per track",
+                                   labels=labels)
+        fps = GaugeMetricFamily("relay_stream_fps", "Video frames per second over the last "
+                                "second", labels=labels)
+        bitrate = GaugeMetricFamily("relay_stream_bitrate_bps", "Media bits per second over "
+                                    "the last second, per track", labels=labels)
+        for s in streams:
+            for index, track in enumerate(s.get("tracks") or []):
+                if not isinstance(track, dict):
+                    continue
+                values = [s["name"], str(track.get("index", index)), str(track.get("kind")),
+                          str(track.get("codec"))]
+                for family, key in ((frames, "frames"), (size, "bytes"), (fps, "fps"),
+                                    (bitrate, "bitrate")):
+                    value = _number(track.get(key))
+                    if value is not None:
+                        family.add_metric(values, value)
+        yield from (frames, size, fps, bitrate)
+
+    def _rtmp(self, streams: list[dict[str, Any]]) -> Iterator[Metric]:
+        labels = ["stream", "destination"]
+        state = GaugeMetricFamily("relay_rtmp_state", "1 for the RTMP destination's current "
+                                  "state, 0 for the others", labels=[*labels, "state"])
+        counters = {
+            key: CounterMetricFamily(f"relay_rtmp_{key}", text, labels=labels)
+            for key, text in (
+                ("frames_sent", "Frames sent to the RTMP destination (frames out of this sink)"),
+                ("frames_dropped", "Frames dropped for the RTMP destination (it fell behind)"),
+                ("bytes_sent", "Bytes sent to the RTMP destination"),
+                ("reconnects", "Times the RTMP destination was reconnected"),
+            )
+        }
+        for s in streams:
+            for dest in s.get("rtmp") or []:
+                if not isinstance(dest, dict):
+                    continue
+                values = [s["name"], str(dest.get("destination"))]  # redacted by the relay
+                current = str(dest.get("state"))
+                known = RTMP_STATES if current in RTMP_STATES else (*RTMP_STATES, current)
+                for name in known:
+                    state.add_metric([*values, name], 1.0 if name == current else 0.0)
+                for key, family in counters.items():
+                    value = _number(dest.get(key))
+                    if value is not None:
+                        family.add_metric(values, value)
+        yield state
+        yield from counters.values()
+
+    def _hls(self, streams: list[dict[str, Any]]) -> Iterator[Metric]:
+        segments = CounterMetricFamily("relay_hls_segments_written",
+                                       "HLS segments the relay wrote", labels=["stream"])
+        written = CounterMetricFamily("relay_hls_bytes_written", "MPEG-TS bytes the relay "
+                                      "wrote to HLS segments", labels=["stream"])
+        requests = CounterMetricFamily("relay_hls_requests", "HLS requests served",
+                                       labels=["stream", "file"])
+        served = CounterMetricFamily("relay_hls_bytes_served", "HLS body bytes served",
+                                     labels=["stream"])
+        viewers = GaugeMetricFamily("relay_hls_viewers", "Distinct clients that fetched the "
+                                    "playlist in the last 30 s", labels=["stream"])
+        push_state = GaugeMetricFamily("relay_hls_push_state", "1 for the HLS push's current "
+                                       "state, 0 for the others",
+                                       labels=["stream", "origin", "state"])
+        pushed = CounterMetricFamily("relay_hls_push_segments", "Segments PUT to the origin",
+                                     labels=["stream", "origin"])
+        deleted = CounterMetricFamily("relay_hls_push_deletes", "Expired segments DELETEd "
+                                      "from the origin", labels=["stream", "origin"])
+        failures = CounterMetricFamily("relay_hls_push_failures", "Failed push attempts "
+                                       "(each retried)", labels=["stream", "origin"])
+        latency = GaugeMetricFamily("relay_hls_push_latency_seconds", "From the playlist's "
+                                    "local write to its PUT finishing, last push",
+                                    labels=["stream", "origin"])
+        names = [s["name"] for s in streams]
+        names += [n for n in self.serving.streams if n not in names]
+        for s in streams:
+            for family, key in ((segments, "hls_segments"), (written, "hls_bytes_written")):
+                value = _number(s.get(key))
+                if value is not None:
+                    family.add_metric([s["name"]], value)
+        for name in names:
+            entry = self.serving.streams.get(name)
+            if entry is not None:
+                requests.add_metric([name, "playlist"], entry.playlist_requests)
+                requests.add_metric([name, "segment"], entry.segment_requests)
+                served.add_metric([name], entry.bytes_served)
+            viewers.add_metric([name], self.serving.viewers(name))
+            push = self.push(name)
+            if push is not None:
+                values = [name, push.url]
+                for state in PUSH_STATES:
+                    push_state.add_metric([*values, state], 1.0 if push.state == state else 0.0)
+                pushed.add_metric(values, push.segments_pushed)
+                deleted.add_metric(values, push.segments_deleted)
+                failures.add_metric(values, push.failures)
+                if push.last_latency is not None:
+                    latency.add_metric(values, push.last_latency)
+        yield from (segments, written, requests, served, viewers, push_state, pushed, deleted, failures,
+                    latency)
+
+
+def make_registry(collector: SnapshotCollector) -> CollectorRegistry:
+    """A private registry holding only the snapshot collector (no process-global state)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The registry in the Prometheus text format 0.0.4."""
+    return generate_latest(registry)
