@@ -40,10 +40,14 @@ MAX_DIMENSION_MBS = 1024  # 16384 pixels each way; level 6.2 allows about 8192x4
 HIGH_PROFILES = frozenset((100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135))
 
 __all__ = [
+    "PpsOrderInfo",
     "SpsInfo",
+    "SpsOrderInfo",
     "avc_decoder_configuration",
     "nal_type",
+    "parse_pps_order",
     "parse_sps",
+    "parse_sps_order",
     "split_annexb",
     "to_annexb",
     "unescape_rbsp",
@@ -245,3 +249,191 @@ def avc_decoder_configuration(sps: bytes, pps: bytes) -> bytes:
             )
         )
     return record
+
+
+MAX_REORDER_FRAMES = 16  # MaxDpbFrames never exceeds 16 (A.3.1 item h)
+
+
+@dataclass(frozen=True, slots=True)
+class SpsOrderInfo:
+    """The SPS fields that slice headers and picture order counts depend on (7.4.2.1.1, E.2.1).
+
+    Attributes:
+        sps_id: seq_parameter_set_id.
+        separate_colour_plane: separate_colour_plane_flag (slices carry colour_plane_id).
+        log2_max_frame_num: log2_max_frame_num_minus4 + 4.
+        poc_type: pic_order_cnt_type (0, 1 or 2).
+        log2_max_poc_lsb: log2_max_pic_order_cnt_lsb_minus4 + 4 (type 0 only, else 0).
+        delta_pic_order_always_zero: delta_pic_order_always_zero_flag (type 1).
+        offset_for_non_ref_pic: offset_for_non_ref_pic (type 1).
+        offset_for_top_to_bottom_field: offset_for_top_to_bottom_field (type 1).
+        offsets_for_ref_frame: offset_for_ref_frame[] (type 1).
+        frame_mbs_only: frame_mbs_only_flag (False: slices may be field pictures).
+        max_num_reorder_frames: from the VUI's bitstream restriction, None when absent.
+        max_dec_frame_buffering: from the VUI's bitstream restriction, None when absent.
+    """
+
+    sps_id: int
+    separate_colour_plane: bool
+    log2_max_frame_num: int
+    poc_type: int
+    log2_max_poc_lsb: int
+    delta_pic_order_always_zero: bool
+    offset_for_non_ref_pic: int
+    offset_for_top_to_bottom_field: int
+    offsets_for_ref_frame: tuple[int, ...]
+    frame_mbs_only: bool
+    max_num_reorder_frames: int | None
+    max_dec_frame_buffering: int | None
+
+
+def _skip_hrd_parameters(r: BitReader) -> None:
+    # E.1.2
+    count = r.ue(31) + 1
+    r.skip(8)  # bit_rate_scale, cpb_size_scale
+    for _ in range(count):
+        r.ue()  # bit_rate_value_minus1
+        r.ue()  # cpb_size_value_minus1
+        r.skip(1)  # cbr_flag
+    r.skip(20)  # four delay / length fields of 5 bits
+
+
+def _vui_reorder(r: BitReader) -> tuple[int, int] | None:
+    """Walks vui_parameters() (E.1.1) to the bitstream restriction; None when it is absent."""
+    if r.flag() and r.u(8) == 255:  # aspect_ratio_info_present_flag, aspect_ratio_idc
+        r.skip(32)  # sar_width, sar_height
+    if r.flag():  # overscan_info_present_flag
+        r.skip(1)
+    if r.flag():  # video_signal_type_present_flag
+        r.skip(4)  # video_format, video_full_range_flag
+        if r.flag():  # colour_description_present_flag
+            r.skip(24)
+    if r.flag():  # chroma_loc_info_present_flag
+        r.ue(5)
+        r.ue(5)
+    if r.flag():  # timing_info_present_flag
+        r.skip(65)
+    nal_hrd = r.flag()
+    if nal_hrd:
+        _skip_hrd_parameters(r)
+    vcl_hrd = r.flag()
+    if vcl_hrd:
+        _skip_hrd_parameters(r)
+    if nal_hrd or vcl_hrd:
+        r.skip(1)  # low_delay_hrd_flag
+    r.skip(1)  # pic_struct_present_flag
+    if not r.flag():  # bitstream_restriction_flag
+        return None
+    r.skip(1)  # motion_vectors_over_pic_boundaries_flag
+    for _ in range(4):  # max_bytes_per_pic_denom .. log2_max_mv_length_vertical
+        r.ue()
+    reorder = r.ue(MAX_REORDER_FRAMES)
+    return reorder, r.ue(MAX_REORDER_FRAMES)
+
+
+def parse_sps_order(sps: bytes | bytearray | memoryview) -> SpsOrderInfo:
+    """Parses the SPS fields that picture order counts need, the VUI's reorder limits included.
+
+    A VUI that is cut short or malformed counts as absent (some cameras truncate it); the fields
+    before it must parse.
+
+    Raises:
+        RemoteProtocolError: not an SPS, truncated before the VUI, or a field out of range.
+    """
+    if len(sps) > MAX_SPS_SIZE:
+        raise RemoteProtocolError(f"H.264 SPS: {len(sps)} bytes, over {MAX_SPS_SIZE}")
+    if len(sps) < 4 or sps[0] & 0x1F != SPS:
+        raise RemoteProtocolError("H.264 SPS: not a sequence parameter set")
+    r = BitReader(unescape_rbsp(sps[1:]), "H.264 SPS")
+    profile_idc = r.u(8)
+    r.skip(16)  # constraint flags, level_idc
+    sps_id = r.ue(31)
+    separate_colour_plane = False
+    if profile_idc in HIGH_PROFILES:
+        chroma_format_idc = r.ue(3)
+        if chroma_format_idc == 3:
+            separate_colour_plane = r.flag()
+        r.ue(6)  # bit_depth_luma_minus8
+        r.ue(6)  # bit_depth_chroma_minus8
+        r.skip(1)  # qpprime_y_zero_transform_bypass_flag
+        if r.flag():  # seq_scaling_matrix_present_flag
+            for i in range(8 if chroma_format_idc != 3 else 12):
+                if r.flag():
+                    _skip_scaling_list(r, 16 if i < 6 else 64)
+    log2_max_frame_num = r.ue(12) + 4
+    poc_type = r.ue(2)
+    log2_max_poc_lsb = 0
+    always_zero = False
+    non_ref = top_to_bottom = 0
+    offsets: tuple[int, ...] = ()
+    if poc_type == 0:
+        log2_max_poc_lsb = r.ue(12) + 4
+    elif poc_type == 1:
+        always_zero = r.flag()
+        non_ref = r.se()
+        top_to_bottom = r.se()
+        offsets = tuple(r.se() for _ in range(r.ue(255)))
+    r.ue(32)  # max_num_ref_frames
+    r.skip(1)  # gaps_in_frame_num_value_allowed_flag
+    r.ue(MAX_DIMENSION_MBS - 1)  # pic_width_in_mbs_minus1
+    r.ue(MAX_DIMENSION_MBS - 1)  # pic_height_in_map_units_minus1
+    frame_mbs_only = r.flag()
+    if not frame_mbs_only:
+        r.skip(1)  # mb_adaptive_frame_field_flag
+    r.skip(1)  # direct_8x8_inference_flag
+    if r.flag():  # frame_cropping_flag
+        for _ in range(4):
+            r.ue(8 * MAX_DIMENSION_MBS)
+    restriction = None
+    if r.flag():  # vui_parameters_present_flag
+        try:
+            restriction = _vui_reorder(r)
+        except RemoteProtocolError:
+            restriction = None
+    return SpsOrderInfo(
+        sps_id=sps_id,
+        separate_colour_plane=separate_colour_plane,
+        log2_max_frame_num=log2_max_frame_num,
+        poc_type=poc_type,
+        log2_max_poc_lsb=log2_max_poc_lsb,
+        delta_pic_order_always_zero=always_zero,
+        offset_for_non_ref_pic=non_ref,
+        offset_for_top_to_bottom_field=top_to_bottom,
+        offsets_for_ref_frame=offsets,
+        frame_mbs_only=frame_mbs_only,
+        max_num_reorder_frames=None if restriction is None else restriction[0],
+        max_dec_frame_buffering=None if restriction is None else restriction[1],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PpsOrderInfo:
+    """The PPS fields a slice header needs up to its picture order count (7.3.2.2).
+
+    Attributes:
+        pps_id: pic_parameter_set_id.
+        sps_id: seq_parameter_set_id of the SPS it refers to.
+        bottom_field_pic_order_in_frame_present: the slice header carries
+            delta_pic_order_cnt_bottom / delta_pic_order_cnt[1].
+    """
+
+    pps_id: int
+    sps_id: int
+    bottom_field_pic_order_in_frame_present: bool
+
+
+def parse_pps_order(pps: bytes | bytearray | memoryview) -> PpsOrderInfo:
+    """Parses the head of a picture parameter set NAL unit (1-byte header, no start code).
+
+    Raises:
+        RemoteProtocolError: not a PPS, truncated, or a field out of range.
+    """
+    if len(pps) > MAX_SPS_SIZE:
+        raise RemoteProtocolError(f"H.264 PPS: {len(pps)} bytes, over {MAX_SPS_SIZE}")
+    if len(pps) < 2 or pps[0] & 0x1F != PPS:
+        raise RemoteProtocolError("H.264 PPS: not a picture parameter set")
+    r = BitReader(unescape_rbsp(pps[1:16]), "H.264 PPS")
+    pps_id = r.ue(255)
+    sps_id = r.ue(31)
+    r.skip(1)  # entropy_coding_mode_flag
+    return PpsOrderInfo(pps_id, sps_id, r.flag())

@@ -53,7 +53,11 @@ __all__ = [
     "hevc_decoder_configuration",
     "is_irap",
     "nal_type",
+    "HevcPpsOrderInfo",
+    "HevcSpsOrderInfo",
+    "parse_pps_order",
     "parse_sps",
+    "parse_sps_order",
     "parse_vps",
     "split_annexb",
     "to_annexb",
@@ -223,7 +227,11 @@ def parse_sps(sps: bytes | bytearray | memoryview) -> HevcSpsInfo:
     Raises:
         RemoteProtocolError: not an SPS, truncated, or a field out of range.
     """
-    r = _rbsp(sps, SPS, "H.265 SPS")
+    return _parse_sps(_rbsp(sps, SPS, "H.265 SPS"))
+
+
+def _parse_sps(r: BitReader) -> HevcSpsInfo:
+    """Reads an SPS up to its bit depths, leaving ``r`` at log2_max_pic_order_cnt_lsb_minus4."""
     vps_id = r.u(4)
     max_sub_layers_minus1 = r.u(3)
     if max_sub_layers_minus1 >= MAX_SUB_LAYERS:
@@ -261,6 +269,96 @@ def parse_sps(sps: bytes | bytearray | memoryview) -> HevcSpsInfo:
         width=width,
         height=height,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class HevcSpsOrderInfo:
+    """The SPS fields that slice headers and picture order counts need (7.4.3.2.1).
+
+    Attributes:
+        sps_id: sps_seq_parameter_set_id.
+        separate_colour_plane: separate_colour_plane_flag (slices carry colour_plane_id).
+        log2_max_poc_lsb: log2_max_pic_order_cnt_lsb_minus4 + 4.
+        max_dec_pic_buffering: sps_max_dec_pic_buffering_minus1 + 1 for the highest sub-layer.
+        max_num_reorder_pics: sps_max_num_reorder_pics for the highest sub-layer.
+    """
+
+    sps_id: int
+    separate_colour_plane: bool
+    log2_max_poc_lsb: int
+    max_dec_pic_buffering: int
+    max_num_reorder_pics: int
+
+
+MAX_DPB_SIZE = 16  # MaxDpbSize never exceeds 16 (A.4.2)
+
+
+def parse_sps_order(sps: bytes | bytearray | memoryview) -> HevcSpsOrderInfo:
+    """Parses the SPS fields that picture order counts need, the reorder limits included.
+
+    Raises:
+        RemoteProtocolError: not an SPS, truncated, or a field out of range.
+    """
+    r = _rbsp(sps, SPS, "H.265 SPS")
+    info = _parse_sps(r)
+    log2_max_poc_lsb = r.ue(12) + 4
+    all_layers = r.flag()  # sps_sub_layer_ordering_info_present_flag
+    buffering = reorder = 0
+    for _ in range(info.max_sub_layers if all_layers else 1):
+        buffering = r.ue(MAX_DPB_SIZE - 1) + 1
+        reorder = r.ue(MAX_DPB_SIZE - 1)
+        r.ue()  # sps_max_latency_increase_plus1
+    if reorder >= buffering:
+        raise RemoteProtocolError("H.265 SPS: sps_max_num_reorder_pics not below the DPB size")
+    return HevcSpsOrderInfo(
+        sps_id=info.sps_id,
+        separate_colour_plane=info.chroma_format_idc == 3 and _separate_colour_plane(sps),
+        log2_max_poc_lsb=log2_max_poc_lsb,
+        max_dec_pic_buffering=buffering,
+        max_num_reorder_pics=reorder,
+    )
+
+
+def _separate_colour_plane(sps: bytes | bytearray | memoryview) -> bool:
+    r = _rbsp(sps, SPS, "H.265 SPS")
+    r.skip(4)
+    max_sub_layers_minus1 = r.u(3)
+    r.skip(1)
+    _profile_tier_level(r, max_sub_layers_minus1)
+    r.ue(15)
+    r.ue(3)
+    return r.flag()
+
+
+@dataclass(frozen=True, slots=True)
+class HevcPpsOrderInfo:
+    """The PPS fields a slice segment header needs up to its picture order count (7.3.2.3.1).
+
+    Attributes:
+        pps_id: pps_pic_parameter_set_id.
+        sps_id: pps_seq_parameter_set_id.
+        dependent_slice_segments_enabled: dependent_slice_segments_enabled_flag.
+        output_flag_present: output_flag_present_flag (slices carry pic_output_flag).
+        num_extra_slice_header_bits: num_extra_slice_header_bits.
+    """
+
+    pps_id: int
+    sps_id: int
+    dependent_slice_segments_enabled: bool
+    output_flag_present: bool
+    num_extra_slice_header_bits: int
+
+
+def parse_pps_order(pps: bytes | bytearray | memoryview) -> HevcPpsOrderInfo:
+    """Parses the head of a picture parameter set NAL unit (2-byte header, no start code).
+
+    Raises:
+        RemoteProtocolError: not a PPS, truncated, or a field out of range.
+    """
+    r = _rbsp(pps[:24], PPS, "H.265 PPS")
+    pps_id = r.ue(63)
+    sps_id = r.ue(15)
+    return HevcPpsOrderInfo(pps_id, sps_id, r.flag(), r.flag(), r.u(3))
 
 
 _HVCC_HEAD = struct.Struct(">BB4s6sBHBBBBHB")

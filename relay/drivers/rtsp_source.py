@@ -22,6 +22,7 @@ from relay.config import StreamConfig, redact_url
 from relay.drivers.supervise import Backoff, describe, first_error
 from relay.errors import RelayError, RemoteProtocolError, UnsupportedError
 from relay.media import Frame, Kind
+from relay.rtp.dts import DtsExtractor
 from relay.rtp.packet import RtpPacket
 from relay.rtp.rtcp import (
     SenderReport,
@@ -72,6 +73,7 @@ class _Track:
     depacketizer: Depacketizer
     stats: ReceptionStats
     reorder: ReorderBuffer | None = None
+    dts: DtsExtractor | None = None  # video: decode times from picture order counts
     remote_ssrc: int = 0
     rtcp_channel: int | None = None  # TCP interleaved
     rtcp_socket: trio.socket.SocketType | None = None  # UDP
@@ -252,7 +254,10 @@ class _Session:
                 log.warning("stream=%s skipping %s track: %s", self.config.name, media.kind, exc)
                 continue
             track = depacketizer.track
-            self.tracks.append(_Track(track.index, depacketizer, ReceptionStats(track.clock_rate)))
+            self.tracks.append(_Track(
+                track.index, depacketizer, ReceptionStats(track.clock_rate),
+                dts=DtsExtractor() if track.kind is Kind.VIDEO else None,
+            ))
             chosen.append(media_index)
         self.status.skipped_tracks = skipped
         if not chosen:
@@ -344,13 +349,21 @@ class _Session:
             log.debug("stream=%s bad payload: %s", self.config.name, exc)
             return
         for frame in frames:
-            self._publish(frame, now)
+            self._publish(track, frame, now)
 
-    def _publish(self, frame: Frame, now: float) -> None:
+    def _publish(self, track: _Track, frame: Frame, now: float) -> None:
         index = frame.track.index
         frame.pts = self.timeline.place(index, frame.pts, now - self.epoch)
-        frame.dts = self.timeline.monotonic(index, frame.pts)
-        frame.pts = max(frame.pts, frame.dts)
+        dts = frame.pts
+        if track.dts is not None:
+            try:
+                dts = track.dts.extract(frame)
+            except RemoteProtocolError as exc:
+                self.status.frames_dropped += 1
+                log.debug("stream=%s frame dropped: %s", self.config.name, exc)
+                return
+        frame.dts = self.timeline.monotonic(index, dts)
+        frame.pts = max(frame.pts, frame.dts)  # only moves when the source's clock misbehaved
         if self.first_frame:
             frame.discontinuity = self.status.reconnects > 0
             self.first_frame = False
