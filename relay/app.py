@@ -1,44 +1,65 @@
-"""The relay process: one nursery holding every stream, its sinks and the web process.
+"""The relay process: one nursery holding the supervisor's streams and the web process.
 
-Each stream gets its own nursery (a source task and a task per sink); a sink that fails is
-restarted with backoff without touching the source or the other sinks, and a stream that fails
-never touches another. SIGINT/SIGTERM cancel everything; drivers close cleanly under shields
-(the open HLS segment is listed, RTSP sessions are torn down) and the process exits 0.
+A ``Supervisor`` runs each enabled stream in a cancel scope of its own and restarts it with
+backoff (and jitter) when it fails; inside a stream (``run_stream``) the source and each sink are
+tasks of one nursery, and a sink that fails is restarted the same way without touching the
+source or the other sinks. ``Supervisor.apply`` takes a new config (SIGHUP): added streams start,
+removed ones are cancelled (the HLS playlist gets ENDLIST, RTSP is torn down), changed ones
+restart once the old run has finished, unchanged ones are not touched. SIGINT/SIGTERM cancel
+everything; drivers close cleanly under shields and the process exits 0.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import shutil
 import signal
 import tempfile
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import trio
 
 from relay.bus import Stream
-from relay.config import Config, StreamConfig
-from relay.drivers.supervise import Backoff
+from relay.config import Config, StreamConfig, load_config, redact_url
 from relay.drivers.hls_sink import HlsStats, run_hls_sink
 from relay.drivers.rtmp_sink import RtmpStats, run_rtmp_sink
 from relay.drivers.rtsp_source import run_rtsp_source
-from relay.drivers.web_process import publish_status, run_web
-from relay.errors import RelayError
-from relay.status import StreamStatus
+from relay.drivers.supervise import Backoff, describe, first_error
+from relay.drivers.web_process import STATUS_INTERVAL, run_web, write_atomically
+from relay.errors import ConfigError, RelayError
+from relay.logs import redact, set_secrets, use_config_format
+from relay.status import Snapshotter, StreamStatus
 
 log = logging.getLogger("relay")
 
+HEALTHY_AFTER = 60.0
+"""A task that ran this long before failing starts its backoff again from the first delay."""
 
-def run(config: Config, demo_segment_seconds: float | None = None) -> None:
-    """Run the relay (or, with ``demo_segment_seconds``, the demo) until SIGINT/SIGTERM."""
+StreamRunner = Callable[[StreamConfig, StreamStatus, Path], Awaitable[None]]
+
+
+def run(config: Config, demo_segment_seconds: float | None = None,
+        config_path: Path | None = None) -> None:
+    """Run the relay (or, with ``demo_segment_seconds``, the demo) until SIGINT/SIGTERM.
+
+    Args:
+        config: what to relay.
+        demo_segment_seconds: run the built-in demo camera instead, with this segment target.
+        config_path: the file ``config`` came from; SIGHUP reloads it.
+    """
     if demo_segment_seconds is not None:
         from relay.drivers.demo_camera import run_demo
 
         trio.run(run_demo, config, demo_segment_seconds)
     else:
-        trio.run(partial(run_relay, config, started=_announce))
+        trio.run(partial(run_relay, config, started=_announce, config_path=config_path))
 
 
 def _announce(address: str) -> None:
@@ -50,32 +71,31 @@ async def run_relay(
     *,
     before: Callable[[trio.Nursery], Awaitable[None]] | None = None,
     started: Callable[[str], None] | None = None,
+    config_path: Path | None = None,
 ) -> None:
-    """Run every configured stream until SIGINT/SIGTERM.
+    """Run every enabled stream of ``config`` until SIGINT/SIGTERM.
 
     Args:
         config: what to relay.
         before: started first in the main nursery (the demo camera), awaited until it is up.
         started: called with the page's address once the web process is listening.
+        config_path: reloaded on SIGHUP (without it SIGHUP is ignored).
     """
     runtime = Path(tempfile.mkdtemp(prefix="relay-"))
     hls_dir = config.server.hls_dir
     hls_dir.mkdir(parents=True, exist_ok=True)
+    set_secrets(_log_secrets(config))
     try:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_stop_on_signal, signals, nursery.cancel_scope)
                 if before is not None:
                     await before(nursery)
-                statuses = []
-                for stream_config in config.streams:
-                    status = StreamStatus(
-                        stream_config.name, str(stream_config.source), Stream(stream_config.name)
-                    )
-                    statuses.append(status)
-                    nursery.start_soon(run_stream, stream_config, status, hls_dir)
+                supervisor = Supervisor(nursery, hls_dir)
+                supervisor.apply(config)
+                nursery.start_soon(_on_signals, signals, nursery.cancel_scope, supervisor,
+                                   config_path)
                 status_file = runtime / "status.json"
-                nursery.start_soon(publish_status, statuses, status_file)
+                nursery.start_soon(publish_status, supervisor, status_file)
                 await nursery.start(run_web, config.server.http, hls_dir, status_file)
                 host, port = config.server.http
                 if started is not None:
@@ -84,18 +104,188 @@ async def run_relay(
         shutil.rmtree(runtime, ignore_errors=True)
 
 
-async def _stop_on_signal(signals: trio.abc.ReceiveChannel[int], scope: trio.CancelScope) -> None:
+async def _on_signals(
+    signals: AsyncIterator[int],
+    scope: trio.CancelScope,
+    supervisor: Supervisor,
+    config_path: Path | None,
+) -> None:
     async for signum in signals:
+        if signum == signal.SIGHUP:
+            if config_path is None:
+                log.info("received SIGHUP; no config file to reload")
+            else:
+                reload(supervisor, config_path)
+            continue
         log.info("received %s; stopping", signal.Signals(signum).name)
         scope.cancel()
         return
 
 
+def reload(supervisor: Supervisor, path: Path) -> None:
+    """Load ``path`` again and apply it; a file that does not load leaves everything running."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        log.error("reload failed, still running the previous config: %s", redact(str(exc)))
+        return
+    old = supervisor.config
+    set_secrets(_log_secrets(config) + (_log_secrets(old) if old else []))
+    if old is not None:
+        for key in ("http", "hls_dir", "token"):
+            if getattr(old.server, key) != getattr(config.server, key):
+                log.warning("reload: server.%s changed; restart the relay to apply it", key)
+        if old.server.log_format != config.server.log_format:
+            use_config_format(config.server.log_format)
+    changes = supervisor.apply(config)
+    log.info("reloaded %s: %s", path, ", ".join(
+        f"{what} {' '.join(names) or '-'}" for what, names in changes.items()))
+
+
+def _log_secrets(config: Config) -> list[str]:
+    """The config's credentials to scrub from log lines; one that is also a stream name (a demo
+    stream key such as "camera1") is left alone, or every line about that stream would be
+    scrubbed."""
+    names = {s.name for s in config.streams}
+    return [s for s in config.secrets() if s not in names]
+
+
+@dataclass(eq=False, slots=True)
+class _Entry:
+    config: StreamConfig
+    status: StreamStatus
+    scope: trio.CancelScope
+    done: trio.Event
+
+
+class Supervisor:
+    """Runs one task per enabled stream, each restarted on its own with backoff.
+
+    Args:
+        nursery: where the stream tasks live.
+        hls_dir: the HLS root handed to each run.
+        runner: runs one stream until cancelled (``run_stream``; tests pass fakes).
+        backoff: makes each stream's retry schedule.
+        healthy_after: a run this long resets the stream's backoff.
+    """
+
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        hls_dir: Path,
+        runner: StreamRunner | None = None,
+        *,
+        backoff: Callable[[], Backoff] = Backoff,
+        healthy_after: float = HEALTHY_AFTER,
+    ) -> None:
+        self._nursery = nursery
+        self._hls_dir = hls_dir
+        self._runner = runner or run_stream
+        self._backoff = backoff
+        self._healthy_after = healthy_after
+        self._entries: dict[str, _Entry] = {}
+        self._last_run: dict[str, trio.Event] = {}
+        self.config: Config | None = None
+        self.statuses: list[StreamStatus] = []
+        """The running streams' statuses in config order; updated in place by ``apply``."""
+
+    def stream_config(self, name: str) -> StreamConfig | None:
+        entry = self._entries.get(name)
+        return entry.config if entry is not None else None
+
+    def apply(self, config: Config) -> dict[str, list[str]]:
+        """Make the running set match ``config``'s enabled streams.
+
+        Returns:
+            The names ``started``, ``stopped``, ``restarted`` and ``unchanged``.
+        """
+        wanted = {s.name: s for s in config.streams if s.enabled}
+        changes: dict[str, list[str]] = {
+            "started": [], "stopped": [], "restarted": [], "unchanged": []}
+        for name in list(self._entries):
+            if name not in wanted:
+                log.info("stream=%s stopping (removed or disabled in the config)", name)
+                self._entries.pop(name).scope.cancel()
+                changes["stopped"].append(name)
+        for name, stream_config in wanted.items():
+            running = self._entries.get(name)
+            if running is None:
+                status = StreamStatus(name, str(stream_config.source), Stream(name))
+                self._start(stream_config, status)
+                changes["started"].append(name)
+            elif running.config != stream_config:
+                log.info("stream=%s restarting: its config changed", name)
+                running.scope.cancel()
+                # The same status object: counters and the page's card carry on.
+                running.status.source = str(stream_config.source)
+                self._start(stream_config, running.status)
+                changes["restarted"].append(name)
+            else:
+                changes["unchanged"].append(name)
+        self.statuses[:] = [self._entries[name].status for name in wanted]
+        self.config = config
+        return changes
+
+    def _start(self, config: StreamConfig, status: StreamStatus) -> None:
+        entry = _Entry(config, status, trio.CancelScope(), trio.Event())
+        previous = self._last_run.get(config.name)
+        self._entries[config.name] = entry
+        self._last_run[config.name] = entry.done
+        self._nursery.start_soon(self._run, entry, previous, name=f"stream {config.name}")
+
+    async def _run(self, entry: _Entry, previous: trio.Event | None) -> None:
+        name = entry.config.name
+        try:
+            with entry.scope:
+                if previous is not None:
+                    # one writer per HLS folder: the old run must finish its ENDLIST first
+                    await previous.wait()
+                await self._supervise(entry)
+        except* Exception as group:  # raised while stopping: log it, never spread it
+            log.error("stream=%s failed while stopping: %s", name,
+                      redact(str(first_error(group))))
+        finally:
+            entry.done.set()
+            if self._last_run.get(name) is entry.done:
+                del self._last_run[name]
+
+    async def _supervise(self, entry: _Entry) -> None:
+        name = entry.config.name
+        status = entry.status
+        backoff = self._backoff()
+        while True:
+            status.stream = Stream(name)  # a run closes its stream when it ends
+            status.state = "connecting"
+            began = trio.current_time()
+            try:
+                await self._runner(entry.config, status, self._hls_dir)
+                error = "the stream's tasks ended"
+            except Exception as exc:  # one stream's bug never takes down another
+                cause = first_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+                error = redact(redact_url(str(cause) or type(cause).__name__))
+                if trio.current_effective_deadline() == -math.inf:
+                    # being stopped: the error came from cleaning up, nothing to restart
+                    log.error("stream=%s failed while stopping: %s", name, error)
+                    return
+                log.error("stream=%s failed: %s", name, error,
+                          exc_info=not isinstance(cause, RelayError | OSError))
+            if trio.current_time() - began >= self._healthy_after:
+                backoff.reset()
+            delay = backoff.next()
+            status.state = "retrying"
+            status.last_error = error
+            status.reconnects += 1
+            log.warning("stream=%s restarting in %.0f s (%s)", name, delay, error)
+            await trio.sleep(delay)
+
+
 async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path) -> None:
     """One stream: its source and its sinks, in a nursery of their own."""
+    status.hls = None
+    status.rtmp = []
     try:
         async with trio.open_nursery() as nursery:
-            sinks = []
+            sinks: list[tuple[Any, ...]] = []
             if config.hls:
                 status.hls = HlsStats()
                 sinks.append((f"stream={config.name} hls", run_hls_sink, status.stream,
@@ -108,21 +298,92 @@ async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path) 
                               status.stream, url, stats))
             await nursery.start(run_rtsp_source, config, status.stream, status)
             for what, sink, *args in sinks:
-                nursery.start_soon(_supervise, what, sink, *args)
+                nursery.start_soon(supervise_task, what, sink, *args)
     finally:
         status.state = "stopped"
         status.stream.close()
 
 
-async def _supervise(what: str, task: Callable[..., Awaitable[None]], *args: object) -> None:
+async def supervise_task(what: str, task: Callable[..., Awaitable[None]], *args: object,
+                         backoff: Backoff | None = None,
+                         healthy_after: float = HEALTHY_AFTER) -> None:
     """Run a sink, restarting it with backoff when it fails; Cancelled passes through."""
-    backoff = Backoff()
+    backoff = backoff or Backoff()
     while True:
+        began = trio.current_time()
         try:
             await task(*args)
             return
         except Exception as exc:  # a sink's bug must not take the stream down
+            cause = first_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+            if trio.current_time() - began >= healthy_after:
+                backoff.reset()
             delay = backoff.next()
-            log.error("%s failed: %s; restarting in %.0f s", what, exc, delay,
-                      exc_info=not isinstance(exc, RelayError | OSError))
+            log.error("%s failed: %s; restarting in %.0f s", what, redact(str(cause)), delay,
+                      exc_info=not isinstance(cause, RelayError | OSError))
             await trio.sleep(delay)
+
+
+async def publish_status(supervisor: Supervisor, path: Path) -> None:
+    """Rewrite the web process's snapshot every second, following the running set.
+
+    Each stream entry also carries ``hls_push``: the origin URL (credentials included; the
+    file is private to the relay and its web process) that the web process PUTs HLS to.
+    """
+    snapshotter = Snapshotter()
+    while True:
+        snapshot = snapshotter.snapshot(supervisor.statuses, trio.current_time(), time.time())
+        for entry in snapshot["streams"]:
+            config = supervisor.stream_config(entry["name"])
+            entry["hls_push"] = config.hls_push if config is not None else None
+        write_atomically(path, json.dumps(snapshot).encode())
+        await trio.sleep(STATUS_INTERVAL)
+
+
+def run_camera(listen: tuple[str, int]) -> None:
+    """``relay camera``: serve the built-in test camera over RTSP until SIGINT/SIGTERM."""
+    trio.run(serve_camera, listen)
+
+
+async def serve_camera(
+    listen: tuple[str, int],
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the test camera at ``rtsp://HOST:PORT/demo``; ``started()`` with the bound port."""
+    from relay.demo.camera import TestCamera
+    from relay.drivers.demo_camera import PATH, serve_test_camera
+
+    host, port = listen
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()[1]
+
+    async def serve_forever(*, task_status: trio.TaskStatus[None]) -> None:
+        # Safety net: an error escaping the camera server restarts it instead of exiting.
+        first = True
+        current = listeners
+        while True:
+            try:
+                if not current:  # serving closes its listeners when it ends
+                    current = await trio.open_tcp_listeners(bound, host=host)
+                async with trio.open_nursery() as inner:
+                    await inner.start(serve_test_camera, TestCamera(), current)
+                    if first:
+                        first = False
+                        task_status.started()
+            except Exception as exc:
+                cause = first_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+                log.warning("camera server failed (%s); restarting it", describe(cause))
+                current = []
+                await trio.sleep(0.5)
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_forever)
+            log.info("camera serving rtsp://%s:%d%s", host, bound, PATH)
+            print(f"relay camera: serving rtsp://{host}:{bound}{PATH}", flush=True)
+            task_status.started(bound)
+            async for signum in signals:
+                log.info("received %s; stopping", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break

@@ -1,4 +1,8 @@
-"""The command line (DESIGN.md): ``relay pull``, ``relay run``, ``relay demo``."""
+"""The command line (DESIGN.md): ``relay pull``, ``relay run``, ``relay demo``, ``relay camera``.
+
+``relay camera`` serves the built-in test camera over RTSP without relaying it, so that it can run
+as its own service (docker-compose.yml) and be pulled like any IP camera.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,10 @@ from relay.config import (
     check_segment_seconds,
     load_config,
     parse_hostport,
+    redact_url,
 )
 from relay.errors import ConfigError
-from relay.logs import setup_logging
+from relay.logs import FORMATS, setup_logging, use_config_format
 from relay.rtmp.url import RtmpUrl
 
 log = logging.getLogger("relay")
@@ -29,9 +34,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relay", description="Relay RTSP cameras to HLS (and RTMP)."
     )
-    parser.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="one line per event: key=value text or JSON")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    def logging_flags(sub: argparse.ArgumentParser, top: bool) -> None:
+        # accepted before or after the command; a flag given after it wins
+        default = None if top else argparse.SUPPRESS
+        sub.add_argument("--log-format", choices=FORMATS, default=default,
+                         help="one line per event: key=value text or JSON (run: default from "
+                              "[server] log_format, else text)")
+        sub.add_argument("-v", "--verbose", action="store_true",
+                         default=False if top else argparse.SUPPRESS, help="debug logging")
+
+    logging_flags(parser, top=True)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(sub: argparse.ArgumentParser, segment_default: float) -> None:
@@ -52,12 +64,27 @@ def _parser() -> argparse.ArgumentParser:
                       help="audio policy (auto: AAC kept, other audio transcoded to AAC, "
                            "silent AAC for RTMP when the source has none)")
     common(pull, 10.0)
+    logging_flags(pull, top=False)
 
-    run = commands.add_parser("run", help="relay every stream of a config file")
+    run = commands.add_parser("run", help="relay every stream of a config file",
+                              description="Relay every stream of a config file. SIGHUP reloads "
+                                          "the file; SIGINT/SIGTERM stop cleanly.")
     run.add_argument("--config", required=True, type=Path, help="relay.toml")
+    run.add_argument("--check", action="store_true",
+                     help="only check the config file, print a summary and exit")
+    logging_flags(run, top=False)
 
     demo = commands.add_parser("demo", help="built-in test camera -> relay -> browser")
     common(demo, 2.0)
+    logging_flags(demo, top=False)
+
+    camera = commands.add_parser(
+        "camera", help="serve the built-in test camera over RTSP (no relaying)",
+        description="Serve the built-in test camera at rtsp://HOST:PORT/demo.")
+    camera.add_argument("--listen", default="127.0.0.1:8554",
+                        help="HOST:PORT to listen on (default 127.0.0.1:8554; 0.0.0.0:8554 in "
+                             "a container)")
+    logging_flags(camera, top=False)
     return parser
 
 
@@ -84,14 +111,46 @@ def _config(args: argparse.Namespace) -> Config:
     )
 
 
+def _summary(config: Config) -> str:
+    lines = [f"server: http {config.server.http[0]}:{config.server.http[1]}, hls_dir "
+             f"{config.server.hls_dir}, token {'set' if config.server.token else 'none'}"]
+    for s in config.streams:
+        outputs = (["hls"] if s.hls else []) + [u.redacted for u in s.rtmp]
+        if s.hls_push:
+            outputs.append(f"push {redact_url(s.hls_push)}")
+        state = "" if s.enabled else " (disabled)"
+        lines.append(f"stream {s.name}{state}: {s.source} -> {', '.join(outputs) or 'nothing'}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    setup_logging(args.log_format, args.verbose)
+    setup_logging(args.log_format or "text", args.verbose, pinned=args.log_format is not None)
+    if args.command == "camera":
+        try:
+            listen = parse_hostport(args.listen, "--listen")
+        except ConfigError as exc:
+            print(f"relay: {exc}", file=sys.stderr)
+            return 2
+        from relay.app import run_camera
+
+        try:
+            run_camera(listen)
+        except OSError as exc:
+            print(f"relay: --listen {args.listen}: cannot listen ({exc.strerror or exc})",
+                  file=sys.stderr)
+            return 1
+        return 0
     try:
         config = _config(args)
     except ConfigError as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2
+    if args.command == "run":
+        if args.check:
+            print(_summary(config))
+            return 0
+        use_config_format(config.server.log_format)
     from relay.app import run
 
     if args.command == "demo":
@@ -102,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         run(config, demo_segment_seconds=segment)
     else:
-        run(config)
+        run(config, config_path=args.config if args.command == "run" else None)
     return 0
 
 

@@ -72,6 +72,9 @@ def parse_hostport(text: str, where: str) -> tuple[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class StreamConfig:
+    """One stream, as configured. Frozen and comparable: a reload restarts a stream only when
+    its StreamConfig changed."""
+
     name: str
     source: SourceUrl
     transport: str = "auto"
@@ -80,18 +83,35 @@ class StreamConfig:
     window: int = 6
     rtmp: tuple[RtmpUrl, ...] = ()
     audio: AudioPolicy = AudioPolicy.AUTO
+    hls_push: str | None = field(default=None, repr=False)  # may hold user:password@
+    enabled: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     http: tuple[str, int] = ("127.0.0.1", 8080)
     hls_dir: Path = Path("./hls")
+    token: str | None = field(default=None, repr=False)
+    log_format: str = "text"
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig
     streams: tuple[StreamConfig, ...]
+
+    def secrets(self) -> list[str]:
+        """Every credential in the config: passwords, stream keys, push credentials, token."""
+        found: list[str] = []
+        if self.server.token:
+            found.append(self.server.token)
+        for stream in self.streams:
+            found += [s for s in (stream.source.username, stream.source.password) if s]
+            found += [url.stream_key for url in stream.rtmp]
+            if stream.hls_push:
+                parts = urlsplit(stream.hls_push)
+                found += [unquote(s) for s in (parts.username, parts.password) if s]
+        return found
 
 
 def check_name(name: str, where: str) -> str:
@@ -134,56 +154,161 @@ def _expand_env(value: str, where: str) -> str:
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, value)
 
 
+SERVER_KEYS = {"http", "hls_dir", "token", "log_format"}
+STREAM_KEYS = {"source", "transport", "hls", "segment_seconds", "window", "rtmp", "audio",
+               "hls_push", "enabled"}
+LOG_FORMATS = ("text", "json")
+TOKEN_RE = re.compile(r"^[A-Za-z0-9._~+/-]{16,512}=*$")
+"""RFC 6750 section 2.1 b64token; at least 16 characters, so it cannot be guessed."""
+
+
+def check_log_format(value: Any, where: str) -> str:
+    if value not in LOG_FORMATS:
+        raise ConfigError(f"{where}: expected \"text\" or \"json\", got {value!r}")
+    return str(value)
+
+
+def check_push_url(text: str, where: str) -> str:
+    """An http(s):// origin URL (user:password@ allowed) that HLS files are PUT under."""
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises ValueError for a bad port
+    except ValueError as exc:
+        raise ConfigError(f"{where}: not a valid URL ({redact_url(str(exc))})") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ConfigError(f"{where}: expected an http:// or https:// URL, "
+                          f"got scheme {parts.scheme!r}")
+    if not parts.hostname:
+        raise ConfigError(f"{where}: expected an http:// or https:// URL with a host")
+    if parts.fragment or any(c.isspace() for c in text):
+        raise ConfigError(f"{where}: expected a URL without spaces or #fragment")
+    return text
+
+
+def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(value).__name__}")
+    return value
+
+
+def _string(table: dict[str, Any], key: str, where: str, default: str | None = None) -> str | None:
+    value = table.get(key, default)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _bool(table: dict[str, Any], key: str, where: str, default: bool) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _unknown(table: dict[str, Any], known: set[str], where: str) -> None:
+    extra = sorted(set(table) - known)
+    if extra:
+        raise ConfigError(f"{where}.{extra[0]}: unknown key (expected one of "
+                          f"{', '.join(sorted(known))})")
+
+
+def _server(data: dict[str, Any], path: Path) -> ServerConfig:
+    table = _table(data, "server", f"{path}: [server]")
+    where = f"{path}: server"
+    _unknown(table, SERVER_KEYS, where)
+    http_text = _string(table, "http", f"{where}.http", DEFAULT_HTTP)
+    hls_dir = _string(table, "hls_dir", f"{where}.hls_dir", "./hls")
+    token = _string(table, "token", f"{where}.token")
+    if token is not None:
+        token = _expand_env(token, f"{where}.token")
+        if not TOKEN_RE.match(token):
+            # never echo the token itself
+            raise ConfigError(f"{where}.token: expected at least 16 characters of letters, "
+                              "digits and -._~+/ (a bearer token, RFC 6750)")
+    assert http_text is not None and hls_dir is not None
+    if not hls_dir:
+        raise ConfigError(f"{where}.hls_dir: expected a directory path, got an empty string")
+    return ServerConfig(
+        http=parse_hostport(http_text, f"{where}.http"),
+        hls_dir=Path(hls_dir),
+        token=token,
+        log_format=check_log_format(table.get("log_format", "text"), f"{where}.log_format"),
+    )
+
+
+def _stream(name: str, table: Any, path: Path) -> StreamConfig:
+    where = f"{path}: streams.{name}"
+    check_name(name, where)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table [streams.{name}], "
+                          f"got {type(table).__name__}")
+    _unknown(table, STREAM_KEYS, where)
+    if not isinstance(table.get("source"), str):
+        got = "nothing" if "source" not in table else repr(table["source"])
+        raise ConfigError(f"{where}.source: expected an rtsp:// URL string, got {got}")
+    source = SourceUrl.parse(_expand_env(table["source"], f"{where}.source"), f"{where}.source")
+    window = table.get("window", 6)
+    if isinstance(window, bool) or not isinstance(window, int) or not 2 <= window <= 100:
+        raise ConfigError(f"{where}.window: expected an integer from 2 to 100, got {window!r}")
+    rtmp_list = table.get("rtmp", [])
+    if isinstance(rtmp_list, str):
+        rtmp_list = [rtmp_list]
+    if not isinstance(rtmp_list, list) or not all(isinstance(u, str) for u in rtmp_list):
+        raise ConfigError(f"{where}.rtmp: expected a list of rtmp:// URL strings")
+    rtmp = []
+    for index, text in enumerate(rtmp_list):
+        try:
+            rtmp.append(RtmpUrl.parse(_expand_env(text, f"{where}.rtmp[{index}]")))
+        except ConfigError as exc:
+            message = str(exc)
+            if message.startswith(str(path)):
+                raise
+            raise ConfigError(f"{where}.rtmp[{index}]: {message}") from None
+    if len({(u.tc_url, u.stream_key) for u in rtmp}) != len(rtmp):
+        raise ConfigError(f"{where}.rtmp: expected distinct destinations, got one twice")
+    hls = _bool(table, "hls", f"{where}.hls", True)
+    push = _string(table, "hls_push", f"{where}.hls_push")
+    if push is not None:
+        push = check_push_url(_expand_env(push, f"{where}.hls_push"), f"{where}.hls_push")
+        if not hls:
+            raise ConfigError(f"{where}.hls_push: expected hls = true (the pushed files are "
+                              "the local HLS output)")
+    return StreamConfig(
+        name=name,
+        source=source,
+        transport=check_transport(table.get("transport", "auto"), f"{where}.transport"),
+        hls=hls,
+        segment_seconds=check_segment_seconds(
+            table.get("segment_seconds", 10), f"{where}.segment_seconds"
+        ),
+        window=window,
+        rtmp=tuple(rtmp),
+        audio=check_audio(table.get("audio", "auto"), f"{where}.audio"),
+        hls_push=push,
+        enabled=_bool(table, "enabled", f"{where}.enabled", True),
+    )
+
+
 def load_config(path: Path) -> Config:
-    """Read and check a relay.toml; raises ConfigError naming the file and key."""
+    """Read and check a relay.toml.
+
+    Raises:
+        ConfigError: naming the file, the key path and what was expected; no secret is shown.
+    """
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    unknown = set(data) - {"server", "streams"}
+    unknown = sorted(set(data) - {"server", "streams"})
     if unknown:
-        raise ConfigError(f"{path}: unknown section {sorted(unknown)[0]!r}")
-    server_data = data.get("server", {})
-    if not isinstance(server_data, dict):
-        raise ConfigError(f"{path}: [server] must be a table")
-    http = parse_hostport(str(server_data.get("http", DEFAULT_HTTP)), f"{path}: server.http")
-    server = ServerConfig(http=http, hls_dir=Path(str(server_data.get("hls_dir", "./hls"))))
-    streams = []
-    streams_data = data.get("streams", {})
-    if not isinstance(streams_data, dict) or not streams_data:
+        raise ConfigError(f"{path}: unknown section {unknown[0]!r} (expected [server] and "
+                          "[streams.NAME])")
+    server = _server(data, path)
+    streams_data = _table(data, "streams", f"{path}: [streams]")
+    if not streams_data:
         raise ConfigError(f"{path}: expected at least one [streams.NAME] table")
-    known = {"source", "transport", "hls", "segment_seconds", "window", "rtmp", "audio"}
-    for name, table in streams_data.items():
-        where = f"{path}: streams.{name}"
-        check_name(name, where)
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: must be a table")
-        extra = set(table) - known
-        if extra:
-            raise ConfigError(f"{where}.{sorted(extra)[0]}: unknown key")
-        if "source" not in table or not isinstance(table["source"], str):
-            raise ConfigError(f"{where}.source: expected an rtsp:// URL string")
-        window = table.get("window", 6)
-        if isinstance(window, bool) or not isinstance(window, int) or not 2 <= window <= 100:
-            raise ConfigError(f"{where}.window: expected an integer from 2 to 100, got {window!r}")
-        rtmp = table.get("rtmp", [])
-        if not isinstance(rtmp, list) or not all(isinstance(u, str) for u in rtmp):
-            raise ConfigError(f"{where}.rtmp: expected a list of rtmp:// URLs")
-        streams.append(
-            StreamConfig(
-                name=name,
-                source=SourceUrl.parse(_expand_env(table["source"], f"{where}.source"),
-                                       f"{where}.source"),
-                transport=check_transport(table.get("transport", "auto"), f"{where}.transport"),
-                hls=bool(table.get("hls", True)),
-                segment_seconds=check_segment_seconds(
-                    table.get("segment_seconds", 10), f"{where}.segment_seconds"
-                ),
-                window=window,
-                rtmp=tuple(RtmpUrl.parse(_expand_env(u, f"{where}.rtmp")) for u in rtmp),
-                audio=check_audio(table.get("audio", "auto"), f"{where}.audio"),
-            )
-        )
-    return Config(server=server, streams=tuple(streams))
+    streams = tuple(_stream(name, table, path) for name, table in streams_data.items())
+    return Config(server=server, streams=streams)
