@@ -31,6 +31,7 @@ from relay.config import Config, StreamConfig, load_config, redact_url
 from relay.drivers.hls_sink import HlsStats, run_hls_sink
 from relay.drivers.rtmp_sink import RtmpStats, run_rtmp_sink
 from relay.drivers.rtsp_source import run_rtsp_source
+from relay.drivers.thumbnails import run_thumbnails
 from relay.drivers.supervise import Backoff, describe, first_error
 from relay.drivers.web_process import STATUS_INTERVAL, run_web, write_atomically
 from relay.errors import ConfigError, RelayError
@@ -90,13 +91,22 @@ async def run_relay(
             async with trio.open_nursery() as nursery:
                 if before is not None:
                     await before(nursery)
-                supervisor = Supervisor(nursery, hls_dir)
+                thumbnails = runtime / "thumbnails"
+                thumbnails.mkdir()
+                token_file = None
+                if config.server.token:
+                    token_file = runtime / "api-token"
+                    token_file.touch(mode=0o600)
+                    token_file.write_text(config.server.token)
+                supervisor = Supervisor(nursery, hls_dir,
+                                        partial(run_stream, thumbnails=thumbnails))
                 supervisor.apply(config)
                 nursery.start_soon(_on_signals, signals, nursery.cancel_scope, supervisor,
                                    config_path)
                 status_file = runtime / "status.json"
                 nursery.start_soon(publish_status, supervisor, status_file)
-                await nursery.start(run_web, config.server.http, hls_dir, status_file)
+                await nursery.start(partial(run_web, thumbnails=thumbnails, token_file=token_file),
+                                    config.server.http, hls_dir, status_file)
                 host, port = config.server.http
                 if started is not None:
                     started(f"http://{host}:{port}/")
@@ -279,8 +289,16 @@ class Supervisor:
             await trio.sleep(delay)
 
 
-async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path) -> None:
-    """One stream: its source and its sinks, in a nursery of their own."""
+async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path, *,
+                     thumbnails: Path | None = None) -> None:
+    """One stream: its source and its sinks, in a nursery of their own.
+
+    Args:
+        config: the stream.
+        status: its live state, kept across restarts.
+        hls_dir: the HLS root; the stream writes ``hls_dir/NAME``.
+        thumbnails: where the web process finds ``NAME.jpg`` (the page's live thumbnail).
+    """
     status.hls = None
     status.rtmp = []
     try:
@@ -296,6 +314,9 @@ async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path) 
                 status.rtmp.append(stats)
                 sinks.append((f"stream={config.name} rtmp={url.redacted}", run_rtmp_sink,
                               status.stream, url, stats))
+            if thumbnails is not None:
+                sinks.append((f"stream={config.name} thumbnails", run_thumbnails,
+                              status.stream, thumbnails / f"{config.name}.jpg"))
             await nursery.start(run_rtsp_source, config, status.stream, status)
             for what, sink, *args in sinks:
                 nursery.start_soon(supervise_task, what, sink, *args)

@@ -14,8 +14,9 @@ from types import TracebackType
 
 import trio
 
-from relay.media import Frame, Kind, Track
+from relay.media import Codec, Frame, Kind, Track
 
+_VIDEO_CODECS = frozenset(c for c in Codec if c.kind is Kind.VIDEO)
 GOP_CACHE_MAX_FRAMES = 1500
 """A GOP longer than this (60 s at 25 fps) is not cached; new subscribers wait for a keyframe."""
 
@@ -53,6 +54,26 @@ class Subscription:
     async def receive(self) -> Frame:
         """The next frame; raises ``trio.EndOfChannel`` once the stream is closed."""
         return await self._receive.receive()
+
+    def receive_nowait(self) -> Frame:
+        """The next queued frame without waiting, so a sink can take a batch per wake-up.
+
+        Raises:
+            trio.WouldBlock: nothing is queued.
+            trio.EndOfChannel: the stream is closed and everything queued was received.
+        """
+        return self._receive.receive_nowait()
+
+    def receive_batch_nowait(self, max_frames: int = 64) -> list[Frame]:
+        """Up to ``max_frames`` queued frames without waiting (``[]`` when none or closed)."""
+        out: list[Frame] = []
+        receive = self._receive.receive_nowait
+        try:
+            while len(out) < max_frames:
+                out.append(receive())
+        except (trio.WouldBlock, trio.EndOfChannel):
+            pass
+        return out
 
     def __aiter__(self) -> AsyncIterator[Frame]:
         return self._receive.__aiter__()
@@ -104,17 +125,21 @@ class Stream:
 
     def publish(self, frame: Frame) -> None:
         """Hand a frame to every subscriber without blocking."""
-        self.tracks[frame.track.index] = frame.track
+        track = frame.track
+        self.tracks[track.index] = track
         self.frames_in += 1
         self.bytes_in += len(frame.data)
-        if frame.key and frame.track.kind is Kind.VIDEO:
-            self._gop.clear()
-            self._gop.append(frame)
-        elif self._gop and len(self._gop) < GOP_CACHE_MAX_FRAMES:
-            self._gop.append(frame)
-        elif self._gop:
-            self._gop.clear()
-        for sub in tuple(self._subscribers):
+        gop = self._gop
+        if frame.key and track.codec in _VIDEO_CODECS:
+            gop.clear()
+            gop.append(frame)
+        elif gop:
+            if len(gop) < GOP_CACHE_MAX_FRAMES:
+                gop.append(frame)
+            else:
+                gop.clear()
+        # a copy, as an offer may close a subscription (and so change the set) under us
+        for sub in list(self._subscribers):
             sub._offer(frame)
 
     def subscribe(self, max_frames: int = 512) -> Subscription:

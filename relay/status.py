@@ -39,7 +39,6 @@ class StreamStatus:
     tracks: dict[int, TrackCounters] = field(default_factory=dict)
     hls: Any = None  # the HLS sink's stats object, if HLS is on
     rtmp: list[Any] = field(default_factory=list)  # one RtmpStats per destination
-    hls_push: str | None = None  # origin URL; the snapshot is private, the web process redacts
 
     def count(self, track: Track, size: int) -> None:
         counters = self.tracks.get(track.index)
@@ -66,8 +65,9 @@ class Snapshotter:
             then, frames, size = self._previous.get(key, (now, counters.frames, counters.bytes))
             self._previous[key] = (now, counters.frames, counters.bytes)
             elapsed = now - then
-            fps = (counters.frames - frames) / elapsed if elapsed > 0 else None
-            bitrate = 8 * (counters.bytes - size) / elapsed if elapsed > 0 else None
+            # max(0, ...): a stream re-added under the same name starts its counters anew
+            fps = max(0, counters.frames - frames) / elapsed if elapsed > 0 else None
+            bitrate = 8 * max(0, counters.bytes - size) / elapsed if elapsed > 0 else None
             entry: dict[str, Any] = {"kind": str(track.kind), "codec": str(track.codec)}
             if track.kind is Kind.VIDEO:
                 entry.update(width=track.width or None, height=track.height or None)
@@ -97,7 +97,6 @@ class Snapshotter:
             "hls": f"/hls/{status.name}/index.m3u8" if hls is not None else None,
             "hls_segments": getattr(hls, "segments_written", None),
             "hls_bytes_written": getattr(hls, "bytes_written", None),
-            "hls_push": status.hls_push,
             "rtmp": [
                 {
                     "destination": r.destination,

@@ -177,8 +177,9 @@ async def _serve_client(broadcast: _Broadcast, sock: trio.SocketStream) -> None:
                 if not data:
                     break
             nursery.cancel_scope.cancel()
-    except (RelayError, trio.BrokenResourceError, OSError) as exc:
-        log.debug("demo camera client closed: %s", exc)
+    except* (RelayError, trio.BrokenResourceError, OSError) as group:
+        # one client's reset or garbage ends that client only, never the camera
+        log.debug("demo camera client closed: %s", group.exceptions[0])
     finally:
         broadcast.clients.discard(client)
 

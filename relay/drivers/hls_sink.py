@@ -133,7 +133,7 @@ class _Writer:
         stats.bytes_written += len(segment.data)
         stats.last_segment_at = now
         if self.playlist.overlong > stats.overlong_segments:
-            log.warning("hls %s: segment of %.3f s exceeds EXT-X-TARGETDURATION %d "
+            log.warning("stream=%s hls segment of %.3f s exceeds EXT-X-TARGETDURATION %d "
                         "(the GOP grew); listed anyway", self.out_dir.name, segment.duration,
                         self.playlist.target_duration)
         stats.overlong_segments = self.playlist.overlong
@@ -210,6 +210,6 @@ async def run_hls_sink(
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(writer.finish, segmenter.flush(), segmenter,
                                               wall_clock())
-                log.info("hls %s: closed, %d segments written", stream.name,
+                log.info("stream=%s hls closed, %d segments written", stream.name,
                          stats.segments_written)
 

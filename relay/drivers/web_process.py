@@ -1,4 +1,4 @@
-"""Runs the aiohttp web process beside the relay and publishes the status snapshot it serves.
+"""Runs the aiohttp web process beside the relay (app.publish_status writes what it serves).
 
 HTTP lives in its own process (DESIGN.md: viewers' load never takes the GIL from ingest); it
 learns the relay's state from a JSON file in a private runtime directory, replaced atomically
@@ -7,18 +7,15 @@ once a second.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import trio
 
 from relay.drivers.supervise import Backoff
-from relay.status import Snapshotter, StreamStatus
 
 log = logging.getLogger("relay.web")
 
@@ -33,20 +30,13 @@ def write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-async def publish_status(statuses: list[StreamStatus], path: Path) -> None:
-    """Rewrite the snapshot file every second until cancelled."""
-    snapshotter = Snapshotter()
-    while True:
-        snapshot = snapshotter.snapshot(statuses, trio.current_time(), time.time())
-        write_atomically(path, json.dumps(snapshot).encode())
-        await trio.sleep(STATUS_INTERVAL)
-
-
 async def run_web(
     http: tuple[str, int],
     hls_dir: Path,
     status_file: Path,
     *,
+    thumbnails: Path | None = None,
+    token_file: Path | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Start ``python -m web`` and restart it with backoff should it die."""
@@ -57,6 +47,10 @@ async def run_web(
         "--hls-dir", str(hls_dir),
         "--status", str(status_file),
     ]
+    if thumbnails is not None:
+        command += ["--thumbnails", str(thumbnails)]
+    if token_file is not None:
+        command += ["--token-file", str(token_file)]
     backoff = Backoff()
     started = False
     while True:

@@ -14,6 +14,16 @@ shared factory, so any number of clients of one mount share one encoder. Pipelin
   IDR every second) as RTP/H264 pt 96 (RFC 6184), and 48 kHz stereo AAC-LC as RTP
   mpeg4-generic AAC-hbr pt 97 (RFC 3640).
 - ``h264``: the video alone.
+- ``h265aac``: 640x360 25 fps H.265 (x265 ultrafast, zerolatency, one slice, IRAP every second)
+  as RTP/H265 pt 96 (RFC 7798), with the same AAC.
+- ``h264pcma``: the H.264 video with 8 kHz mono G.711 A-law as RTP/PCMA pt 8 (RFC 3551 4.5.14).
+- ``h264bframes``: 640x360 H.264 main profile with two B-frames between references (no
+  zerolatency, fixed B pattern), so DTS != PTS; video only.
+- ``h264_1080p``: 1920x1080 25 fps H.264 at 8 Mbit/s (a moving SMPTE pattern, so the bitrate is
+  really spent); video only.
+- ``h264aac_busy``: like ``h264aac`` but 2 Mbit/s of scrolling SMPTE bars, so each picture
+  takes several RTP packets (for loss tests: a loss cuts frames in the middle).
+- ``h264latm``: the H.264 video with the AAC as MP4A-LATM pt 97 (RFC 6416), via rtpmp4apay.
 
 rtph264pay's config-interval is left unset on purpose: with it set, GStreamer 1.22 split
 keyframes and corrupted GOPs (see DESIGN.md); SPS/PPS still travel in the SDP and in-band
@@ -32,23 +42,65 @@ gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
-VIDEO = (
+RAW_360P = (
     "videotestsrc is-live=true pattern=ball"
     " ! video/x-raw,width=640,height=360,framerate=25/1,format=I420"
+)
+VIDEO = (
+    f"{RAW_360P}"
     # threads=1 + sliced-threads=false: one slice per picture (zerolatency slices per thread).
     " ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bframes=0"
     " threads=1 sliced-threads=false"
     " ! video/x-h264,profile=constrained-baseline"
     " ! rtph264pay name=pay0 pt=96"
 )
+VIDEO_H265 = (
+    f"{RAW_360P}"
+    " ! x265enc speed-preset=ultrafast tune=zerolatency key-int-max=25"
+    " ! video/x-h265,profile=main"
+    " ! rtph265pay name=pay0 pt=96"
+)
+VIDEO_BFRAMES = (
+    f"{RAW_360P}"
+    # No zerolatency: it would turn B-frames off. b-adapt=false keeps the I/P B B pattern fixed.
+    " ! x264enc speed-preset=ultrafast key-int-max=25 bframes=2 b-adapt=false"
+    " threads=1 sliced-threads=false"
+    " ! video/x-h264,profile=main"
+    " ! rtph264pay name=pay0 pt=96"
+)
+VIDEO_1080P = (
+    # A scrolling SMPTE pattern costs little to draw yet makes x264 spend the full 8 Mbit/s
+    # (the ball pattern compresses to ~0.2 Mbit/s). Measured on the 2-core CI box: x264 at
+    # ultrafast, one thread, encodes it at ~4x real time.
+    "videotestsrc is-live=true pattern=smpte horizontal-speed=4"
+    " ! video/x-raw,width=1920,height=1080,framerate=25/1,format=I420"
+    " ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bframes=0 bitrate=8000"
+    " threads=1 sliced-threads=false"
+    " ! video/x-h264,profile=constrained-baseline"
+    " ! rtph264pay name=pay0 pt=96"
+)
+VIDEO_BUSY = (
+    # 640x360 at 2 Mbit/s of scrolling SMPTE bars: every picture spans several RTP packets
+    # (FU-A fragments), so a lost packet truncates a frame instead of removing a whole one.
+    "videotestsrc is-live=true pattern=smpte horizontal-speed=4"
+    " ! video/x-raw,width=640,height=360,framerate=25/1,format=I420"
+    " ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bframes=0 bitrate=2000"
+    " threads=1 sliced-threads=false"
+    " ! video/x-h264,profile=constrained-baseline"
+    " ! rtph264pay name=pay0 pt=96"
+)
+PCMA = (
+    "audiotestsrc is-live=true wave=sine freq=1000 volume=0.3"
+    " ! audio/x-raw,rate=8000,channels=1"
+    " ! alawenc ! rtppcmapay name=pay1 pt=8"
+)
 
 
-def _audio(encoder: str) -> str:
+def _aac(encoder: str) -> str:
     return (
         "audiotestsrc is-live=true wave=sine freq=1000 volume=0.3"
         " ! audio/x-raw,rate=48000,channels=2"
         f" ! audioconvert ! {encoder} bitrate=128000"
-        " ! rtpmp4gpay name=pay1 pt=97"
     )
 
 
@@ -57,9 +109,19 @@ def pipelines() -> dict[str, str]:
     encoder = next(
         (e for e in ("avenc_aac", "voaacenc") if Gst.ElementFactory.find(e) is not None), None
     )
-    named = {"h264": VIDEO}
+    named = {
+        "h264": VIDEO,
+        "h264pcma": f"{VIDEO} {PCMA}",
+        "h264bframes": VIDEO_BFRAMES,
+        "h264_1080p": VIDEO_1080P,
+    }
     if encoder is not None:
-        named["h264aac"] = f"{VIDEO} {_audio(encoder)}"
+        aac = _aac(encoder)
+        named["h264aac"] = f"{VIDEO} {aac} ! rtpmp4gpay name=pay1 pt=97"
+        named["h264aac_busy"] = f"{VIDEO_BUSY} {aac} ! rtpmp4gpay name=pay1 pt=97"
+        named["h265aac"] = f"{VIDEO_H265} {aac} ! rtpmp4gpay name=pay1 pt=97"
+        if Gst.ElementFactory.find("rtpmp4apay") is not None:
+            named["h264latm"] = f"{VIDEO} {aac} ! rtpmp4apay name=pay1 pt=97"
     return named
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import selectors
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -37,6 +39,14 @@ def _stderr_of(log: IO[bytes]) -> str:
     return Path(log.name).read_text(errors="replace").strip() or "(empty)"
 
 
+@dataclass(frozen=True, slots=True)
+class GstServer:
+    """A running GStreamer RTSP server: its port, and its process (to stop or freeze it)."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+
+
 @contextmanager
 def start_gst_server(
     mounts: dict[str, str],
@@ -49,7 +59,8 @@ def start_gst_server(
     """Run GStreamer's RTSP server with the named test pipelines.
 
     Args:
-        mounts: mount path (``"/cam"``) to pipeline name (``"h264aac"`` or ``"h264"``).
+        mounts: mount path (``"/cam"``) to pipeline name (``"h264aac"``, ``"h264"``, ... see
+            gst_rtsp_server.py).
         user: enables RTSP Digest authentication with ``password``.
         password: the password for ``user``.
         protocols: lower transports the server allows: ``"tcp"``, ``"udp"`` or ``"tcp,udp"``.
@@ -58,6 +69,20 @@ def start_gst_server(
     Yields:
         The port the server listens on at 127.0.0.1.
     """
+    with run_gst_server(mounts, user, password, protocols=protocols, port=port) as server:
+        yield server.port
+
+
+@contextmanager
+def run_gst_server(
+    mounts: dict[str, str],
+    user: str | None = None,
+    password: str | None = None,
+    *,
+    protocols: str = "tcp,udp",
+    port: int = 0,
+) -> Iterator[GstServer]:
+    """``start_gst_server``, yielding the process too (for SIGSTOP/SIGCONT, kill)."""
     args = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(port), "--protocols", protocols]
     for path, name in mounts.items():
         args += ["--mount", f"{path}={name}"]
@@ -68,14 +93,15 @@ def start_gst_server(
         assert proc.stdout is not None
         try:
             bound = _wait_ready(proc, log)
-            yield bound
-            if proc.poll() is not None:
+            yield GstServer(bound, proc)
+            if proc.poll() is not None and proc.returncode != -signal.SIGKILL:
                 pytest.fail(
                     f"GStreamer RTSP server died during the test (exit {proc.returncode}); "
                     f"stderr: {_stderr_of(log)}"
                 )
         finally:
             if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)  # a test may have left it frozen
                 proc.terminate()
                 try:
                     proc.wait(timeout=5)
