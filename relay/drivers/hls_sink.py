@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 PLAYLIST = "index.m3u8"
 TEMP_SUFFIX = ".tmp"
 _SEGMENT_NAME = re.compile(r"seg(\d{5,12})\.ts")
+IDLE_FLUSH_SECONDS = 2.0
+"""A stream silent this long (a camera gone, reconnecting) gets its open segment closed and
+listed at once, instead of when the source comes back."""
 _CLOCK_RESYNC_SECONDS = 2.0
 """Program date-times follow the stream clock; they re-anchor to the wall clock when the stream
 falls behind it by more than this (a stall), or at a discontinuity, never going backwards."""
@@ -102,21 +105,25 @@ class _Writer:
         self._wall_offset: float | None = None  # wall time minus stream time
         self._last_end: float | None = None  # wall time the last segment listed ends
 
-    def write(self, segments: list[Segment], segmenter: Segmenter, now: float) -> None:
+    def write(self, segments: list[Segment], segmenter: Segmenter, now: float,
+              arrival: float | None = None) -> None:
+        """Write segments; ``arrival`` is the wall time their last frame arrived (default now)."""
         for segment in segments:
-            self._write_one(segment, segmenter, now)
+            self._write_one(segment, segmenter, now, arrival)
         if segments:
             self._write_playlist()
             self._delete_expired(now)
 
-    def _write_one(self, segment: Segment, segmenter: Segmenter, now: float) -> None:
+    def _write_one(self, segment: Segment, segmenter: Segmenter, now: float,
+                   arrival: float | None = None) -> None:
         if self.playlist is None:
             target = safe_target_duration(self.segment_seconds, segmenter.max_gop or
                                           segment.duration)
             self.playlist = MediaPlaylist(target, self.window, media_sequence=self.sequence)
             self.stats.target_duration = target
         end = segment.start + segment.duration
-        candidate = now - end  # the segment ends now, as its last frame just arrived
+        # the segment ends when its last frame arrived (now, unless closed after a silence)
+        candidate = (now if arrival is None else arrival) - end
         if (self._wall_offset is None or segment.discontinuity
                 or candidate - self._wall_offset > _CLOCK_RESYNC_SECONDS):
             self._wall_offset = candidate
@@ -192,24 +199,43 @@ async def run_hls_sink(
     segmenter = Segmenter(segment_seconds, has_video=stream.has_video)
     if sequence:
         segmenter.mark_discontinuity()  # a restart: whatever came before is not continuous
+    lock = trio.Lock()  # the writer and the idle flush never interleave
+    last = [trio.current_time(), wall_clock()]  # arrival of the latest frame: monotonic, wall
+
+    async def flush_when_idle() -> None:
+        while True:
+            await trio.sleep(IDLE_FLUSH_SECONDS / 2)
+            if trio.current_time() - last[0] >= IDLE_FLUSH_SECONDS:
+                async with lock:
+                    segments = segmenter.flush()
+                    if segments:
+                        await trio.to_thread.run_sync(writer.write, segments, segmenter,
+                                                      wall_clock(), last[1])
+
     with stream.subscribe() as subscription:
         task_status.started(stats)
         try:
-            first = True
-            async for frame in subscription:
-                if first or frame.discontinuity:
-                    # The source may have come back with other tracks.
-                    segmenter.has_video = stream.has_video
-                    first = False
-                segments = segmenter.push(frame)
-                if segments:
-                    # Muxing is done; the file writes go to a thread so a slow disk never
-                    # stalls the trio loop that also carries ingest.
-                    await trio.to_thread.run_sync(writer.write, segments, segmenter, wall_clock())
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(flush_when_idle)
+                first = True
+                async for frame in subscription:
+                    last[0] = trio.current_time()
+                    last[1] = now = wall_clock()
+                    if first or frame.discontinuity:
+                        # The source may have come back with other tracks.
+                        segmenter.has_video = stream.has_video
+                        first = False
+                    async with lock:
+                        segments = segmenter.push(frame)
+                        if segments:
+                            # Muxing is done; the file writes go to a thread so a slow disk
+                            # never stalls the trio loop that also carries ingest.
+                            await trio.to_thread.run_sync(writer.write, segments, segmenter,
+                                                          now)
+                nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(writer.finish, segmenter.flush(), segmenter,
                                               wall_clock())
                 log.info("stream=%s hls closed, %d segments written", stream.name,
                          stats.segments_written)
-

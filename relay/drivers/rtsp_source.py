@@ -49,6 +49,8 @@ from relay.status import StreamStatus
 log = logging.getLogger("relay.rtsp")
 
 CONNECT_TIMEOUT = 10.0
+SETUP_TIMEOUT = 15.0
+"""A server that accepts TCP but does not get to PLAY within this long is given up on."""
 RTP_TIMEOUT = 10.0
 """A session whose media stops this long (camera hung, network gone) is reconnected."""
 UDP_PROBE_TIMEOUT = 3.0
@@ -167,6 +169,7 @@ class _Session:
         self.first_frame = True
         self.local_ssrc = secrets.randbits(32)
         self.audio = AudioStage(config.audio, needs_audio=bool(config.rtmp))
+        self.reported = (0, 0)  # packets lost, frames dropped already in the status
 
     async def run(self) -> None:
         host, port = _host_port(self.url, self.config.source.port)
@@ -181,6 +184,7 @@ class _Session:
             async with self.sock, trio.open_nursery() as nursery:
                 self.client.connect()
                 await self._flush()
+                nursery.start_soon(self._setup_deadline)
                 await self._read(nursery)
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
@@ -417,9 +421,7 @@ class _Session:
         while True:
             await trio.sleep(RR_INTERVAL)
             now = trio.current_time()
-            lost = 0
             for track in self.tracks:
-                lost += track.stats.lost
                 dlsr = 0
                 if track.last_sr_at is not None:
                     dlsr = int((now - track.last_sr_at) * 65536)
@@ -429,8 +431,13 @@ class _Session:
                     self.client.send_interleaved(track.rtcp_channel, report)
                 elif track.rtcp_socket is not None and track.rtcp_address is not None:
                     await track.rtcp_socket.sendto(report, track.rtcp_address)
-            self.status.packets_lost = lost
             await self._flush()
+
+    async def _setup_deadline(self) -> None:
+        await trio.sleep(SETUP_TIMEOUT)
+        if not self.played:
+            raise RelayError(f"the server did not get to PLAY within {SETUP_TIMEOUT:.0f} s "
+                             f"(stuck in {self.client.state.name})")
 
     async def _watchdog(self) -> None:
         started = trio.current_time()
@@ -445,7 +452,15 @@ class _Session:
                     raise RelayError(f"no media within {RTP_TIMEOUT:.0f} s of PLAY")
             elif now - self.last_media > RTP_TIMEOUT:
                 raise RelayError(f"media stopped for {RTP_TIMEOUT:.0f} s")
-            self.status.packets_lost = sum(t.stats.lost for t in self.tracks)
+            self._update_counters()
+
+    def _update_counters(self) -> None:
+        """Fold this session's losses and dropped frames (lost fragments) into the status."""
+        lost = sum(t.stats.lost for t in self.tracks)
+        dropped = sum(t.depacketizer.dropped for t in self.tracks)
+        self.status.packets_lost += lost - self.reported[0]
+        self.status.frames_dropped += dropped - self.reported[1]
+        self.reported = (lost, dropped)
 
 
 def _host_port(url: str, default_port: int) -> tuple[str, int]:
