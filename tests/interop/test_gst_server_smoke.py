@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import av
 import pytest
 
-from relay.demo.camera import _split_annexb
+from relay.codecs.h264 import split_annexb
 from tests.interop.gstserver import free_port, start_gst_server
 
 pytestmark = pytest.mark.interop
@@ -112,7 +112,7 @@ def test_one_slice_per_picture_and_keyframe_every_second(camera: int) -> None:
         pictures: list[list[int]] = []
         for packet in container.demux(container.streams.video[0]):
             if packet.size:
-                pictures.append([nal[0] & 0x1F for nal in _split_annexb(bytes(packet))])
+                pictures.append([nal[0] & 0x1F for nal in split_annexb(bytes(packet))])
             if len(pictures) == 80:
                 break
     for types in pictures:
