@@ -55,26 +55,6 @@ class Subscription:
         """The next frame; raises ``trio.EndOfChannel`` once the stream is closed."""
         return await self._receive.receive()
 
-    def receive_nowait(self) -> Frame:
-        """The next queued frame without waiting, so a sink can take a batch per wake-up.
-
-        Raises:
-            trio.WouldBlock: nothing is queued.
-            trio.EndOfChannel: the stream is closed and everything queued was received.
-        """
-        return self._receive.receive_nowait()
-
-    def receive_batch_nowait(self, max_frames: int = 64) -> list[Frame]:
-        """Up to ``max_frames`` queued frames without waiting (``[]`` when none or closed)."""
-        out: list[Frame] = []
-        receive = self._receive.receive_nowait
-        try:
-            while len(out) < max_frames:
-                out.append(receive())
-        except (trio.WouldBlock, trio.EndOfChannel):
-            pass
-        return out
-
     def __aiter__(self) -> AsyncIterator[Frame]:
         return self._receive.__aiter__()
 

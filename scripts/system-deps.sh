@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  ffmpeg nginx libnginx-mod-rtmp libnginx-mod-stream openssl chromium nodejs npm docker-compose
+  ffmpeg nginx libnginx-mod-rtmp libnginx-mod-stream openssl wrk chromium nodejs npm docker-compose
 )
 missing=()
 for p in "${packages[@]}"; do

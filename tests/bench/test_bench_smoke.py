@@ -19,7 +19,7 @@ def test_bench_command_produces_a_sane_table(tmp_path: Path) -> None:
     svg = tmp_path / "cpu.svg"
     done = subprocess.run(
         [sys.executable, "-m", "bench.run", "--n", "2", "--seconds", "3", "--warmup", "1",
-         "--sample", "1", "--json", str(raw), "--svg", str(svg)],
+         "--sample", "1", "--clip-seconds", "45", "--json", str(raw), "--svg", str(svg)],
         cwd=REPO, capture_output=True, text=True, timeout=170, check=False,
     )
     assert done.returncode == 0, f"bench failed:\n{done.stdout}\n{done.stderr}"
@@ -36,6 +36,6 @@ def test_bench_command_produces_a_sane_table(tmp_path: Path) -> None:
         assert max(r["rtmp_delivered"] + r["hls_delivered"]) <= r["sent"], who
         assert 0 < r["cpu"] < 2, who  # CPU s per stream per media-second, on a 2-core machine
         assert 5 < r["rss_mb"] < 4096, who
-        assert r["rtmp_ms"], f"{who}: no RTMP arrival matched a departure"
-        assert all(-5 < v < 10_000 for v in r["rtmp_ms"]), who
+        assert r["rtmp_ms"]["n"] > 0, f"{who}: no RTMP arrival matched a departure"
+        assert -5 < r["rtmp_ms"]["p50"] <= r["rtmp_ms"]["max"] < 10_000, who
     assert svg.read_text().startswith("<svg")
