@@ -23,19 +23,6 @@ PLAYLIST = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:11\n" + "".join(
 Run = Callable[[TestClient], Awaitable[None]]
 
 
-@pytest.fixture
-def folders(tmp_path: Path) -> tuple[Path, Path]:
-    hls = tmp_path / "hls"
-    (hls / "cam1").mkdir(parents=True)
-    (hls / "cam1" / "index.m3u8").write_text(PLAYLIST)
-    (hls / "cam1" / "seg00000.ts").write_bytes(b"\x47" * 188 * 10)
-    (tmp_path / "secret.ts").write_bytes(b"secret")
-    (tmp_path / "index.m3u8").write_text("secret")
-    status = tmp_path / "run" / "status.json"
-    status.parent.mkdir()
-    return hls, status
-
-
 def write_status(path: Path, updated: float, streams: list | None = None) -> None:
     streams = streams if streams is not None else [{
         "name": "cam1", "state": "playing", "source": "rtsp://192.0.2.10:554/stream1",

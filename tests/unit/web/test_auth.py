@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.unit.web.test_app import NOW, folders, write_status  # noqa: F401  (fixture)
+from tests.unit.web.test_app import NOW, write_status
 from web.app import make_app
 from web.auth import TOKEN_ENV, BearerCheck, TokenError, check_token, load_token
 

@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.unit.web.test_app import NOW, folders, serve  # noqa: F401  (fixture)
+from tests.unit.web.test_app import NOW, serve
 
 SNAPSHOT = {
     "updated": NOW - 2,

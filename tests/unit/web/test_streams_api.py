@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.unit.web.test_app import NOW, folders, write_status  # noqa: F401  (fixture)
+from tests.unit.web.test_app import NOW, write_status
 from web.app import make_app
 from web.metrics import MAX_CLIENTS_PER_STREAM, VIEWER_WINDOW, ServingStats
 
