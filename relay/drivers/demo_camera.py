@@ -50,10 +50,9 @@ class _Broadcast:
         self.clients: set[_Client] = set()
         ssrc = secrets.randbits(32)
         self.tracks = [camera.video_track, camera.audio_track]
-        self.packetizers = {
-            0: H264Packetizer(96, ssrc, sequence=secrets.randbits(16)),
-            1: AacPacketizer(97, ssrc + 1 & 0xFFFFFFFF, sequence=secrets.randbits(16)),
-        }
+        self.video_packetizer = H264Packetizer(96, ssrc, sequence=secrets.randbits(16))
+        self.audio_packetizer = AacPacketizer(97, ssrc + 1 & 0xFFFFFFFF,
+                                              sequence=secrets.randbits(16))
         self.ssrcs = {0: ssrc, 1: ssrc + 1 & 0xFFFFFFFF}
         self.offsets = {0: secrets.randbits(32), 1: secrets.randbits(32)}
         self.counts = {0: [0, 0], 1: [0, 0]}  # packets, octets for sender reports
@@ -85,9 +84,9 @@ class _Broadcast:
             index = frame.track.index
             ts = self.rtp_timestamp(index, frame.pts)
             if frame.track.kind is Kind.VIDEO:
-                packets = self.packetizers[0].packetize(frame.data, ts)
+                packets = self.video_packetizer.packetize(frame.data, ts)
             else:
-                packets = self.packetizers[1].packetize([frame.data], ts)
+                packets = self.audio_packetizer.packetize([frame.data], ts)
             wires = [bytes(p) for p in packets]
             self.counts[index][0] += len(wires)
             self.counts[index][1] += sum(len(p.payload) for p in packets)
