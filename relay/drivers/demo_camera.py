@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -124,24 +125,36 @@ async def serve_test_camera(
     camera: TestCamera,
     listeners: list[trio.SocketListener],
     *,
+    audio_delay: float = 0.0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the camera at PATH on the given listeners until cancelled."""
+    """Serve the camera at PATH on the given listeners until cancelled.
+
+    ``audio_delay`` sends audio that many seconds late (its timestamps unchanged), as cameras
+    with a buffering audio path do: only the sender reports then tell how the tracks line up.
+    """
     broadcast = _Broadcast(camera)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_pace, broadcast)
+        nursery.start_soon(_pace, broadcast, audio_delay)
         nursery.start_soon(partial(trio.serve_listeners, partial(_serve_client, broadcast),
                                    listeners))
         task_status.started()
 
 
-async def _pace(broadcast: _Broadcast) -> None:
+async def _pace(broadcast: _Broadcast, audio_delay: float) -> None:
     """Encode against the clock; the encoder runs in a thread so the relay's loop stays free."""
     start = trio.current_time()
     next_report = 0.0
+    held: deque[tuple[float, Frame]] = deque()  # audio waiting out audio_delay
     while True:
-        media_time = trio.current_time() - start
+        now = trio.current_time()
+        media_time = now - start
         frames = await trio.to_thread.run_sync(broadcast.camera.encode_until, media_time)
+        if audio_delay:
+            held.extend((now + audio_delay, f) for f in frames if f.track.kind is Kind.AUDIO)
+            frames = [f for f in frames if f.track.kind is Kind.VIDEO]
+            while held and held[0][0] <= now:
+                frames.append(held.popleft()[1])
         broadcast.send(frames)
         if media_time >= next_report:
             broadcast.sender_reports(media_time, time.time())
