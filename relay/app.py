@@ -33,12 +33,16 @@ from relay.drivers.rtmp_sink import RtmpStats, run_rtmp_sink
 from relay.drivers.rtsp_source import run_rtsp_source
 from relay.drivers.thumbnails import run_thumbnails
 from relay.drivers.supervise import Backoff, describe, first_error
-from relay.drivers.web_process import STATUS_INTERVAL, run_web, write_atomically
+from relay.drivers.web_process import run_web
+from relay.files import write_atomically
 from relay.errors import ConfigError, RelayError
 from relay.logs import redact, set_secrets, use_config_format
 from relay.status import Snapshotter, StreamStatus
 
 log = logging.getLogger("relay")
+
+STATUS_INTERVAL = 1.0
+"""How often the web process's status snapshot is rewritten (seconds)."""
 
 HEALTHY_AFTER = 60.0
 """A task that ran this long before failing starts its backoff again from the first delay."""

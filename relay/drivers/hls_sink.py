@@ -24,13 +24,13 @@ from pathlib import Path
 import trio
 
 from relay.bus import Stream
+from relay.files import TEMP_SUFFIX, write_atomically
 from relay.hls.playlist import MediaPlaylist
 from relay.hls.segmenter import Segment, Segmenter, safe_target_duration
 
 log = logging.getLogger(__name__)
 
 PLAYLIST = "index.m3u8"
-TEMP_SUFFIX = ".tmp"
 _SEGMENT_NAME = re.compile(r"seg(\d{5,12})\.ts")
 IDLE_FLUSH_SECONDS = 2.0
 """A stream silent this long (a camera gone, reconnecting) gets its open segment closed and
@@ -67,13 +67,6 @@ class HlsStats:
     frames_skipped: int = 0
     segments_failed: int = 0
     playlist: str | None = None
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + TEMP_SUFFIX)
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def prepare_dir(out_dir: Path) -> int:
@@ -132,7 +125,7 @@ class _Writer:
         self._last_end = self._wall_offset + end
         uri = f"seg{self.sequence:05d}.ts"
         self.sequence += 1
-        _write_atomic(self.out_dir / uri, segment.data)
+        write_atomically(self.out_dir / uri, segment.data)
         pdt = datetime.fromtimestamp(self._wall_offset + segment.start, timezone.utc)
         self.playlist.add(uri, segment.duration, pdt, segment.discontinuity, now=now)
         stats = self.stats
@@ -151,7 +144,7 @@ class _Writer:
     def _write_playlist(self) -> None:
         assert self.playlist is not None
         path = self.out_dir / PLAYLIST
-        _write_atomic(path, self.playlist.render().encode())
+        write_atomically(path, self.playlist.render().encode())
         self.stats.playlist = str(path)
 
     def _delete_expired(self, now: float) -> None:

@@ -12,7 +12,6 @@ failures and skipped; the driver goes on with the next one.
 from __future__ import annotations
 
 import logging
-import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import av
 import trio
 
 from relay.bus import Stream
+from relay.files import write_atomically
 from relay.media import Codec, Frame, Kind
 
 log = logging.getLogger("relay.thumbnails")
@@ -79,10 +79,7 @@ def write_thumbnail(frame: Frame, out_path: Path, width: int = THUMBNAIL_WIDTH) 
     """Encode ``frame`` and replace ``out_path`` atomically; returns the JPEG's size."""
     data = encode_thumbnail(frame, width)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, out_path)
+    write_atomically(out_path, data)
     return len(data)
 
 

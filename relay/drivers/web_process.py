@@ -8,7 +8,6 @@ once a second.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,15 +18,7 @@ from relay.drivers.supervise import Backoff
 
 log = logging.getLogger("relay.web")
 
-STATUS_INTERVAL = 1.0
 READY_TIMEOUT = 15.0
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temp file beside ``path`` then rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 async def run_web(
