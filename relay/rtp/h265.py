@@ -14,18 +14,23 @@ from dataclasses import replace
 from relay.codecs import h265
 from relay.codecs.h265 import AP, AUD, FU, PACI, PPS, SEI_PREFIX, SPS, VPS
 from relay.errors import RemoteProtocolError
-from relay.media import Codec, Frame, Track
-from relay.rtp.packet import HEADER_SIZE, RtpPacket
+from relay.media import Codec, Track
+from relay.rtp.nal import MAX_ACCESS_UNIT_SIZE, MAX_NALS_PER_ACCESS_UNIT, NalDepacketizer
+from relay.rtp.nal import STALE_WINDOW as STALE_WINDOW  # re-exported: this module's name for it
+from relay.rtp.nal import NalPacketizer, NalUnit, nal_roles
+from relay.rtp.packet import RtpPacket
 
-MAX_ACCESS_UNIT_SIZE = 8 * 1024 * 1024
-MAX_NALS_PER_ACCESS_UNIT = 4096
 MAX_DON_DIFF = 32767  # RFC 7798 7.1: sprop-max-don-diff is 0..32767
-STALE_WINDOW = 1000
-"""A packet this many sequence numbers behind the expected one is stale, not a restart."""
 
 __all__ = ["H265Depacketizer", "H265Packetizer", "h265_fmtp", "h265_track", "make"]
 
-NalUnit = bytes | bytearray | memoryview
+_ROLES = nal_roles(
+    lambda b: b >> 1 & 0x3F,
+    AUD,
+    frozenset(range(32)),  # VCL types (7.4.2.2)
+    frozenset(range(h265.IRAP_FIRST, h265.IRAP_LAST + 1)),
+    (VPS, SPS, PPS),
+)
 
 
 def _is_vcl(kind: int) -> bool:
@@ -61,7 +66,7 @@ def _starts_access_unit(payload: bytes | memoryview, donl: int) -> bool:
     return _starts_with(kind, _at(payload, 2 + donl))
 
 
-class H265Depacketizer:
+class H265Depacketizer(NalDepacketizer):
     """Reassembles access units from RTP packets in sequence order.
 
     Args:
@@ -78,19 +83,10 @@ class H265Depacketizer:
     """
 
     def __init__(self, track: Track, *, donl: bool = False) -> None:
-        self.track = track
-        self.dropped = 0
-        self.waiting_for_keyframe = 0
-        self.unsupported = 0
-        self.late = 0
+        super().__init__(
+            track, _ROLES, 3, h265.to_annexb, MAX_ACCESS_UNIT_SIZE, MAX_NALS_PER_ACCESS_UNIT
+        )
         self._donl = 2 if donl else 0
-        self._expected: int | None = None
-        self._ts: int | None = None
-        self._nals: list[NalUnit] = []
-        self._size = 0
-        self._fu: bytearray | None = None
-        self._broken = False
-        self._have_keyframe = False
         params = track.parameter_sets
         has_params = len(params) == 3
         self._vps: bytes | None = params[0] if has_params else None
@@ -98,34 +94,8 @@ class H265Depacketizer:
         self._pps: bytes | None = params[2] if has_params else None
         self._dims = (track.width, track.height)
 
-    def push(self, packet: RtpPacket) -> list[Frame]:
-        """Takes the next packet; returns the access units it completes (usually 0 or 1)."""
-        seq = packet.sequence
-        gap = self._expected is None or seq != self._expected
-        if self._expected is not None and 0 < (self._expected - seq) % 65536 <= STALE_WINDOW:
-            self.late += 1
-            return []
-        self._expected = (seq + 1) % 65536
-        out: list[Frame] = []
-        if self._ts is not None and packet.timestamp != self._ts:
-            # the previous access unit ended without its marker; after a loss it may lack its tail
-            if gap:
-                self._discard()
-            else:
-                self._finish(out)
-        payload = packet.payload
-        if self._ts is None:
-            self._ts = packet.timestamp
-            self._broken = gap and not _starts_access_unit(payload, self._donl)
-            if self._broken:
-                self.dropped += 1
-        elif gap:
-            self._break()
-        if not self._broken and payload:
-            self._consume(payload)
-        if packet.marker:
-            self._finish(out)
-        return out
+    def _opens_access_unit(self, payload: bytes | memoryview) -> bool:
+        return _starts_access_unit(payload, self._donl)
 
     def _consume(self, payload: bytes | memoryview) -> None:
         if len(payload) < 2:
@@ -142,149 +112,29 @@ class H265Depacketizer:
                     self._add(bytes(payload[:2]) + payload[2 + self._donl :])
             else:
                 self._add(payload)
-        elif kind == AP:
-            self._consume_ap(payload)
         elif kind == FU:
-            self._consume_fu(payload)
+            if len(payload) < 3:
+                self._break()  # no FU header
+                return
+            header = payload[2]
+            end = header & 0x40
+            if not header & 0x80:
+                self._fragment(None, payload[3:], end)
+            elif end or len(payload) < 3 + self._donl:
+                self._break()  # S and E both set is forbidden (4.4.3), or no room for DONL
+            else:
+                start = bytearray(((payload[0] & 0x81) | (header & 0x3F) << 1, payload[1]))
+                self._fragment(start, payload[3 + self._donl :], end)
+        elif kind == AP:
+            # DONL before the first unit, one-byte DOND before the others; at least two (4.4.2)
+            self._aggregate(payload, 2, self._donl, self._donl // 2, 2, 2)
         elif kind == PACI:
             self.unsupported += 1
             self._break()
         # types 51..63 are unspecified: ignored (RFC 7798 4.4)
 
-    def _consume_ap(self, payload: bytes | memoryview) -> None:
-        if self._fu is not None:
-            self._break()
-            return
-        offset, end = 2, len(payload)
-        field = self._donl  # DONL before the first unit, one-byte DOND before the others
-        nals = []
-        while offset < end:
-            offset += field
-            if offset + 2 > end:
-                self._break()
-                return
-            size = payload[offset] << 8 | payload[offset + 1]
-            offset += 2
-            if size < 2 or offset + size > end:
-                self._break()
-                return
-            nals.append(payload[offset : offset + size])
-            offset += size
-            field = self._donl // 2
-        if len(nals) < 2:
-            self._break()  # RFC 7798 4.4.2: an AP carries at least two NAL units
-            return
-        for nal in nals:
-            if not self._broken:
-                self._add(nal)
-
-    def _consume_fu(self, payload: bytes | memoryview) -> None:
-        if len(payload) < 3:
-            self._break()  # no FU header
-            return
-        header = payload[2]
-        start, end = header & 0x80, header & 0x40
-        if start:
-            if self._fu is not None or end:
-                self._break()  # S and E both set is forbidden (4.4.3)
-                return
-            if len(payload) < 3 + self._donl:
-                self._break()
-                return
-            self._fu = bytearray(((payload[0] & 0x81) | (header & 0x3F) << 1, payload[1]))
-            self._fu += payload[3 + self._donl :]
-        elif self._fu is None:
-            self._break()  # a middle or end fragment whose start was not seen
-            return
-        else:
-            self._fu += payload[3:]
-        if self._size + len(self._fu) > MAX_ACCESS_UNIT_SIZE:
-            self._break()
-            return
-        if end:
-            nal, self._fu = self._fu, None
-            self._add(nal)
-
-    def _add(self, nal: NalUnit) -> None:
-        self._size += len(nal)
-        if self._size > MAX_ACCESS_UNIT_SIZE or len(self._nals) >= MAX_NALS_PER_ACCESS_UNIT:
-            self._break()
-        else:
-            self._nals.append(nal)
-
-    def _break(self) -> None:
-        """Marks the access unit being assembled as corrupt and frees what it held."""
-        if not self._broken:
-            self._broken = True
-            self.dropped += 1
-        self._nals = []
-        self._fu = None
-        self._size = 0
-
-    def _reset(self) -> None:
-        self._ts = None
-        self._nals = []
-        self._fu = None
-        self._size = 0
-        self._broken = False
-
-    def _discard(self) -> None:
-        if not self._broken and (self._nals or self._fu is not None):
-            self.dropped += 1
-        self._reset()
-
-    def _finish(self, out: list[Frame]) -> None:
-        if self._fu is not None:
-            self._break()  # the access unit ended inside a fragmented NAL unit
-        nals, timestamp, broken = self._nals, self._ts, self._broken
-        self._reset()
-        if broken or not nals or timestamp is None:
-            return
-        frame = self._frame(nals, timestamp)
-        if frame is not None:
-            out.append(frame)
-
-    def _frame(self, nals: list[NalUnit], timestamp: int) -> Frame | None:
-        keep: list[NalUnit] = []
-        vps = sps = pps = None
-        key = has_slice = False
-        for nal in nals:
-            kind = (nal[0] >> 1) & 0x3F
-            if kind == AUD:
-                continue
-            if kind == VPS:
-                vps = nal
-            elif kind == SPS:
-                sps = nal
-            elif kind == PPS:
-                pps = nal
-            elif _is_vcl(kind):
-                has_slice = True
-                key = key or h265.is_irap(kind)
-            keep.append(nal)
-        has_params = vps is not None or sps is not None or pps is not None
-        if has_params and not self._update_parameter_sets(vps, sps, pps):
-            self.dropped += 1
-            return None
-        if not has_slice:
-            return None  # parameter sets or SEI alone (some cameras send them with a marker)
-        if key:
-            params = self.track.parameter_sets
-            if len(params) < 3:
-                self.waiting_for_keyframe += 1
-                return None
-            if vps is None or sps is None or pps is None:
-                keep = [*params, *(n for n in keep if (n[0] >> 1) & 0x3F not in (VPS, SPS, PPS))]
-            self._have_keyframe = True
-        elif not self._have_keyframe:
-            self.waiting_for_keyframe += 1
-            return None
-        return Frame(self.track, timestamp, timestamp, key, h265.to_annexb(keep))
-
-    def _update_parameter_sets(
-        self, vps: NalUnit | None, sps: NalUnit | None, pps: NalUnit | None
-    ) -> bool:
-        """Takes in-band parameter sets; False (nothing changed) when they do not parse."""
+    def _update_parameter_sets(self, found: list[NalUnit | None]) -> bool:
+        vps, sps, pps = found
         new_vps = self._vps if vps is None else bytes(vps)
         new_sps = self._sps if sps is None else bytes(sps)
         new_pps = self._pps if pps is None else bytes(pps)
@@ -309,7 +159,7 @@ class H265Depacketizer:
         return True
 
 
-class H265Packetizer:
+class H265Packetizer(NalPacketizer):
     """Splits Annex B access units into RTP packets.
 
     Args:
@@ -330,12 +180,7 @@ class H265Packetizer:
         *,
         donl: bool = False,
     ) -> None:
-        if mtu < HEADER_SIZE + 16:
-            raise ValueError(f"mtu {mtu} too small")
-        self.payload_type = payload_type
-        self.ssrc = ssrc
-        self.max_payload = mtu - HEADER_SIZE
-        self.sequence = sequence % 65536
+        super().__init__(payload_type, ssrc, mtu, sequence)
         self.donl = donl
         self._don = 0
 
@@ -350,14 +195,8 @@ class H265Packetizer:
         donl = 2 if self.donl else 0
         dond = 1 if self.donl else 0
         payloads: list[bytes] = []
-        i = 0
-        while i < len(nals):
-            j, size = i, 2 + donl - dond
-            while j < len(nals) and size + dond + 2 + len(nals[j]) <= limit:
-                size += dond + 2 + len(nals[j])
-                j += 1
-            if j - i >= 2:
-                group = nals[i:j]
+        for group in self._groups(nals, 2 + donl - dond, dond + 2):
+            if len(group) >= 2:
                 # F is set if any unit's is, LayerId and TID are the lowest ones (4.4.2)
                 forbidden = max(n[0] & 0x80 for n in group)
                 layer = min((n[0] & 1) << 5 | n[1] >> 3 for n in group)
@@ -369,10 +208,8 @@ class H265Packetizer:
                         parts.append(self._don_field(n == 0))
                     parts += (len(nal).to_bytes(2, "big"), nal)
                 payloads.append(b"".join(parts))
-                i = j
                 continue
-            nal = nals[i]
-            i += 1
+            nal = group[0]
             if len(nal) + donl <= limit:
                 payloads.append(bytes(nal[:2]) + self._don_field(True) + nal[2:])
                 continue
@@ -392,20 +229,7 @@ class H265Packetizer:
                 chunk = body[offset : offset + step]
                 payloads.append(header + bytes((fu_header,)) + don + chunk)
                 offset += step
-        packets = []
-        for n, payload in enumerate(payloads):
-            packets.append(
-                RtpPacket(
-                    marker=n == len(payloads) - 1,
-                    payload_type=self.payload_type,
-                    sequence=self.sequence,
-                    timestamp=timestamp & 0xFFFFFFFF,
-                    ssrc=self.ssrc,
-                    payload=payload,
-                )
-            )
-            self.sequence = (self.sequence + 1) % 65536
-        return packets
+        return self._packets(payloads, timestamp)
 
     def _don_field(self, full: bool) -> bytes:
         """The next NAL unit's DONL (``full``) or DOND (0: the previous DON plus one)."""

@@ -1,0 +1,333 @@
+"""Access-unit assembly shared by the NAL-unit payload formats, H.264 (RFC 6184) and H.265
+(RFC 7798): sequence tracking, the end of an access unit on the marker bit or a timestamp change
+(RFC 6184 5.1, RFC 7798 4.1), aggregation and fragmentation buffering, size limits, and the
+Frame built from an access unit's NAL units. The subclasses parse their own payload headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from relay.media import Frame, Track
+from relay.rtp.packet import HEADER_SIZE, RtpPacket
+
+MAX_ACCESS_UNIT_SIZE = 8 * 1024 * 1024
+MAX_NALS_PER_ACCESS_UNIT = 4096
+STALE_WINDOW = 1000
+"""A packet this many sequence numbers behind the expected one is stale, not a restart."""
+
+NalUnit = bytes | bytearray | memoryview
+
+# NAL unit roles: slices OR together (a key slice has both bits), parameter sets are
+# _PARAMETER_SET plus their index in Track.parameter_sets (at most 3)
+_OTHER, _SLICE, _KEY, _PARAMETER_SET, _AUD = 0, 1, 3, 4, 8
+
+__all__ = ["NalDepacketizer", "NalPacketizer", "NalUnit", "nal_roles"]
+
+
+def nal_roles(
+    kind: Callable[[int], int],
+    aud: int,
+    slices: frozenset[int],
+    keys: frozenset[int],
+    parameter_sets: tuple[int, ...],
+) -> tuple[int, ...]:
+    """The role of a NAL unit for each value of its first byte (a table, for speed).
+
+    Args:
+        kind: the NAL unit type from the first byte.
+        aud: the access unit delimiter type (dropped).
+        slices: the VCL types.
+        keys: the VCL types a decoder may start from.
+        parameter_sets: the types a Track's ``parameter_sets`` hold, in order.
+    """
+    roles = []
+    for byte in range(256):
+        k = kind(byte)
+        if k == aud:
+            roles.append(_AUD)
+        elif k in keys:
+            roles.append(_KEY)
+        elif k in slices:
+            roles.append(_SLICE)
+        elif k in parameter_sets:
+            roles.append(_PARAMETER_SET + parameter_sets.index(k))
+        else:
+            roles.append(_OTHER)
+    return tuple(roles)
+
+
+class NalDepacketizer:
+    """Reassembles access units of NAL units from RTP packets in sequence order.
+
+    Subclasses implement ``_opens_access_unit``, ``_consume`` (one payload into NAL units,
+    through ``_add``, ``_aggregate`` and ``_fragment``) and ``_update_parameter_sets``.
+
+    Args:
+        track: the track as described by SDP; replaced when in-band parameter sets differ.
+        roles: what a NAL unit is by its first byte, from ``nal_roles``.
+        parameter_set_count: how many parameter sets a Track holds (one of each type).
+        to_annexb: joins NAL units into an Annex B access unit.
+        max_size: the largest access unit, in bytes.
+        max_nals: the most NAL units in one access unit.
+    """
+
+    def __init__(
+        self,
+        track: Track,
+        roles: tuple[int, ...],
+        parameter_set_count: int,
+        to_annexb: Callable[[Iterable[NalUnit]], bytes],
+        max_size: int,
+        max_nals: int,
+    ) -> None:
+        self.track = track
+        self.dropped = 0
+        self.waiting_for_keyframe = 0
+        self.unsupported = 0
+        self.late = 0
+        self._roles = roles
+        self._parameter_set_count = parameter_set_count
+        self._to_annexb = to_annexb
+        self._max_size = max_size
+        self._max_nals = max_nals
+        self._expected: int | None = None
+        self._ts: int | None = None
+        self._nals: list[NalUnit] = []
+        self._size = 0
+        self._fu: bytearray | None = None
+        self._broken = False
+        self._have_keyframe = False
+
+    def push(self, packet: RtpPacket) -> list[Frame]:
+        """Takes the next packet; returns the access units it completes (usually 0 or 1)."""
+        seq = packet.sequence
+        expected = self._expected
+        gap = seq != expected
+        if gap and expected is not None and 0 < (expected - seq) % 65536 <= STALE_WINDOW:
+            self.late += 1
+            return []
+        self._expected = (seq + 1) % 65536
+        out: list[Frame] = []
+        if self._ts is not None and packet.timestamp != self._ts:
+            # the previous access unit ended without its marker; after a loss it may lack its tail
+            if gap:
+                self._discard()
+            else:
+                self._finish(out)
+        payload = packet.payload
+        if self._ts is None:
+            self._ts = packet.timestamp
+            self._broken = gap and not self._opens_access_unit(payload)
+            if self._broken:
+                self.dropped += 1
+        elif gap:
+            self._break()
+        if not self._broken and payload:
+            self._consume(payload)
+        if packet.marker:
+            self._finish(out)
+        return out
+
+    def _opens_access_unit(self, payload: bytes | memoryview) -> bool:
+        """Whether an RTP payload begins with the first NAL unit of an access unit."""
+        raise NotImplementedError
+
+    def _consume(self, payload: bytes | memoryview) -> None:
+        """Takes the NAL units (or fragment) of one non-empty payload."""
+        raise NotImplementedError
+
+    def _update_parameter_sets(self, found: list[NalUnit | None]) -> bool:
+        """Takes in-band parameter sets (3 places, in Track order, None where the access unit
+        has none); False (nothing changed) when they are bad."""
+        raise NotImplementedError
+
+    def _aggregate(
+        self,
+        payload: bytes | memoryview,
+        offset: int,
+        first_skip: int,
+        skip: int,
+        min_size: int,
+        min_count: int,
+    ) -> None:
+        """Takes the NAL units of an aggregation packet: from ``offset``, each one is a skipped
+        field (``first_skip`` bytes before the first unit, ``skip`` before the others), a 16-bit
+        size of at least ``min_size``, then the unit; at least ``min_count`` units."""
+        if self._fu is not None:
+            self._break()
+            return
+        end = len(payload)
+        field = first_skip
+        nals = []
+        while offset < end:
+            offset += field
+            if offset + 2 > end:
+                self._break()
+                return
+            size = payload[offset] << 8 | payload[offset + 1]
+            offset += 2
+            if size < min_size or offset + size > end:
+                self._break()
+                return
+            nals.append(payload[offset : offset + size])
+            offset += size
+            field = skip
+        if len(nals) < min_count:
+            self._break()
+            return
+        for nal in nals:
+            if not self._broken:
+                self._add(nal)
+
+    def _fragment(self, start: bytearray | None, data: bytes | memoryview, end: int) -> None:
+        """Takes one fragment of a NAL unit: ``start`` is the rebuilt NAL header on the first
+        fragment (None on the others), ``data`` what follows, ``end`` true on the last."""
+        if start is not None:
+            if self._fu is not None:
+                self._break()
+                return
+            self._fu = start
+        elif self._fu is None:
+            self._break()  # a middle or end fragment whose start was not seen
+            return
+        self._fu += data
+        if self._size + len(self._fu) > self._max_size:
+            self._break()
+            return
+        if end:
+            nal, self._fu = self._fu, None
+            self._add(nal)
+
+    def _add(self, nal: NalUnit) -> None:
+        self._size += len(nal)
+        if self._size > self._max_size or len(self._nals) >= self._max_nals:
+            self._break()
+        else:
+            self._nals.append(nal)
+
+    def _break(self) -> None:
+        """Marks the access unit being assembled as corrupt and frees what it held."""
+        if not self._broken:
+            self._broken = True
+            self.dropped += 1
+        self._nals = []
+        self._fu = None
+        self._size = 0
+
+    def _reset(self) -> None:
+        self._ts = None
+        self._nals = []
+        self._fu = None
+        self._size = 0
+        self._broken = False
+
+    def _discard(self) -> None:
+        if not self._broken and (self._nals or self._fu is not None):
+            self.dropped += 1
+        self._reset()
+
+    def _finish(self, out: list[Frame]) -> None:
+        if self._fu is not None:
+            self._break()  # the access unit ended inside a fragmented NAL unit
+        nals, timestamp, broken = self._nals, self._ts, self._broken
+        self._reset()
+        if broken or not nals or timestamp is None:
+            return
+        frame = self._frame(nals, timestamp)
+        if frame is not None:
+            out.append(frame)
+
+    def _frame(self, nals: list[NalUnit], timestamp: int) -> Frame | None:
+        roles = self._roles
+        keep: list[NalUnit] = []
+        found: list[NalUnit | None] | None = None
+        seen = slices = 0
+        for nal in nals:
+            role = roles[nal[0]]
+            if role < _PARAMETER_SET:  # a slice or an other NAL unit
+                slices |= role
+            elif role == _AUD:
+                continue
+            else:
+                if found is None:
+                    found = [None, None, None]
+                if found[role - _PARAMETER_SET] is None:
+                    seen += 1
+                found[role - _PARAMETER_SET] = nal
+            keep.append(nal)
+        if found is not None and not self._update_parameter_sets(found):
+            self.dropped += 1
+            return None
+        if not slices:
+            return None  # parameter sets or SEI alone (some cameras send them with a marker)
+        key = slices == _KEY
+        if key:
+            params = self.track.parameter_sets
+            count = self._parameter_set_count
+            if len(params) < count:
+                self.waiting_for_keyframe += 1
+                return None
+            if seen < count:
+                keep = [*params, *(n for n in keep if roles[n[0]] < _PARAMETER_SET)]
+            self._have_keyframe = True
+        elif not self._have_keyframe:
+            self.waiting_for_keyframe += 1
+            return None
+        return Frame(self.track, timestamp, timestamp, key, self._to_annexb(keep))
+
+
+class NalPacketizer:
+    """What the NAL-unit packetizers share: settings, and payloads made RTP packets.
+
+    Args:
+        payload_type: RTP payload type.
+        ssrc: RTP SSRC.
+        mtu: largest RTP packet to produce, header included.
+        sequence: first sequence number.
+    """
+
+    def __init__(self, payload_type: int, ssrc: int, mtu: int = 1200, sequence: int = 0) -> None:
+        if mtu < HEADER_SIZE + 16:
+            raise ValueError(f"mtu {mtu} too small")
+        self.payload_type = payload_type
+        self.ssrc = ssrc
+        self.max_payload = mtu - HEADER_SIZE
+        self.sequence = sequence % 65536
+
+    def _groups(
+        self, nals: Sequence[NalUnit], header: int, per_unit: int
+    ) -> list[Sequence[NalUnit]]:
+        """An access unit's NAL units, one packet's worth each: a run of neighbours that fit
+        together in one aggregation packet (``header`` bytes, then ``per_unit`` bytes before
+        each unit), or else a single NAL unit."""
+        limit = self.max_payload
+        groups = []
+        i, count = 0, len(nals)
+        while i < count:
+            j, size = i, header
+            while j < count and size + per_unit + len(nals[j]) <= limit:
+                size += per_unit + len(nals[j])
+                j += 1
+            if j - i < 2:
+                j = i + 1
+            groups.append(nals[i:j])
+            i = j
+        return groups
+
+    def _packets(self, payloads: list[bytes], timestamp: int) -> list[RtpPacket]:
+        """One access unit's payloads as RTP packets, the marker set on the last."""
+        packets = []
+        for n, payload in enumerate(payloads):
+            packets.append(
+                RtpPacket(
+                    marker=n == len(payloads) - 1,
+                    payload_type=self.payload_type,
+                    sequence=self.sequence,
+                    timestamp=timestamp & 0xFFFFFFFF,
+                    ssrc=self.ssrc,
+                    payload=payload,
+                )
+            )
+            self.sequence = (self.sequence + 1) % 65536
+        return packets
