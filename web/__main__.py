@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     app = make_app(args.hls_dir, args.status, thumbnails_dir=args.thumbnails, token=token,
                    protect_hls=args.protect_hls)
     app.cleanup_ctx.append(exit_with_parent)
-    web.run_app(app, host=host, port=port, access_log=None,
-                shutdown_timeout=2.0, print=lambda text: logging.info("%s", text))
+    # no banner: the relay announces the address, and Ctrl-C goes to the relay, not here
+    web.run_app(app, host=host, port=port, access_log=None, shutdown_timeout=2.0, print=None)
 
 
 if __name__ == "__main__":
