@@ -192,16 +192,17 @@ async def run_hls_sink(
     segmenter = Segmenter(segment_seconds, has_video=stream.has_video)
     if sequence:
         segmenter.mark_discontinuity()  # a restart: whatever came before is not continuous
-    lock = trio.Lock()  # the writer and the idle flush never interleave
+    lock = trio.Lock()  # the writes of the frame loop and of the idle flush never interleave
     last = [trio.current_time(), wall_clock()]  # arrival of the latest frame: monotonic, wall
 
     async def flush_when_idle() -> None:
         while True:
             await trio.sleep(IDLE_FLUSH_SECONDS / 2)
             if trio.current_time() - last[0] >= IDLE_FLUSH_SECONDS:
-                async with lock:
-                    segments = segmenter.flush()
-                    if segments:
+                segments = segmenter.flush()
+                if segments:
+                    # Lock.acquire takes a free lock before yielding: this write goes first
+                    async with lock:
                         await trio.to_thread.run_sync(writer.write, segments, segmenter,
                                                       wall_clock(), last[1])
 
@@ -218,11 +219,11 @@ async def run_hls_sink(
                         # The source may have come back with other tracks.
                         segmenter.has_video = stream.has_video
                         first = False
-                    async with lock:
-                        segments = segmenter.push(frame)
-                        if segments:
-                            # Muxing is done; the file writes go to a thread so a slow disk
-                            # never stalls the trio loop that also carries ingest.
+                    segments = segmenter.push(frame)  # no await: never interleaves a flush
+                    if segments:
+                        # Muxing is done; the file writes go to a thread so a slow disk never
+                        # stalls the trio loop that also carries ingest.
+                        async with lock:
                             await trio.to_thread.run_sync(writer.write, segments, segmenter,
                                                           now)
                 nursery.cancel_scope.cancel()

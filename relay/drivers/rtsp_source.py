@@ -24,6 +24,8 @@ from relay.errors import RelayError, RemoteProtocolError, UnsupportedError
 from relay.media import Frame, Kind
 from relay.rtp.dts import DtsExtractor
 from relay.rtp.packet import RtpPacket
+from relay.rtp.registry import Depacketizer, make_depacketizer
+from relay.rtp.reorder import ReorderBuffer
 from relay.rtp.rtcp import (
     SenderReport,
     middle_ntp,
@@ -31,8 +33,6 @@ from relay.rtp.rtcp import (
     parse_compound,
     receiver_report_compound,
 )
-from relay.rtp.registry import Depacketizer, make_depacketizer
-from relay.rtp.reorder import ReorderBuffer
 from relay.rtp.sync import Timeline
 from relay.rtp.timing import ReceptionStats
 from relay.rtsp.client import (

@@ -9,9 +9,22 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+
+def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    """Status and body of a GET, with a bearer token if given (errors are answers too)."""
+    request = urllib.request.Request(url)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
 
 
 class RelayProcess:

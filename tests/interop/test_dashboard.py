@@ -9,15 +9,13 @@ the cards fill in, and the token leaves the address bar. A screenshot is kept as
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.interop.gstserver import free_port
-from tests.interop.relayproc import RelayProcess
+from tests.interop.relayproc import RelayProcess, http_get
 from tests.interop.test_browser import ARTIFACTS, CHROMIUM_ARGS
 
 TOKEN = "dashboard-test-token-0123456789"
@@ -32,15 +30,6 @@ CHART_DRAWN = """() => {
 }"""
 
 
-def get(url: str, token: str | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url)
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 def test_dashboard_cards_thumbnails_and_charts(tmp_path: Path) -> None:
@@ -52,9 +41,9 @@ def test_dashboard_cards_thumbnails_and_charts(tmp_path: Path) -> None:
         playlist = tmp_path / "hls" / "demo" / "index.m3u8"
         relay.wait_for(lambda: playlist.exists() and "#EXTINF" in playlist.read_text(), 40,
                        "the demo's first segment")
-        assert get(f"{base}/api/streams")[0] == 401
-        assert get(f"{base}/metrics")[0] == 401
-        status, body = get(f"{base}/metrics", TOKEN)
+        assert http_get(f"{base}/api/streams")[0] == 401
+        assert http_get(f"{base}/metrics")[0] == 401
+        status, body = http_get(f"{base}/metrics", TOKEN)
         assert status == 200 and b'relay_stream_state{state="playing",stream="demo"} 1.0' in body
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",

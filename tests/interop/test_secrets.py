@@ -10,14 +10,12 @@ import os
 import re
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
 from tests.interop.gstserver import free_port, start_gst_server
 from tests.interop.nginx import start_nginx_rtmp
-from tests.interop.relayproc import RelayProcess
+from tests.interop.relayproc import RelayProcess, http_get
 
 USER = "admin"
 PASSWORD = "Cam-Pa55-q7Zx"
@@ -41,14 +39,7 @@ def _leaks(where: str, data: bytes) -> list[str]:
 
 
 def _get(port: int, path: str, token: str | None = TOKEN) -> tuple[int, bytes]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+    return http_get(f"http://127.0.0.1:{port}{path}", token)
 
 
 def test_no_secret_reaches_logs_api_metrics_page_or_hls(tmp_path: Path) -> None:

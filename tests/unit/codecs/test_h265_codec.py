@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from relay.codecs import h265
 from relay.codecs.bits import BitWriter
 from relay.errors import RemoteProtocolError
+from tests.unit.rtp.h264_samples import escape
 
 # Parameter sets by libx265 4.2 (PyAV wheel, preset medium): 640x360 and 1920x1080, 4:2:0 8-bit.
 VPS_360 = bytes.fromhex("40010c01ffff01600000030090000003000003003f959809")
@@ -130,19 +131,6 @@ def _ue(w: BitWriter, value: int) -> None:
     code = value + 1
     w.u(code.bit_length() - 1, 0)
     w.u(code.bit_length(), code)
-
-
-def escape(rbsp: bytes) -> bytes:
-    """Inserts emulation prevention bytes (7.4.2: 0x000000..0x000003 must not occur)."""
-    out = bytearray()
-    zeros = 0
-    for byte in rbsp:
-        if zeros >= 2 and byte <= 3:
-            out.append(3)
-            zeros = 0
-        out.append(byte)
-        zeros = zeros + 1 if byte == 0 else 0
-    return bytes(out)
 
 
 @st.composite
