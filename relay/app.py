@@ -34,7 +34,7 @@ from relay.drivers.rtsp_source import run_rtsp_source
 from relay.drivers.thumbnails import run_thumbnails
 from relay.drivers.supervise import Backoff, describe, first_error
 from relay.drivers.web_process import run_web
-from relay.files import write_atomically
+from relay.files import DiskErrors
 from relay.errors import ConfigError, RelayError
 from relay.logs import redact, set_secrets, use_config_format
 from relay.status import Snapshotter, StreamStatus
@@ -310,7 +310,8 @@ async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path, 
             sinks: list[tuple[Any, ...]] = []
             if config.hls:
                 status.hls = HlsStats()
-                sinks.append((f"stream={config.name} hls", run_hls_sink, status.stream,
+                sinks.append((f"stream={config.name} hls",
+                              partial(run_hls_sink, disk=status.disk), status.stream,
                               hls_dir / config.name, config.segment_seconds, config.window,
                               status.hls))
             for url in config.rtmp:
@@ -319,8 +320,9 @@ async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path, 
                 sinks.append((f"stream={config.name} rtmp={url.redacted}", run_rtmp_sink,
                               status.stream, url, stats))
             if thumbnails is not None:
-                sinks.append((f"stream={config.name} thumbnails", run_thumbnails,
-                              status.stream, thumbnails / f"{config.name}.jpg"))
+                sinks.append((f"stream={config.name} thumbnails",
+                              partial(run_thumbnails, disk=status.disk), status.stream,
+                              thumbnails / f"{config.name}.jpg"))
             await nursery.start(run_rtsp_source, config, status.stream, status)
             for what, sink, *args in sinks:
                 nursery.start_soon(supervise_task, what, sink, *args)
@@ -349,19 +351,27 @@ async def supervise_task(what: str, task: Callable[..., Awaitable[None]], *args:
             await trio.sleep(delay)
 
 
-async def publish_status(supervisor: Supervisor, path: Path) -> None:
+async def publish_status(supervisor: Supervisor, path: Path,
+                         disk: DiskErrors | None = None) -> None:
     """Rewrite the web process's snapshot every second, following the running set.
 
     Each stream entry also carries ``hls_push``: the origin URL (credentials included; the
-    file is private to the relay and its web process) that the web process PUTs HLS to.
+    file is private to the relay and its web process) that the web process PUTs HLS to. A
+    write the disk refuses (a full TMPDIR) is recorded in ``disk`` and tried again a second
+    later; the web process serves the previous snapshot meanwhile. The write runs in a worker
+    thread: a hung disk never stalls the loop that carries the media.
     """
+    disk = disk if disk is not None else DiskErrors("relay")
     snapshotter = Snapshotter()
     while True:
         snapshot = snapshotter.snapshot(supervisor.statuses, trio.current_time(), time.time())
+        snapshot["disk_errors"] = disk.count  # the snapshot's own failed writes, relay-wide
+        snapshot["disk_error"] = disk.last
         for entry in snapshot["streams"]:
             config = supervisor.stream_config(entry["name"])
             entry["hls_push"] = config.hls_push if config is not None else None
-        write_atomically(path, json.dumps(snapshot).encode())
+        await trio.to_thread.run_sync(disk.write, "status snapshot", path,
+                                      json.dumps(snapshot).encode())
         await trio.sleep(STATUS_INTERVAL)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay.bus import Stream
+from relay.files import DiskErrors
 from relay.media import Kind, Track
 
 
@@ -39,6 +40,10 @@ class StreamStatus:
     tracks: dict[int, TrackCounters] = field(default_factory=dict)
     hls: Any = None  # the HLS sink's stats object, if HLS is on
     rtmp: list[Any] = field(default_factory=list)  # one RtmpStats per destination
+    disk: DiskErrors = field(init=False)  # failed writes of its HLS files and thumbnails
+
+    def __post_init__(self) -> None:
+        self.disk = DiskErrors(f"stream={self.name}")
 
     def count(self, track: Track, size: int) -> None:
         counters = self.tracks.get(track.index)
@@ -94,6 +99,8 @@ class Snapshotter:
             "frames_dropped": status.frames_dropped,
             "reconnects": status.reconnects,
             "last_error": status.last_error,
+            "disk_errors": status.disk.count,
+            "disk_error": status.disk.last,
             "hls": f"/hls/{status.name}/index.m3u8" if hls is not None else None,
             "hls_segments": getattr(hls, "segments_written", None),
             "hls_bytes_written": getattr(hls, "bytes_written", None),

@@ -126,6 +126,12 @@ class SnapshotCollector:
                                     "Seconds since the relay last wrote its status snapshot")
             age.add_metric([], max(0.0, self.wall_clock() - updated))
             yield age
+        disk_errors = _number(data.get("disk_errors"))
+        if disk_errors is not None:
+            failed = CounterMetricFamily("relay_status_disk_errors", "Status snapshot writes "
+                                         "that failed (this process kept the previous one)")
+            failed.add_metric([], disk_errors)
+            yield failed
         yield from self._streams(streams)
         yield from self._tracks(streams)
         yield from self._rtmp(streams)
@@ -143,6 +149,8 @@ class SnapshotCollector:
                 ("packets_garbled", "Packets from the source that did not parse"),
                 ("frames_dropped", "Frames the source side dropped"),
                 ("reconnects", "Times the source was reconnected"),
+                ("disk_errors", "Writes of the stream's HLS files and thumbnails that failed "
+                 "(each retried with the next one)"),
             )
         }
         for s in streams:

@@ -8,6 +8,12 @@ rewritten with EXT-X-ENDLIST under a shielded cancel scope.
 
 Numbering continues after the highest segment number found in the folder, so a restarted relay
 never reuses a URI that a browser or CDN may have cached (segments are served as immutable).
+
+A disk error (full, read-only, failing) never ends the sink: a segment that cannot be written is
+left out of the playlist (its number is not reused, and the next listed segment carries
+EXT-X-DISCONTINUITY), a playlist that cannot be written is written whole with the next segment,
+and a folder that cannot be prepared is tried again every ``DISK_RETRY_SECONDS``. Each failure is
+recorded in the stream's ``DiskErrors``; the segmenter and the playlist keep their state.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 import trio
 
 from relay.bus import Stream
-from relay.files import TEMP_SUFFIX, write_atomically
+from relay.files import TEMP_SUFFIX, DiskErrors
 from relay.hls.playlist import MediaPlaylist
 from relay.hls.segmenter import Segment, Segmenter, safe_target_duration
 
@@ -38,6 +44,8 @@ listed at once, instead of when the source comes back."""
 _CLOCK_RESYNC_SECONDS = 2.0
 """Program date-times follow the stream clock; they re-anchor to the wall clock when the stream
 falls behind it by more than this (a stall), or at a discontinuity, never going backwards."""
+DISK_RETRY_SECONDS = 5.0
+"""A folder that could not be prepared (created, cleaned) is tried again after this long."""
 
 
 @dataclass(slots=True)
@@ -88,13 +96,15 @@ class _Writer:
     """Turns segments into files and keeps the playlist; all its I/O is synchronous."""
 
     def __init__(self, out_dir: Path, segment_seconds: float, window: int,
-                 sequence: int, stats: HlsStats) -> None:
+                 sequence: int, stats: HlsStats, disk: DiskErrors) -> None:
         self.out_dir = out_dir
         self.segment_seconds = segment_seconds
         self.window = window
         self.sequence = sequence
         self.stats = stats
+        self.disk = disk
         self.playlist: MediaPlaylist | None = None
+        self._missing = False  # a segment was not written: the next listed one is discontinuous
         self._wall_offset: float | None = None  # wall time minus stream time
         self._last_end: float | None = None  # wall time the last segment listed ends
 
@@ -125,10 +135,17 @@ class _Writer:
         self._last_end = self._wall_offset + end
         uri = f"seg{self.sequence:05d}.ts"
         self.sequence += 1
-        write_atomically(self.out_dir / uri, segment.data)
-        pdt = datetime.fromtimestamp(self._wall_offset + segment.start, timezone.utc)
-        self.playlist.add(uri, segment.duration, pdt, segment.discontinuity, now=now)
         stats = self.stats
+        stats.segments_failed = segmenter.segments_failed
+        stats.frames_dropped = segmenter.frames_dropped
+        stats.frames_skipped = segmenter.frames_skipped
+        if not self.disk.write("hls segment", self.out_dir / uri, segment.data):
+            self._missing = True
+            return
+        pdt = datetime.fromtimestamp(self._wall_offset + segment.start, timezone.utc)
+        self.playlist.add(uri, segment.duration, pdt, segment.discontinuity or self._missing,
+                          now=now)
+        self._missing = False
         stats.segments_written += 1
         stats.bytes_written += len(segment.data)
         stats.last_segment_at = now
@@ -137,23 +154,25 @@ class _Writer:
                         "(the GOP grew); listed anyway", self.out_dir.name, segment.duration,
                         self.playlist.target_duration)
         stats.overlong_segments = self.playlist.overlong
-        stats.segments_failed = segmenter.segments_failed
-        stats.frames_dropped = segmenter.frames_dropped
-        stats.frames_skipped = segmenter.frames_skipped
 
     def _write_playlist(self) -> None:
         assert self.playlist is not None
         path = self.out_dir / PLAYLIST
-        write_atomically(path, self.playlist.render().encode())
-        self.stats.playlist = str(path)
+        if self.disk.write("hls playlist", path, self.playlist.render().encode()):
+            self.stats.playlist = str(path)
 
     def _delete_expired(self, now: float) -> None:
         assert self.playlist is not None
         for uri in self.playlist.expired(now):
+            path = self.out_dir / uri
             try:
-                os.unlink(self.out_dir / uri)
+                os.unlink(path)
             except FileNotFoundError:
                 pass
+            except OSError as exc:  # left on disk; the next start's prepare_dir removes it
+                self.disk.failed("hls delete", path, exc)
+                continue
+            self.disk.ok("hls delete")
             self.stats.segments_deleted += 1
 
     def finish(self, segments: list[Segment], segmenter: Segmenter, now: float) -> None:
@@ -172,6 +191,7 @@ async def run_hls_sink(
     window: int = 6,
     stats: HlsStats | None = None,
     *,
+    disk: DiskErrors | None = None,
     wall_clock: Callable[[], float] = time.time,
     task_status: trio.TaskStatus[HlsStats] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -183,12 +203,21 @@ async def run_hls_sink(
         segment_seconds: segment target duration.
         window: segments listed in the playlist.
         stats: counters to update (a new ``HlsStats`` if None).
+        disk: where failed writes are recorded (the stream's, kept across restarts).
         wall_clock: Unix time source, for program date-times and segment expiry.
         task_status: ``started()`` with the stats object once subscribed.
     """
     stats = stats if stats is not None else HlsStats()
-    sequence = await trio.to_thread.run_sync(prepare_dir, out_dir)
-    writer = _Writer(out_dir, segment_seconds, window, sequence, stats)
+    disk = disk if disk is not None else DiskErrors(f"stream={stream.name}")
+    while True:
+        try:
+            sequence = await trio.to_thread.run_sync(prepare_dir, out_dir)
+            break
+        except OSError as exc:
+            disk.failed("hls folder", out_dir, exc)
+            await trio.sleep(DISK_RETRY_SECONDS)
+    disk.ok("hls folder")
+    writer = _Writer(out_dir, segment_seconds, window, sequence, stats, disk)
     segmenter = Segmenter(segment_seconds, has_video=stream.has_video)
     if sequence:
         segmenter.mark_discontinuity()  # a restart: whatever came before is not continuous

@@ -6,7 +6,8 @@ with PyAV (h264/hevc), scales it to ``THUMBNAIL_WIDTH`` pixels wide and encodes 
 mjpeg encoder, yuvj420p), off the trio loop in a worker thread, then replaces ``out_path``
 atomically (temp file + ``os.replace``) so the web process never serves half an image. A tick
 with no new keyframe costs nothing. A keyframe that does not decode is logged once per run of
-failures and skipped; the driver goes on with the next one.
+failures and skipped; the driver goes on with the next one. A write the disk refuses is
+recorded in the stream's ``DiskErrors`` (one line per outage) and the next thumbnail tries again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import av
 import trio
 
 from relay.bus import Stream
-from relay.files import write_atomically
+from relay.files import DiskErrors
 from relay.media import Codec, Frame, Kind
 
 log = logging.getLogger("relay.thumbnails")
@@ -75,16 +76,18 @@ def encode_thumbnail(frame: Frame, width: int = THUMBNAIL_WIDTH) -> bytes:
     return bytes(packets[0])
 
 
-def write_thumbnail(frame: Frame, out_path: Path, width: int = THUMBNAIL_WIDTH) -> int:
-    """Encode ``frame`` and replace ``out_path`` atomically; returns the JPEG's size."""
-    data = encode_thumbnail(frame, width)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(out_path, data)
-    return len(data)
+def save_thumbnail(data: bytes, out_path: Path, disk: DiskErrors) -> None:
+    """Replace ``out_path`` atomically (its folder made again if a cleaner removed it)."""
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        disk.failed("thumbnail", out_path, exc)
+        return
+    disk.write("thumbnail", out_path, data)
 
 
 async def run_thumbnails(stream: Stream, out_path: Path, interval: float = 5.0,
-                         width: int = THUMBNAIL_WIDTH) -> None:
+                         width: int = THUMBNAIL_WIDTH, *, disk: DiskErrors | None = None) -> None:
     """Keep ``out_path`` a JPEG of ``stream``'s latest keyframe until cancelled or it closes.
 
     The first thumbnail is written as soon as the first keyframe arrives (the GOP cache makes
@@ -96,7 +99,9 @@ async def run_thumbnails(stream: Stream, out_path: Path, interval: float = 5.0,
         out_path: the JPEG to write (the web process serves ``RUNTIME/thumbnails/NAME.jpg``).
         interval: seconds between thumbnails.
         width: thumbnail width in pixels.
+        disk: where failed writes are recorded (the stream's, kept across restarts).
     """
+    disk = disk if disk is not None else DiskErrors(f"stream={stream.name}")
     latest: list[Frame] = []  # the newest keyframe not yet turned into a thumbnail
     arrived = trio.Event()
     failing = False
@@ -116,8 +121,8 @@ async def run_thumbnails(stream: Stream, out_path: Path, interval: float = 5.0,
                 arrived = trio.Event()
                 frame = latest.pop()
                 try:
-                    await trio.to_thread.run_sync(write_thumbnail, frame, out_path, width)
-                except (ThumbnailError, OSError) as exc:
+                    data = await trio.to_thread.run_sync(encode_thumbnail, frame, width)
+                except ThumbnailError as exc:
                     if not failing:
                         log.warning("stream=%s thumbnail failed: %s", stream.name, exc)
                     failing = True
@@ -125,4 +130,5 @@ async def run_thumbnails(stream: Stream, out_path: Path, interval: float = 5.0,
                     if failing:
                         log.info("stream=%s thumbnails work again", stream.name)
                     failing = False
+                    await trio.to_thread.run_sync(save_thumbnail, data, out_path, disk)
                 await trio.sleep(interval)

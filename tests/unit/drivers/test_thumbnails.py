@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,7 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relay.bus import Stream
-from relay.drivers.thumbnails import ThumbnailError, encode_thumbnail, run_thumbnails
+from relay.drivers.thumbnails import (
+    ThumbnailError,
+    encode_thumbnail,
+    run_thumbnails,
+    save_thumbnail,
+)
+from relay.files import DiskErrors
 from relay.media import Codec, Frame, Track
 
 WIDTH, HEIGHT = 640, 360
@@ -152,8 +157,9 @@ async def test_run_thumbnails_survives_a_bad_keyframe(tmp_path: Path) -> None:
 
 
 def test_no_temp_files_left(tmp_path: Path) -> None:
-    from relay.drivers.thumbnails import write_thumbnail
-
-    size = write_thumbnail(video_frame(True, encode("libx264", [90])[0][1]), tmp_path / "a.jpg")
-    assert size == os.path.getsize(tmp_path / "a.jpg")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg"]
+    data = encode_thumbnail(video_frame(True, encode("libx264", [90])[0][1]))
+    disk = DiskErrors("stream=cam")
+    save_thumbnail(data, tmp_path / "thumbs" / "a.jpg", disk)
+    assert (tmp_path / "thumbs" / "a.jpg").read_bytes() == data
+    assert sorted(p.name for p in (tmp_path / "thumbs").iterdir()) == ["a.jpg"]
+    assert disk.count == 0
