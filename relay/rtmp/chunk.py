@@ -22,6 +22,15 @@ MIN_CSID = 2
 MAX_CSID = 65599
 EXTENDED = 0xFFFFFF
 MAX_MESSAGE_LENGTH = 0xFFFFFF  # 24-bit length field
+MAX_PENDING_BYTES = 1 << 25
+"""Bytes of unfinished messages a reader holds at once over all its chunk streams (two of the
+largest messages): checked at every chunk, so a peer interleaving partial messages is refused
+before it holds more."""
+MAX_PARTIAL_MESSAGES = 64
+"""Chunk streams with an unfinished message at once. Peers interleave a handful (audio, video,
+data, control); each partial one costs a buffer, however small."""
+MAX_CHUNK_STREAMS = 4096
+"""Chunk streams a reader keeps header state for."""
 
 SET_CHUNK_SIZE = 1
 ABORT = 2
@@ -174,7 +183,7 @@ class ChunkReader:
         self,
         max_message_size: int = MAX_MESSAGE_LENGTH,
         max_chunk_size: int = 1 << 24,
-        max_pending: int = 1 << 25,
+        max_pending: int = MAX_PENDING_BYTES,
     ) -> None:
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self.max_message_size = max_message_size
@@ -184,6 +193,7 @@ class ChunkReader:
         self._buf = bytearray()
         self._off = 0
         self._pending = 0
+        self._partial = 0
         self.bytes_received = 0
         """Every byte fed so far (for Acknowledgement, 5.4.3)."""
 
@@ -216,6 +226,11 @@ class ChunkReader:
     def buffered(self) -> int:
         """Bytes received and not yet parsed into chunks."""
         return len(self._buf) - self._off
+
+    @property
+    def pending(self) -> int:
+        """Bytes held in unfinished messages, over all chunk streams (at most ``max_pending``)."""
+        return self._pending
 
     def next_message(self) -> RtmpMessage | None:
         """The next complete message, or None while more bytes are needed.
@@ -260,8 +275,10 @@ class ChunkReader:
                 raise RemoteProtocolError(
                     f"RTMP chunk: type {fmt} header on chunk stream {csid} before a type 0 one"
                 )
-            if len(self._streams) >= 4096:
-                raise RemoteProtocolError("RTMP chunk: more than 4096 chunk streams in use")
+            if len(self._streams) >= MAX_CHUNK_STREAMS:
+                raise RemoteProtocolError(
+                    f"RTMP chunk: over {MAX_CHUNK_STREAMS} chunk streams in use (MAX_CHUNK_STREAMS)"
+                )
             state = _ReadState()
         new_message = state.buf is None
         if fmt == 3:
@@ -306,20 +323,35 @@ class ChunkReader:
         if fmt <= 1:
             state.length = length
             state.type_id = buf[pos + 6]
-        if new_message:
-            if self._pending + length > self.max_pending:
-                raise RemoteProtocolError("RTMP chunk: too many bytes in unfinished messages")
-            state.buf = bytearray()
-        assert state.buf is not None
-        with memoryview(buf) as view:  # released at once: the bytearray must stay resizable
-            state.buf += view[data_start : data_start + take]
-        self._pending += take
+        whole = new_message and take == length  # a message in one chunk: no reassembly
+        if not whole:
+            if self._pending + take > self.max_pending:
+                raise RemoteProtocolError(
+                    f"RTMP chunk: unfinished messages would hold {self._pending + take} bytes, "
+                    f"over the limit of {self.max_pending} (max_pending)"
+                )
+            if new_message:
+                if self._partial >= MAX_PARTIAL_MESSAGES:
+                    raise RemoteProtocolError(
+                        f"RTMP chunk: over {MAX_PARTIAL_MESSAGES} unfinished messages at once "
+                        "(MAX_PARTIAL_MESSAGES)"
+                    )
+                self._partial += 1
+                state.buf = bytearray()
         self._off = data_start + take
-        if len(state.buf) < state.length:
-            return True
-        payload = bytes(state.buf)
-        self._pending -= len(payload)
-        state.buf = None
+        with memoryview(buf) as view:  # released at once: the bytearray must stay resizable
+            if whole:
+                payload = bytes(view[data_start : data_start + take])
+            else:
+                assert state.buf is not None
+                state.buf += view[data_start : data_start + take]
+                self._pending += take
+                if len(state.buf) < state.length:
+                    return True
+                payload = bytes(state.buf)
+                self._pending -= len(payload)
+                self._partial -= 1
+                state.buf = None
         message = RtmpMessage(csid, state.timestamp, state.type_id, state.stream_id, payload)
         if message.type_id == SET_CHUNK_SIZE and len(payload) >= 4:
             # The top bit is reserved and must be zero; mask it as FFmpeg does.
@@ -328,5 +360,6 @@ class ChunkReader:
             aborted = self._streams.get(_U32.unpack_from(payload)[0])
             if aborted is not None and aborted.buf is not None:
                 self._pending -= len(aborted.buf)
+                self._partial -= 1
                 aborted.buf = None
         return message

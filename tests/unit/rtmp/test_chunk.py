@@ -3,7 +3,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay.errors import LocalProtocolError, RemoteProtocolError
-from relay.rtmp.chunk import ChunkReader, ChunkWriter, RtmpMessage
+from relay.rtmp.chunk import (
+    MAX_PARTIAL_MESSAGES,
+    MAX_PENDING_BYTES,
+    ChunkReader,
+    ChunkWriter,
+    RtmpMessage,
+)
 
 
 def read_all(reader: ChunkReader) -> list[RtmpMessage]:
@@ -148,3 +154,50 @@ def test_writer_limits() -> None:
         ChunkWriter().write(RtmpMessage(65600, 0, 9, 1, b""))
     with pytest.raises(LocalProtocolError):
         ChunkWriter(0)
+
+
+def _open_partial(csid: int, chunk: int) -> bytes:
+    """A type 0 header announcing the largest message on ``csid``, then its first ``chunk`` bytes."""
+    basic = bytes((csid,)) if csid < 64 else bytes((0, csid - 64))
+    return basic + bytes.fromhex("000000 ffffff 09 01000000") + bytes(chunk)
+
+
+def test_pending_bytes_over_all_chunk_streams_are_bounded_at_every_chunk() -> None:
+    # A peer raises the chunk size to 1 MiB, then opens a 16 MiB message per chunk stream and
+    # sends one chunk of each: every message alone is within limits, together they are not.
+    chunk = 1 << 20
+    reader = ChunkReader()
+    reader.receive_data(ChunkWriter().write(RtmpMessage(2, 0, 1, 0, chunk.to_bytes(4, "big"))))
+    assert len(read_all(reader)) == 1
+    with pytest.raises(RemoteProtocolError, match=f"over the limit of {MAX_PENDING_BYTES}"):
+        for csid in range(3, 3 + MAX_PARTIAL_MESSAGES):
+            reader.receive_data(_open_partial(csid, chunk))
+            assert read_all(reader) == []
+            assert reader.pending <= MAX_PENDING_BYTES
+    assert reader.pending == MAX_PENDING_BYTES
+
+
+def test_unfinished_messages_are_bounded_in_number() -> None:
+    reader = ChunkReader()
+    data = b"".join(_open_partial(csid, 128) for csid in range(3, 4 + MAX_PARTIAL_MESSAGES))
+    reader.receive_data(data)
+    with pytest.raises(RemoteProtocolError, match="MAX_PARTIAL_MESSAGES"):
+        read_all(reader)
+    assert reader.pending == 128 * MAX_PARTIAL_MESSAGES
+
+
+def test_finished_and_aborted_messages_free_their_share() -> None:
+    # Many more partial messages than the limits allow in total, but never too many at once.
+    writer = ChunkWriter(128)
+    reader = ChunkReader()
+    for round_ in range(3 * MAX_PARTIAL_MESSAGES):
+        csid = 3 + round_ % MAX_PARTIAL_MESSAGES
+        if round_ >= MAX_PARTIAL_MESSAGES:
+            reader.receive_data(writer.write(RtmpMessage(2, 0, 2, 0, csid.to_bytes(4, "big"))))
+            assert [m.type_id for m in read_all(reader)] == [2]
+        reader.receive_data(_open_partial(csid, 128))
+        assert read_all(reader) == []
+    assert reader.pending == 128 * MAX_PARTIAL_MESSAGES
+    reader.receive_data(writer.write(RtmpMessage(3, 0, 9, 1, bytes(300))))
+    with pytest.raises(RemoteProtocolError, match="inside a message"):
+        read_all(reader)
