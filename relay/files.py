@@ -48,11 +48,12 @@ def describe_os_error(exc: OSError) -> str:
 class DiskErrors:
     """The failed disk operations of one owner (a stream, or the relay's status snapshot).
 
-    Every failure is counted and the last one kept for /api and /metrics. Each kind of write
-    ("hls segment", "thumbnail"...) logs one warning when it starts failing and one line when
-    it works again, never a line per attempt: a full disk fails every write for as long as it
-    lasts. Kinds are tracked apart so that a small playlist that still fits does not end the
-    outage of the segments that do not. Thread-safe: the writes run in worker threads.
+    Every failure is counted and the last one kept for /api and /metrics. An outage is logged
+    once, by one warning when the first kind of operation ("hls segment", "thumbnail"...) fails
+    and one line when every kind that failed has worked again, never a line per attempt: a full
+    disk fails every write for as long as it lasts. Kinds are tracked apart so that a small
+    playlist that still fits does not end the outage of the segments that do not. Thread-safe:
+    the writes run in worker threads.
 
     Args:
         owner: how log lines name the owner (``stream=cam1``, ``relay``).
@@ -63,7 +64,8 @@ class DiskErrors:
         self.count = 0
         self.last: str | None = None
         """The last failure, ``KIND FILE: REASON`` (the file's name only: /api is public)."""
-        self._failing: dict[str, int] = {}  # kind -> failures in its current outage
+        self._failing: set[str] = set()  # kinds whose last attempt failed
+        self._outage = 0  # failures since the outage began
         self._lock = threading.Lock()
 
     def failed(self, kind: str, path: Path, exc: OSError) -> None:
@@ -72,21 +74,24 @@ class DiskErrors:
         with self._lock:
             self.count += 1
             self.last = f"{kind} {path.name}: {reason}"
-            began = kind not in self._failing
-            self._failing[kind] = self._failing.get(kind, 0) + 1
+            began = not self._failing
+            self._failing.add(kind)
+            self._outage += 1
         if began:
-            log.warning("%s %s %s failed: %s; each new write retries, one line when it works "
-                        "again", self.owner, kind, path, reason)
+            log.warning("%s disk: %s %s failed: %s; each new write retries, one line when "
+                        "writes work again", self.owner, kind, path, reason)
 
     def ok(self, kind: str) -> None:
-        """Record that a ``kind`` operation worked, ending its outage if there was one."""
-        if kind not in self._failing:  # the common case, without the lock
-            return
+        """Record that a ``kind`` operation worked; the outage ends when no kind is failing."""
         with self._lock:
-            failures = self._failing.pop(kind, 0)
-        if failures:
-            log.info("%s %s works again (%d failed while the outage lasted)", self.owner, kind,
-                     failures)
+            if kind not in self._failing:
+                return
+            self._failing.discard(kind)
+            if self._failing:
+                return
+            failures, self._outage = self._outage, 0
+        log.info("%s disk: writes work again (%d failed during the outage)", self.owner,
+                 failures)
 
     def write(self, kind: str, path: Path, data: bytes) -> bool:
         """``write_atomically``, recorded: False if the disk refused it (nothing raised)."""

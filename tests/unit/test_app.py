@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,11 +12,13 @@ import pytest
 import trio
 import trio.testing
 
-from relay.app import Supervisor, reload, supervise_task
+from relay.app import Supervisor, publish_status, reload, supervise_task
 from relay.config import Config, ServerConfig, SourceUrl, StreamConfig
 from relay.drivers.supervise import Backoff
 from relay.errors import RelayError
+from relay.files import DiskErrors
 from relay.status import StreamStatus
+from tests.smalldisk import FILLER, small_disk
 
 
 def stream(name: str, **kw: object) -> StreamConfig:
@@ -258,6 +262,44 @@ async def test_reload_keeps_running_on_a_bad_file(
         assert any("started c" in r.getMessage() and "stopped b" in r.getMessage()
                    for r in caplog.records)
         nursery.cancel_scope.cancel()
+
+
+async def test_a_full_runtime_disk_never_stops_the_status_snapshot(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="relay.files")
+    errors = DiskErrors("relay")
+
+    async def wait_until(condition: Callable[[], bool]) -> None:
+        while not condition():
+            await trio.sleep(0.1)  # the writes run in threads, on the real clock
+
+    with small_disk(tmp_path / "run", "1m") as disk:
+        path = disk.path / "status.json"
+        async with trio.open_nursery() as nursery:
+            sup = Supervisor(nursery, Path("/hls"), FakeRunner())
+            sup.apply(config(stream("a")))
+            nursery.start_soon(publish_status, sup, path, errors)
+            await wait_until(path.exists)
+            last_good = path.read_bytes()
+            disk.fill()
+            await wait_until(lambda: errors.count >= 5)
+            assert path.read_bytes() == last_good  # the web process keeps serving this one
+            assert sorted(p.name for p in disk.path.iterdir()) == [FILLER, "status.json"]
+            disk.free()
+            await wait_until(lambda: path.read_bytes() != last_good)
+            recovered = json.loads(path.read_bytes())
+            nursery.cancel_scope.cancel()
+    assert recovered["disk_errors"] == errors.count >= 5
+    assert recovered["disk_error"] == "status snapshot status.json: No space left on device " \
+        "(ENOSPC)"
+    assert (recovered["streams"][0]["disk_errors"], recovered["streams"][0]["disk_error"]) == (
+        0, None)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"relay disk: status snapshot {disk.path}/status.json failed: "
+                               "No space left on device (ENOSPC)")
+    assert lines[1] == f"relay disk: writes work again ({errors.count} failed during the outage)"
 
 
 async def test_relay_camera_serves_the_test_camera_over_rtsp() -> None:

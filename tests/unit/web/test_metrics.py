@@ -133,3 +133,21 @@ def test_metrics_without_snapshot(folders: tuple[Path, Path]) -> None:
         assert value(found, "relay_stream_state", stream="a", state="None") == 1
 
     serve(folders, body)
+
+
+def test_disk_errors_are_counted(folders: tuple[Path, Path]) -> None:
+    disk_full = "hls segment seg00004.ts: No space left on device (ENOSPC)"
+    snapshot = json.loads(json.dumps(SNAPSHOT))
+    snapshot["streams"][0].update(disk_errors=6, disk_error=disk_full)
+    snapshot.update(disk_errors=3, disk_error="status snapshot status.json: No space left")
+    write(folders[1], snapshot)
+
+    async def body(client: TestClient) -> None:
+        found = samples(await (await client.get("/metrics")).text())
+        assert value(found, "relay_stream_disk_errors_total", stream="cam1") == 6
+        assert ("relay_stream_disk_errors_total", frozenset({("stream", "cam2")})) not in found
+        assert value(found, "relay_status_disk_errors_total") == 3
+        api = await (await client.get("/api/streams")).json()
+        assert (api[0]["disk_errors"], api[0]["disk_error"]) == (6, disk_full)
+
+    serve(folders, body)
