@@ -94,7 +94,6 @@ class _Publish:
         self.failure: str | None = None
         self.sent_config: dict[int, Track] = {}
         self.base_ms: int | None = None
-        self.last_ms: dict[int, int] = {}
         self.last_key_ms: int | None = None
         self.longest_gop: float = 0.0
         self.rules = rules_for(url.host)
@@ -187,8 +186,9 @@ class _Publish:
         dts_ms = frame.dts * 1000 // clock
         if self.base_ms is None:
             self.base_ms = dts_ms
-        ms = max(dts_ms - self.base_ms, self.last_ms.get(track.index, 0))
-        self.last_ms[track.index] = ms
+        ms = dts_ms - self.base_ms
+        if ms < 0:
+            return  # from before the keyframe this publish starts at (audio lags in the bus)
         if track.kind is Kind.VIDEO:
             if self.sent_config.get(track.index) != track:
                 self._video_config(track, ms)

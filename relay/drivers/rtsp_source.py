@@ -366,8 +366,7 @@ class _Session:
                 self.status.frames_dropped += 1
                 log.debug("stream=%s frame dropped: %s", self.config.name, exc)
                 return
-        frame.dts = self.timeline.monotonic(index, dts)
-        frame.pts = max(frame.pts, frame.dts)  # only moves when the source's clock misbehaved
+        frame.pts, frame.dts = self.timeline.stamp(index, frame.pts, dts)
         if self.first_frame:
             frame.discontinuity = self.status.reconnects > 0
             self.first_frame = False
