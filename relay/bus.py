@@ -2,13 +2,16 @@
 
 A producer never blocks (MediaMTX's ``stream/``): each subscriber has a bounded queue, and one
 that falls behind loses frames up to the next keyframe and then gets a frame flagged as a
-discontinuity. A GOP cache (frames since the last video keyframe) lets a new subscriber start at
-once on a keyframe instead of waiting up to a GOP.
+discontinuity. A GOP cache (frames since the last video keyframe: an IDR/IRAP or recovery point,
+see ``Frame.key``) lets a new subscriber start at once on a keyframe instead of waiting up to a GOP.
+The cache is bounded in bytes and frames; a GOP that outgrows it is dropped from the cache (new
+subscribers then wait for the next keyframe), counted, and logged once until a GOP fits again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from types import TracebackType
 
@@ -16,9 +19,14 @@ import trio
 
 from relay.media import Codec, Frame, Kind, Track
 
+log = logging.getLogger(__name__)
+
 _VIDEO_CODECS = frozenset(c for c in Codec if c.kind is Kind.VIDEO)
 GOP_CACHE_MAX_FRAMES = 1500
 """A GOP longer than this (60 s at 25 fps) is not cached; new subscribers wait for a keyframe."""
+GOP_CACHE_MAX_BYTES = 64 * 1024 * 1024
+"""Default per-stream bound on the GOP cache's payload bytes (``Stream(gop_cache_bytes=...)``):
+about 50 s of a 10 Mbit/s camera. A larger GOP is not cached; new subscribers wait for a keyframe."""
 
 
 class Subscription:
@@ -83,16 +91,28 @@ def _starts_gop(frame: Frame, has_video: bool) -> bool:
 
 
 class Stream:
-    """The media of one source: its current tracks, a GOP cache, and the fan-out."""
+    """The media of one source: its current tracks, a GOP cache, and the fan-out.
 
-    def __init__(self, name: str) -> None:
+    Args:
+        name: the stream's name, for log lines.
+        gop_cache_bytes: the most payload bytes the GOP cache holds.
+
+    Attributes:
+        gop_cache_overflows: GOPs dropped from the cache for outgrowing its frame or byte bound.
+    """
+
+    def __init__(self, name: str, gop_cache_bytes: int = GOP_CACHE_MAX_BYTES) -> None:
         self.name = name
         self.tracks: dict[int, Track] = {}
         self._subscribers: set[Subscription] = set()
         self._gop: list[Frame] = []
+        self._gop_bytes = 0
+        self._gop_cache_bytes = gop_cache_bytes
+        self._overflowing = False  # the last GOP outgrew the cache: logged once, until one fits
         self._closed = False
         self.frames_in = 0
         self.bytes_in = 0
+        self.gop_cache_overflows = 0
 
     @property
     def has_video(self) -> bool:
@@ -102,25 +122,43 @@ class Stream:
         """Announce the tracks a (re)connected source will send, before its first frame."""
         self.tracks = {t.index: t for t in tracks}
         self._gop.clear()
+        self._gop_bytes = 0
 
     def publish(self, frame: Frame) -> None:
         """Hand a frame to every subscriber without blocking."""
         track = frame.track
         self.tracks[track.index] = track
+        size = len(frame.data)
         self.frames_in += 1
-        self.bytes_in += len(frame.data)
+        self.bytes_in += size
         gop = self._gop
         if frame.key and track.codec in _VIDEO_CODECS:
+            if self._overflowing and gop:
+                self._overflowing = False  # the previous GOP fitted
             gop.clear()
-            gop.append(frame)
+            self._gop_bytes = 0
+            self._cache(frame, size)
         elif gop:
-            if len(gop) < GOP_CACHE_MAX_FRAMES:
-                gop.append(frame)
-            else:
-                gop.clear()
+            self._cache(frame, size)
         # a copy, as an offer may close a subscription (and so change the set) under us
         for sub in list(self._subscribers):
             sub._offer(frame)
+
+    def _cache(self, frame: Frame, size: int) -> None:
+        gop = self._gop
+        if len(gop) < GOP_CACHE_MAX_FRAMES and self._gop_bytes + size <= self._gop_cache_bytes:
+            gop.append(frame)
+            self._gop_bytes += size
+            return
+        gop.clear()
+        self._gop_bytes = 0
+        self.gop_cache_overflows += 1
+        if not self._overflowing:
+            self._overflowing = True
+            log.warning("stream=%s GOP cache: a GOP outgrew %d bytes or %d frames "
+                        "(gop_cache_bytes, GOP_CACHE_MAX_FRAMES); not cached, new subscribers "
+                        "wait for the next keyframe", self.name, self._gop_cache_bytes,
+                        GOP_CACHE_MAX_FRAMES)
 
     def subscribe(self, max_frames: int = 512) -> Subscription:
         """A new subscription, primed from the GOP cache so it starts on a keyframe at once."""
@@ -138,6 +176,8 @@ class Stream:
             "bytes_in": self.bytes_in,
             "subscribers": len(self._subscribers),
             "dropped": sum(s.dropped for s in self._subscribers),
+            "gop_cache_bytes": self._gop_bytes,
+            "gop_cache_overflows": self.gop_cache_overflows,
         }
 
     def close(self) -> None:

@@ -72,7 +72,11 @@ class Frame:
         track: the Track this frame belongs to (its config as of this frame).
         pts: presentation time in ``track.clock_rate`` units on the stream's timeline.
         dts: decode time, same units; equals ``pts`` when the codec has no reordering.
-        key: True for a frame a decoder can start from (IDR/IRAP; every audio frame).
+        key: True for a random-access point, a frame a decoder can start from: an H.264 IDR
+            or H.265 IRAP (CRA included) picture, or a picture with a recovery point SEI (how
+            intra-refresh cameras, which send no IDR, mark where a decoder may join; it shows
+            a clean picture after the refresh period); every audio frame. HLS cuts, the GOP
+            cache and RTMP starts all go by this flag, as FFmpeg's and x264's keyframe flag.
         data: the payload. H.264/H.265: Annex B, NAL units each behind a 4-byte start code,
             parameter sets in front of every keyframe. AAC: one raw access unit (no ADTS).
             G.711: the samples.

@@ -44,6 +44,7 @@ __all__ = [
     "SpsInfo",
     "SpsOrderInfo",
     "avc_decoder_configuration",
+    "has_recovery_point",
     "nal_type",
     "parse_pps_order",
     "parse_sps",
@@ -99,6 +100,43 @@ def to_annexb(nals: Iterable[bytes | bytearray | memoryview]) -> bytes:
 def unescape_rbsp(nal: bytes | bytearray | memoryview) -> bytes:
     """Removes emulation prevention bytes (``00 00 03`` -> ``00 00``, 7.4.1)."""
     return bytes(nal).replace(b"\x00\x00\x03", b"\x00\x00")
+
+
+SEI_RECOVERY_POINT = 6
+"""payloadType of the recovery point SEI message (D.1.8; H.265 D.2.8)."""
+
+
+def has_recovery_point(sei: bytes | bytearray | memoryview, header_size: int = 1) -> bool:
+    """Whether an SEI NAL unit carries a recovery point message.
+
+    Intra-refresh encoders (and cameras built on them) send an IDR only at their start: their
+    later random-access points are pictures announced by this message, where a decoder starts
+    and shows a clean picture after a refresh period. The sei_message() syntax is the same in
+    H.264 (7.3.2.3.1) and H.265 (7.3.5), hence one parser. Linear in the NAL unit's size; a
+    malformed SEI is not a recovery point.
+
+    Args:
+        sei: the SEI NAL unit, header included, no start code.
+        header_size: the NAL unit header's size: 1 for H.264, 2 for H.265.
+    """
+    data = unescape_rbsp(sei[header_size:])
+    pos, end = 0, len(data)
+    while pos < end - 1:  # the last byte is rbsp_trailing_bits
+        values = []
+        for _ in range(2):  # payloadType, then payloadSize: 0xFF bytes add 255 each
+            value = 0
+            while pos < end and data[pos] == 0xFF:
+                value += 255
+                pos += 1
+            if pos >= end:
+                return False
+            values.append(value + data[pos])
+            pos += 1
+        kind, size = values
+        if kind == SEI_RECOVERY_POINT:
+            return pos + size <= end
+        pos += size
+    return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,9 @@ NAL unit header (7.3.1.2), VPS/SPS parsing up to what a remuxer needs (7.3.2.1, 
 profile_tier_level 7.3.3, conformance window 7.4.3.2.1) and the hvcC decoder configuration
 record (ISO/IEC 14496-15 8.3.3.1).
 
-Annex B helpers (``split_annexb``, ``to_annexb``, ``unescape_rbsp``) are codec-neutral and shared
-with H.264 (``relay.codecs.h264``).
+Annex B helpers (``split_annexb``, ``to_annexb``, ``unescape_rbsp``) and the recovery point SEI
+parser (``has_recovery_point``, header size 2) are codec-neutral and shared with H.264
+(``relay.codecs.h264``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import struct
 from dataclasses import dataclass
 
 from relay.codecs.bits import BitReader
-from relay.codecs.h264 import split_annexb, to_annexb, unescape_rbsp
+from relay.codecs.h264 import has_recovery_point, split_annexb, to_annexb, unescape_rbsp
 from relay.errors import RemoteProtocolError
 
 # NAL unit types (Table 7-1) and the RTP payload types sharing the 6-bit field (RFC 7798 4.4).
@@ -50,6 +51,7 @@ __all__ = [
     "HevcSpsInfo",
     "HevcVpsInfo",
     "ProfileTierLevel",
+    "has_recovery_point",
     "hevc_decoder_configuration",
     "is_irap",
     "nal_type",

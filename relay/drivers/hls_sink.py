@@ -32,7 +32,7 @@ import trio
 from relay.bus import Stream
 from relay.files import TEMP_SUFFIX, DiskErrors
 from relay.hls.playlist import MediaPlaylist
-from relay.hls.segmenter import Segment, Segmenter, safe_target_duration
+from relay.hls.segmenter import MAX_SEGMENT_BYTES, Segment, Segmenter
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ class HlsStats:
         frames_dropped: frames the segmenter dropped (waiting for a keyframe, bad DTS).
         frames_skipped: frames of a codec HLS/TS cannot carry (e.g. G.711), not written.
         segments_failed: segments FFmpeg refused to mux (lost; the next one is flagged).
+        cuts_without_keyframe: segments cut at a non-keyframe, none having come in time.
+        cuts_for_size: segments cut early at the segmenter's byte bound.
         playlist: path of the playlist written.
     """
 
@@ -74,6 +76,8 @@ class HlsStats:
     frames_dropped: int = 0
     frames_skipped: int = 0
     segments_failed: int = 0
+    cuts_without_keyframe: int = 0
+    cuts_for_size: int = 0
     playlist: str | None = None
 
 
@@ -107,6 +111,7 @@ class _Writer:
         self._missing = False  # a segment was not written: the next listed one is discontinuous
         self._wall_offset: float | None = None  # wall time minus stream time
         self._last_end: float | None = None  # wall time the last segment listed ends
+        self._cutting = False  # the last segment was cut without a keyframe: logged already
 
     def write(self, segments: list[Segment], segmenter: Segmenter, now: float,
               arrival: float | None = None) -> None:
@@ -120,8 +125,8 @@ class _Writer:
     def _write_one(self, segment: Segment, segmenter: Segmenter, now: float,
                    arrival: float | None = None) -> None:
         if self.playlist is None:
-            target = safe_target_duration(self.segment_seconds, segmenter.max_gop or
-                                          segment.duration)
+            target = segmenter.target_duration  # fixed by the segmenter with its first segment
+            assert target is not None
             self.playlist = MediaPlaylist(target, self.window, media_sequence=self.sequence)
             self.stats.target_duration = target
         end = segment.start + segment.duration
@@ -139,6 +144,15 @@ class _Writer:
         stats.segments_failed = segmenter.segments_failed
         stats.frames_dropped = segmenter.frames_dropped
         stats.frames_skipped = segmenter.frames_skipped
+        cuts = (segmenter.cuts_without_keyframe, segmenter.cuts_for_size)
+        cutting = cuts != (stats.cuts_without_keyframe, stats.cuts_for_size)
+        if cutting and not self._cutting:  # one line per run of such cuts
+            log.warning("stream=%s hls segment cut at a frame that is not a keyframe (none within "
+                        "EXT-X-TARGETDURATION %d s, or MAX_SEGMENT_BYTES %d reached); players "
+                        "joining there start at the next keyframe", self.out_dir.name,
+                        segmenter.target_duration, MAX_SEGMENT_BYTES)
+        self._cutting = cutting
+        stats.cuts_without_keyframe, stats.cuts_for_size = cuts
         if not self.disk.write("hls segment", self.out_dir / uri, segment.data):
             self._missing = True
             return

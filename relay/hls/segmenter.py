@@ -3,9 +3,20 @@
 Pure: frames in, ``Segment`` objects out; the only work besides bookkeeping is PyAV muxing each
 segment's packets into MPEG-TS in memory (no hand-written TS muxer). Rules:
 
-- With video, a segment starts on a video keyframe and is cut only at the first keyframe at or
-  after the target duration (a GOP longer than the target makes a longer segment). Audio-only
-  streams are cut on time.
+- With video, a segment is cut at the first keyframe (``Frame.key``: IDR/IRAP or recovery
+  point) at or after the target duration; a keyframe within half a frame interval of the target
+  counts as on target, so timestamps rounded to the 90 kHz clock (steps of 3599 and 3600 ticks)
+  still give segments of the target. A GOP longer than the target makes a longer segment, up to
+  the playlist's EXT-X-TARGETDURATION (``target_duration``, fixed by the first segment).
+- A stream without a keyframe for that long (an intra-refresh camera without recovery point
+  SEIs, a camera that sends an IDR only on request) is cut anyway, at the first video frame that
+  would take the segment past EXT-X-TARGETDURATION, and so is a segment holding
+  ``MAX_SEGMENT_BYTES``: the playlist keeps moving and memory stays bounded. Such a segment
+  starts on a frame not flagged as a keyframe (its TS has no random_access_indicator there); a
+  player reading on from the segment before decodes straight through, one that joins at it shows
+  pictures from the next keyframe on (hls.js and FFmpeg skip to it). The playlist never claims
+  EXT-X-INDEPENDENT-SEGMENTS, so no client may assume otherwise (RFC 8216 4.3.5.1). Both cuts
+  are counted. Audio-only streams are cut on time.
 - ``Frame.discontinuity``, a change of a track's parameters, or a broken timeline (decode time
   stepping back, or a gap over ``MAX_GAP_SECONDS``) closes the open segment; the next one, which
   again starts on a keyframe, is flagged ``discontinuity`` (RFC 8216 4.3.2.3).
@@ -31,6 +42,14 @@ TS_OFFSET_SECONDS = 1
 
 MAX_GAP_SECONDS = 5.0
 """A decode-time jump forward larger than this, within one track, is taken as a discontinuity."""
+
+MAX_SEGMENT_BYTES = 64 * 1024 * 1024
+"""The open segment is cut at its next video frame once its frames hold this many bytes (about
+50 s of a 10 Mbit/s camera): the most a segmenter buffers, besides one frame."""
+
+_FRAME_COST = 128
+"""Bytes a buffered frame costs besides its payload (the Frame object and its list slot), so that
+a flood of tiny frames meets the byte bound too."""
 
 CARRIED = (Codec.H264, Codec.H265, Codec.AAC)
 
@@ -60,7 +79,7 @@ class _Open:
     """The segment being collected."""
 
     __slots__ = ("frames", "lead", "start_pts", "max_pts", "last_dts", "interval", "tracks",
-                 "discontinuity")
+                 "discontinuity", "size")
 
     def __init__(self, first: Frame, discontinuity: bool) -> None:
         self.frames: list[Frame] = []
@@ -71,6 +90,7 @@ class _Open:
         self.interval = 0  # lead track's last frame interval, in its clock units (0: unknown)
         self.tracks: dict[int, Track] = {}
         self.discontinuity = discontinuity
+        self.size = 0  # bytes held, with _FRAME_COST per frame
 
 
 class Segmenter:
@@ -81,6 +101,12 @@ class Segmenter:
             subscription starts or resumes); without video, segments start on any frame and
             are cut on time.
         max_gop: the longest keyframe-to-keyframe interval seen, in seconds (0.0 until known).
+        target_duration: EXT-X-TARGETDURATION, whole seconds, that no segment exceeds: fixed
+            when the first segment is finished (None before), from the target and the longest
+            GOP seen by then.
+        cuts_without_keyframe: segments cut at a frame that is not a keyframe because none came
+            within ``target_duration``.
+        cuts_for_size: segments cut early at ``MAX_SEGMENT_BYTES``.
         frames_dropped: frames dropped (before a keyframe, non-increasing DTS).
         frames_skipped: frames of codecs that MPEG-TS for HLS cannot carry.
         segments_failed: segments FFmpeg refused to mux (dropped, next one flagged).
@@ -95,6 +121,9 @@ class Segmenter:
         self.frames_dropped = 0
         self.frames_skipped = 0
         self.segments_failed = 0
+        self.target_duration: int | None = None
+        self.cuts_without_keyframe = 0
+        self.cuts_for_size = 0
         self._open: _Open | None = None
         self._tracks: dict[int, Track] = {}  # last seen Track per index
         self._pending_discontinuity = False
@@ -147,12 +176,33 @@ class Segmenter:
                 self.frames_dropped += 1
                 return out
             seg = self._start(frame)
-        elif track.index == seg.lead and (is_key_video or not self.has_video):
-            if frame.pts - seg.start_pts >= self.segment_seconds * track.clock_rate:
-                self._finish(seg, (frame.pts - seg.start_pts) / track.clock_rate, out)
+        elif track.index == seg.lead:
+            rate = track.clock_rate
+            span = frame.pts - seg.start_pts
+            target = self.segment_seconds * rate
+            if is_key_video:
+                cut = span > 0 and span >= target - seg.interval // 2
+            else:
+                cut = not self.has_video and span >= target
+            if not cut and seg.size + len(frame.data) > MAX_SEGMENT_BYTES:
+                cut = True
+                self.cuts_for_size += 1
+            elif (not cut and self.has_video and frame.pts > seg.max_pts
+                  and span + seg.interval > self._longest() * rate):
+                cut = True
+                self.cuts_without_keyframe += 1
+            if cut:
+                self._finish(seg, span / rate, out)
                 seg = self._start(frame)
         self._add(seg, frame)
         return out
+
+    def _longest(self) -> int:
+        """The longest a segment may last, in seconds: EXT-X-TARGETDURATION once fixed; before,
+        a GOP up to the target is waited for (so long-GOP cameras keep whole GOPs)."""
+        if self.target_duration is not None:
+            return self.target_duration
+        return safe_target_duration(self.segment_seconds, self.max_gop or self.segment_seconds)
 
     def flush(self) -> list[Segment]:
         """Close the open segment (at shutdown); the next frame then starts a new one.
@@ -203,6 +253,7 @@ class Segmenter:
         seg.last_dts[index] = frame.dts
         seg.tracks[index] = frame.track
         seg.frames.append(frame)
+        seg.size += len(frame.data) + _FRAME_COST
 
     @staticmethod
     def _estimated_duration(seg: _Open) -> float:
@@ -222,6 +273,11 @@ class Segmenter:
             self._pending_discontinuity = True
             return
         start = seg.start_pts / seg.tracks[seg.lead].clock_rate
+        if self.target_duration is None:
+            # the first segment's length stands for the GOP when none was measured (a camera
+            # stalled, or no second keyframe within twice the target)
+            gop = self.max_gop or min(duration, self.segment_seconds)
+            self.target_duration = safe_target_duration(self.segment_seconds, gop)
         out.append(Segment(data, duration, start, seg.discontinuity, len(seg.frames)))
 
 
@@ -238,7 +294,9 @@ def safe_target_duration(segment_seconds: float, max_gop: float) -> int:
     """The EXT-X-TARGETDURATION that every segment of this segmenter stays within.
 
     A segment is cut at the first keyframe at or after ``segment_seconds``, so it lasts less
-    than ``segment_seconds + GOP`` (or exactly one GOP when the GOP is longer than the target).
+    than ``segment_seconds + GOP`` (or exactly one GOP when the GOP is longer than the target);
+    the segmenter fixes its ``target_duration`` with this and cuts without a keyframe rather
+    than exceed it.
 
     Args:
         segment_seconds: the configured target.

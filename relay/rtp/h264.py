@@ -23,7 +23,7 @@ _INTERLEAVED_TYPES = frozenset((h264.STAP_B, h264.MTAP16, h264.MTAP24, h264.FU_B
 
 __all__ = ["H264Depacketizer", "H264Packetizer", "h264_fmtp", "h264_track"]
 
-_ROLES = nal_roles(lambda b: b & 0x1F, AUD, VCL_TYPES, frozenset((IDR,)), (SPS, PPS))
+_ROLES = nal_roles(lambda b: b & 0x1F, AUD, SEI, VCL_TYPES, frozenset((IDR,)), (SPS, PPS))
 
 
 def _starts_with(nal_type: int, next_byte: int | None) -> bool:
@@ -64,7 +64,13 @@ class H264Depacketizer(NalDepacketizer):
 
     def __init__(self, track: Track) -> None:
         super().__init__(
-            track, _ROLES, 2, h264.to_annexb, MAX_ACCESS_UNIT_SIZE, MAX_NALS_PER_ACCESS_UNIT
+            track,
+            _ROLES,
+            2,
+            h264.to_annexb,
+            h264.has_recovery_point,
+            MAX_ACCESS_UNIT_SIZE,
+            MAX_NALS_PER_ACCESS_UNIT,
         )
         params = track.parameter_sets
         self._sps: bytes | None = params[0] if len(params) == 2 else None

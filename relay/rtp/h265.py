@@ -27,6 +27,7 @@ __all__ = ["H265Depacketizer", "H265Packetizer", "h265_fmtp", "h265_track", "mak
 _ROLES = nal_roles(
     lambda b: b >> 1 & 0x3F,
     AUD,
+    SEI_PREFIX,
     frozenset(range(32)),  # VCL types (7.4.2.2)
     frozenset(range(h265.IRAP_FIRST, h265.IRAP_LAST + 1)),
     (VPS, SPS, PPS),
@@ -44,6 +45,10 @@ def _starts_with(kind: int, next_byte: int | None) -> bool:
         return True
     # a slice segment opens its picture when first_slice_segment_in_pic_flag, its first bit, is 1
     return _is_vcl(kind) and next_byte is not None and bool(next_byte & 0x80)
+
+
+def _has_recovery_point(sei: NalUnit) -> bool:
+    return h265.has_recovery_point(sei, 2)
 
 
 def _at(payload: bytes | memoryview, index: int) -> int | None:
@@ -84,7 +89,13 @@ class H265Depacketizer(NalDepacketizer):
 
     def __init__(self, track: Track, *, donl: bool = False) -> None:
         super().__init__(
-            track, _ROLES, 3, h265.to_annexb, MAX_ACCESS_UNIT_SIZE, MAX_NALS_PER_ACCESS_UNIT
+            track,
+            _ROLES,
+            3,
+            h265.to_annexb,
+            _has_recovery_point,
+            MAX_ACCESS_UNIT_SIZE,
+            MAX_NALS_PER_ACCESS_UNIT,
         )
         self._donl = 2 if donl else 0
         params = track.parameter_sets

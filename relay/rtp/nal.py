@@ -20,7 +20,7 @@ NalUnit = bytes | bytearray | memoryview
 
 # NAL unit roles: slices OR together (a key slice has both bits), parameter sets are
 # _PARAMETER_SET plus their index in Track.parameter_sets (at most 3)
-_OTHER, _SLICE, _KEY, _PARAMETER_SET, _AUD = 0, 1, 3, 4, 8
+_OTHER, _SLICE, _SEI, _KEY, _PARAMETER_SET, _AUD = 0, 1, 2, 3, 4, 8
 
 __all__ = ["NalDepacketizer", "NalPacketizer", "NalUnit", "nal_roles"]
 
@@ -28,6 +28,7 @@ __all__ = ["NalDepacketizer", "NalPacketizer", "NalUnit", "nal_roles"]
 def nal_roles(
     kind: Callable[[int], int],
     aud: int,
+    sei: int,
     slices: frozenset[int],
     keys: frozenset[int],
     parameter_sets: tuple[int, ...],
@@ -37,6 +38,7 @@ def nal_roles(
     Args:
         kind: the NAL unit type from the first byte.
         aud: the access unit delimiter type (dropped).
+        sei: the SEI type that may carry a recovery point (H.265: the prefix SEI).
         slices: the VCL types.
         keys: the VCL types a decoder may start from.
         parameter_sets: the types a Track's ``parameter_sets`` hold, in order.
@@ -46,6 +48,8 @@ def nal_roles(
         k = kind(byte)
         if k == aud:
             roles.append(_AUD)
+        elif k == sei:
+            roles.append(_SEI)
         elif k in keys:
             roles.append(_KEY)
         elif k in slices:
@@ -68,6 +72,8 @@ class NalDepacketizer:
         roles: what a NAL unit is by its first byte, from ``nal_roles``.
         parameter_set_count: how many parameter sets a Track holds (one of each type).
         to_annexb: joins NAL units into an Annex B access unit.
+        recovery_point: whether an SEI NAL unit announces a recovery point, which makes its
+            access unit a random-access point (``Frame.key``) like an IDR/IRAP picture.
         max_size: the largest access unit, in bytes.
         max_nals: the most NAL units in one access unit.
     """
@@ -78,6 +84,7 @@ class NalDepacketizer:
         roles: tuple[int, ...],
         parameter_set_count: int,
         to_annexb: Callable[[Iterable[NalUnit]], bytes],
+        recovery_point: Callable[[NalUnit], bool],
         max_size: int,
         max_nals: int,
     ) -> None:
@@ -89,6 +96,7 @@ class NalDepacketizer:
         self._roles = roles
         self._parameter_set_count = parameter_set_count
         self._to_annexb = to_annexb
+        self._recovery_point = recovery_point
         self._max_size = max_size
         self._max_nals = max_nals
         self._expected: int | None = None
@@ -243,9 +251,12 @@ class NalDepacketizer:
         keep: list[NalUnit] = []
         found: list[NalUnit | None] | None = None
         seen = slices = 0
+        recovery = False
         for nal in nals:
             role = roles[nal[0]]
-            if role < _PARAMETER_SET:  # a slice or an other NAL unit
+            if role == _SEI:
+                recovery = recovery or self._recovery_point(nal)
+            elif role < _PARAMETER_SET:  # a slice or an other NAL unit
                 slices |= role
             elif role == _AUD:
                 continue
@@ -261,7 +272,7 @@ class NalDepacketizer:
             return None
         if not slices:
             return None  # parameter sets or SEI alone (some cameras send them with a marker)
-        key = slices == _KEY
+        key = slices == _KEY or recovery
         if key:
             params = self.track.parameter_sets
             count = self._parameter_set_count
