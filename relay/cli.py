@@ -17,6 +17,7 @@ from relay.config import (
     ServerConfig,
     SourceUrl,
     StreamConfig,
+    check_hls_dir,
     check_name,
     check_segment_seconds,
     load_config,
@@ -90,9 +91,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace) -> Config:
     if args.command == "run":
-        return load_config(args.config)
+        config = load_config(args.config)
+        check_hls_dir(config.server.hls_dir, f"{args.config}: server.hls_dir")
+        return config
     server = ServerConfig(
-        http=parse_hostport(args.http, "--http"), hls_dir=Path(args.hls_dir)
+        http=parse_hostport(args.http, "--http"),
+        hls_dir=check_hls_dir(Path(args.hls_dir), "--hls-dir"),
     )
     if args.command == "demo":
         return Config(server=server, streams=())

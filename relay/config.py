@@ -19,7 +19,15 @@ from relay.audio.policy import AudioPolicy
 from relay.errors import ConfigError
 from relay.rtmp.url import RtmpUrl
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+"""Matched whole (``fullmatch``): ``$`` would also accept a trailing newline."""
+MAX_CONFIG_BYTES = 1 << 20
+"""A relay.toml larger than this is refused before it is parsed."""
+SECRET_PARAM = re.compile(r"(?i)([?&;][^=&;#\s]*(?:token|pass|key|sig|auth)[^=&;#\s]*=)([^&#\s]*)")
+"""A query parameter whose value is a credential: token, password, pass, key, sig, signature,
+auth, and any name holding one of them (access_token, X-Amz-Signature); group 2 is the value."""
+_USERINFO = re.compile(r"(?<=://)[^/\s]*@")
+_HOST_COLON = re.compile(r"(?<=://)[^\s/?#@\[\]:]+:([^\s/]*)")
 TRANSPORTS = ("tcp", "udp", "auto")
 DEFAULT_HTTP = "127.0.0.1:8080"
 
@@ -35,15 +43,23 @@ class SourceUrl:
     password: str | None = field(default=None, repr=False)
 
     def __str__(self) -> str:
-        return self.url
+        """The URL for logs, ``run --check`` and /api: credential query parameters redacted."""
+        return redact_url(self.url)
 
     @classmethod
     def parse(cls, text: str, where: str) -> SourceUrl:
         try:
             parts = urlsplit(text)
+        except ValueError:  # its message quotes the host, which may hold a password
+            raise ConfigError(f"{where}: not a valid URL (bad host)") from None
+        try:
             port = parts.port
-        except ValueError as exc:
-            raise ConfigError(f"{where}: not a valid URL ({exc})") from None
+        except ValueError:
+            port = 0
+        if port == 0:
+            # never echoed: "user:password/path" without "@host" parses as host:port
+            raise ConfigError(f"{where}: not a valid URL (the port is not a number from 1 to "
+                              "65535; credentials go as user:password@host)")
         if parts.scheme.lower() != "rtsp":
             raise ConfigError(f"{where}: expected an rtsp:// URL, got scheme {parts.scheme!r}")
         if not parts.hostname:
@@ -59,8 +75,19 @@ class SourceUrl:
 
 
 def redact_url(text: str) -> str:
-    """The URL with any user:password@ replaced by ***@ (RTMP URLs redact their own key)."""
-    return re.sub(r"(?<=://)[^/@\s]*@", "***@", text)
+    """``text`` with the credentials of every URL in it replaced by ``***``: user:password@,
+    a "user:password" with no "@host" (it would parse as host:port), and the values of
+    credential query parameters (``SECRET_PARAM``). RTMP URLs also redact their own key."""
+    text = _USERINFO.sub("***@", text)
+    text = _HOST_COLON.sub(
+        lambda m: m.group(0) if re.fullmatch(r"\d{1,5}(?:[?#].*)?", m.group(1)) else "***", text)
+    return SECRET_PARAM.sub(r"\1***", text)
+
+
+def query_secrets(url: str) -> list[str]:
+    """The values of ``url``'s credential query parameters, as written and percent-decoded."""
+    values = [m.group(2) for m in SECRET_PARAM.finditer(url) if m.group(2)]
+    return values + [unquote(v) for v in values if unquote(v) != v]
 
 
 def parse_hostport(text: str, where: str) -> tuple[str, int]:
@@ -107,15 +134,18 @@ class Config:
             found.append(self.server.token)
         for stream in self.streams:
             found += [s for s in (stream.source.username, stream.source.password) if s]
-            found += [url.stream_key for url in stream.rtmp]
+            found += query_secrets(stream.source.url)
+            for url in stream.rtmp:
+                found += [url.stream_key, *query_secrets(url.stream_key)]
             if stream.hls_push:
                 parts = urlsplit(stream.hls_push)
                 found += [unquote(s) for s in (parts.username, parts.password) if s]
+                found += query_secrets(stream.hls_push)
         return found
 
 
 def check_name(name: str, where: str) -> str:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise ConfigError(
             f"{where}: stream name {name!r} must be 1-64 letters, digits, '-' or '_'"
         )
@@ -158,8 +188,9 @@ SERVER_KEYS = {"http", "hls_dir", "token", "log_format"}
 STREAM_KEYS = {"source", "transport", "hls", "segment_seconds", "window", "rtmp", "audio",
                "hls_push", "enabled"}
 LOG_FORMATS = ("text", "json")
-TOKEN_RE = re.compile(r"^[A-Za-z0-9._~+/-]{16,512}=*$")
-"""RFC 6750 section 2.1 b64token; at least 16 characters, so it cannot be guessed."""
+TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/-]{16,512}=*")
+"""RFC 6750 section 2.1 b64token; at least 16 characters, so it cannot be guessed. Matched
+whole (``fullmatch``): a trailing newline is refused, not sent in a header."""
 
 
 def check_log_format(value: Any, where: str) -> str:
@@ -173,8 +204,9 @@ def check_push_url(text: str, where: str) -> str:
     try:
         parts = urlsplit(text)
         _ = parts.port  # raises ValueError for a bad port
-    except ValueError as exc:
-        raise ConfigError(f"{where}: not a valid URL ({redact_url(str(exc))})") from None
+    except ValueError:  # its message quotes the URL's text, which may hold a password
+        raise ConfigError(f"{where}: not a valid URL (bad host or port; credentials go as "
+                          "user:password@host)") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise ConfigError(f"{where}: expected an http:// or https:// URL, "
                           f"got scheme {parts.scheme!r}")
@@ -185,6 +217,25 @@ def check_push_url(text: str, where: str) -> str:
     return text
 
 
+def check_hls_dir(path: Path, where: str) -> Path:
+    """``path`` if it is a folder the relay can write, or can create (it is not created here,
+    so ``run --check`` changes nothing): checked before start, so that a file in its place or
+    a read-only parent is one line rather than a traceback once streams run."""
+    try:
+        probe = path.absolute()
+        while not os.path.lexists(probe) and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            blocker = "" if probe == path.absolute() else f" ({probe} is not a directory)"
+            raise ConfigError(f"{where}: {path} is not a directory{blocker}")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise ConfigError(f"{where}: {path} cannot be written ({probe} is read-only "
+                              "for this user)")
+    except OSError as exc:
+        raise ConfigError(f"{where}: {path} cannot be checked ({exc.strerror})") from None
+    return path
+
+
 def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
@@ -192,10 +243,13 @@ def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     return value
 
 
-def _string(table: dict[str, Any], key: str, where: str, default: str | None = None) -> str | None:
+def _string(table: dict[str, Any], key: str, where: str, default: str | None = None, *,
+            secret: bool = False) -> str | None:
+    """``table[key]`` if it is a string; the error shows a secret-bearing value's type only."""
     value = table.get(key, default)
     if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
+        got = type(value).__name__ if secret else repr(value)
+        raise ConfigError(f"{where}: expected a string, got {got}")
     return value
 
 
@@ -219,13 +273,14 @@ def _server(data: dict[str, Any], path: Path) -> ServerConfig:
     _unknown(table, SERVER_KEYS, where)
     http_text = _string(table, "http", f"{where}.http", DEFAULT_HTTP)
     hls_dir = _string(table, "hls_dir", f"{where}.hls_dir", "./hls")
-    token = _string(table, "token", f"{where}.token")
+    token = _string(table, "token", f"{where}.token", secret=True)
     if token is not None:
         token = _expand_env(token, f"{where}.token")
-        if not TOKEN_RE.match(token):
+        if not TOKEN_RE.fullmatch(token):
             # never echo the token itself
             raise ConfigError(f"{where}.token: expected at least 16 characters of letters, "
-                              "digits and -._~+/ (a bearer token, RFC 6750)")
+                              "digits and -._~+/, no spaces or newlines (a bearer token, "
+                              "RFC 6750)")
     assert http_text is not None and hls_dir is not None
     if not hls_dir:
         raise ConfigError(f"{where}.hls_dir: expected a directory path, got an empty string")
@@ -245,7 +300,7 @@ def _stream(name: str, table: Any, path: Path) -> StreamConfig:
                           f"got {type(table).__name__}")
     _unknown(table, STREAM_KEYS, where)
     if not isinstance(table.get("source"), str):
-        got = "nothing" if "source" not in table else repr(table["source"])
+        got = "nothing" if "source" not in table else type(table["source"]).__name__
         raise ConfigError(f"{where}.source: expected an rtsp:// URL string, got {got}")
     source = SourceUrl.parse(_expand_env(table["source"], f"{where}.source"), f"{where}.source")
     window = table.get("window", 6)
@@ -268,7 +323,7 @@ def _stream(name: str, table: Any, path: Path) -> StreamConfig:
     if len({(u.tc_url, u.stream_key) for u in rtmp}) != len(rtmp):
         raise ConfigError(f"{where}.rtmp: expected distinct destinations, got one twice")
     hls = _bool(table, "hls", f"{where}.hls", True)
-    push = _string(table, "hls_push", f"{where}.hls_push")
+    push = _string(table, "hls_push", f"{where}.hls_push", secret=True)
     if push is not None:
         push = check_push_url(_expand_env(push, f"{where}.hls_push"), f"{where}.hls_push")
         if not hls:
@@ -297,11 +352,20 @@ def load_config(path: Path) -> Config:
         ConfigError: naming the file, the key path and what was expected; no secret is shown.
     """
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes (MAX_CONFIG_BYTES)")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML (not UTF-8 at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:  # names a position, never a value
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(f"{path}: not valid TOML (arrays or tables nested too deeply)") from None
     unknown = sorted(set(data) - {"server", "streams"})
     if unknown:
         raise ConfigError(f"{path}: unknown section {unknown[0]!r} (expected [server] and "

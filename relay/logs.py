@@ -4,7 +4,9 @@ log_format``.
 Drivers write messages as ``stream=cam1 rtmp=rtmp://host/app/*** error: refused; retrying in 4 s``:
 the leading ``key=value`` words become fields and the rest the ``msg``, so log tools can filter on
 the stream. As a last line of defence every configured secret (passwords, stream keys, the API
-token) is replaced by ``***`` in whatever reaches the output, tracebacks included.
+token) is replaced by ``***`` in whatever reaches the output, tracebacks included, and so is
+anything that looks like a credential in a URL (``redact_url``): a config that never loaded, such
+as a reload's broken file, registered no secrets, but its URLs are still scrubbed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import re
 import sys
 import time
 from typing import Any
+
+from relay.config import redact_url
 
 FORMATS = ("text", "json")
 _FIELD = re.compile(r"([a-z_]+)=(\S+)\s*")
@@ -29,11 +33,12 @@ def set_secrets(secrets: list[str]) -> None:
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by ``***`` (longest first)."""
+    """``text`` with every registered secret (longest first) and every URL credential replaced
+    by ``***``."""
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
-    return text
+    return redact_url(text)
 
 
 def split_fields(message: str) -> tuple[dict[str, str], str]:

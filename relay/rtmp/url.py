@@ -14,13 +14,16 @@ DEFAULT_PORTS = {"rtmp": 1935, "rtmps": 443}
 
 
 def _redact(url: str) -> str:
-    """Best-effort redaction of a URL that may not parse: drop everything after the app."""
+    """Best-effort redaction of a URL that may not parse: userinfo, a "user:password" with no
+    "@host" (it reads as host:port), any query and everything after the app are dropped."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return "<unparsable RTMP URL>"
-    head, _, path = rest.partition("/")
+    head, _, path = rest.partition("?")[0].partition("/")
     if "@" in head:
         head = "***@" + head.rpartition("@")[2]
+    elif ":" in head and not head.startswith("[") and not head.partition(":")[2].isdigit():
+        head = "***"
     app, slash, _ = path.rpartition("/")
     return f"{scheme}://{head}/{app}/***" if slash else f"{scheme}://{head}/***"
 
@@ -76,7 +79,7 @@ class RtmpUrl:
         port = DEFAULT_PORTS[scheme]
         if port_text:
             if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-                raise fail(f"bad port {port_text[:10]!r}")
+                raise fail("bad port (expected a number from 1 to 65535)")  # never echoed
             port = int(port_text)
         path, query_sep, query = path.partition("?")
         # A trailing slash after the key ("/live/KEY/") is tolerated; an empty app or key is not.

@@ -4,7 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from relay.config import SourceUrl, load_config, redact_url
+from hypothesis import given
+from hypothesis import strategies as st
+
+from relay.cli import main
+from relay.config import SourceUrl, check_name, load_config, redact_url
 from relay.errors import ConfigError
 
 
@@ -81,7 +85,7 @@ SRC = "[streams.cam]\nsource = 'rtsp://h/x'\n"
     # [streams.NAME]
     ("[streams]\ncam = 5", r"streams.cam: expected a table"),
     ("[streams.'bad name']\nsource = 'rtsp://h/x'", r"streams.bad name: stream name 'bad name'"),
-    ("[streams.cam]\nsource = 5", r"streams.cam.source: expected an rtsp:// URL string, got 5"),
+    ("[streams.cam]\nsource = 5", r"streams.cam.source: expected an rtsp:// URL string, got int"),
     ("[streams.cam]\nhls = true", r"streams.cam.source: expected an rtsp:// URL string, got "
                                   "nothing"),
     ("[streams.cam]\nsource = 'http://h/x'", r"streams.cam.source: expected an rtsp:// URL"),
@@ -162,6 +166,129 @@ def test_defaults_and_equality(tmp_path: Path) -> None:
     assert (cam.hls, cam.enabled, cam.window, cam.segment_seconds, cam.hls_push) == (
         True, True, 6, 10.0, None)
     assert (a.server.token, a.server.log_format) == (None, "text")
+
+
+SECRET = "Zq7-Secr3t-Xw"
+
+
+@pytest.mark.parametrize("body", [
+    # "user:password" without "@host" parses as host:port; the port's text is the password
+    f"[streams.cam]\nsource = 'rtsp://admin:{SECRET}/stream1'",
+    f"[streams.cam]\nsource = ['rtsp://admin:{SECRET}@h/stream1']",
+    f"[streams.cam]\nsource = {{ url = 'rtsp://admin:{SECRET}@h/x' }}",
+    "[server]\ntoken = 98765432109876543210\n" + SRC,
+    f"[server]\ntoken = ['{SECRET}-long-enough']\n" + SRC,
+    f"[server]\ntoken = '{SECRET}-long-enough\\n'\n" + SRC,
+    SRC + f"hls_push = ['http://u:{SECRET}@o/x/']",
+    SRC + f"hls_push = 'http://u:{SECRET}/x/'",
+    SRC + f"rtmp = ['rtmp://h:{SECRET}/live/key']",
+    SRC + f"rtmp = ['rtmp://h/live?sig={SECRET}']",
+])
+def test_config_errors_name_the_key_not_the_secret(tmp_path: Path, body: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, body))
+    message = str(info.value)
+    assert SECRET not in message and "98765432109876543210" not in message
+    assert "Secr3t" not in message and ".source" in message or ".token" in message \
+        or ".hls_push" in message or ".rtmp" in message
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[streams.\"cam1\\n\"]\nsource = 'rtsp://h/x'", r"stream name 'cam1\\n' must be"),
+    ("[server]\ntoken = 'abcdefghijklmnop1234\\n'\n" + SRC, r"server.token: expected at least 16"),
+])
+def test_names_and_tokens_are_matched_whole(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, body))
+    with pytest.raises(ConfigError, match="--name: stream name"):
+        check_name("cam1\n", "--name")
+
+
+@pytest.mark.parametrize("text, redacted", [
+    ("rtsp://admin:Secret/stream1", "rtsp://***/stream1"),
+    ("failed: rtsp://u:p@ss@h:554/x", "failed: rtsp://***@h:554/x"),
+    ("rtsp://h:554/x?token=abc&ch=1", "rtsp://h:554/x?token=***&ch=1"),
+    ("http://o/x?Password=a&SIG=b&X-Amz-Signature=c&auth=d&pass=e&api_key=f&n=1",
+     "http://o/x?Password=***&SIG=***&X-Amz-Signature=***&auth=***&pass=***&api_key=***&n=1"),
+    ("rtsp://[::1]:8554/x and rtsp://h:8554/y", "rtsp://[::1]:8554/x and rtsp://h:8554/y"),
+])
+def test_redact_url_cases(text: str, redacted: str) -> None:
+    assert redact_url(text) == redacted
+
+
+USERINFO = st.text("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%", min_size=6, max_size=40)
+QUERY_VALUE = st.text("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789-._~!$'()*+,;=%:@/?", min_size=6,
+                      max_size=40)
+"""Characters a URL allows unencoded there (RFC 3986 section 3.2.1 and 3.4; in a query value,
+not the "&" and "#" that would end it)."""
+
+
+@given(user=USERINFO, password=USERINFO, value=QUERY_VALUE,
+       name=st.sampled_from(["token", "password", "pass", "key", "sig", "signature", "auth",
+                             "Access_Token", "X-Amz-Signature", "streamKEY"]))
+def test_redact_url_never_shows_a_credential(user: str, password: str, value: str,
+                                             name: str) -> None:
+    for url, secret in [(f"rtsp://{user}:{password}@cam.local/s?ch=1", password),
+                        (f"rtsp://{user}:{password}/s", password),
+                        (f"rtsp://cam.local/s?{name}={value}&ch=1", value),
+                        (f"see http://o/x?n=1&{name}={value} then", value)]:
+        assert secret not in redact_url(url), url
+
+
+def test_urls_shown_anywhere_are_redacted(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run --check`` and str(source) (what /api shows) hide credential query parameters;
+    the source URL itself keeps them for the camera, and secrets() lists them for the logs."""
+    monkeypatch.setenv("SIG", "sig-9Kq2")
+    path = write(tmp_path, f"""
+[server]
+hls_dir = "{tmp_path / 'hls'}"
+[streams.cam]
+source = "rtsp://u:cam-pw-5Rt@h/s?ch=1&token=tok-7Lm"
+rtmp = ["rtmp://h/live/k?sig=${{SIG}}"]
+hls_push = "http://p:push-pw-3Vb@o/x/?password=push-q-4Nc&Sig=push-s-8Hd"
+""")
+    secrets = ["cam-pw-5Rt", "tok-7Lm", "sig-9Kq2", "push-pw-3Vb", "push-q-4Nc", "push-s-8Hd"]
+    assert main(["run", "--config", str(path), "--check"]) == 0
+    out = capsys.readouterr()
+    assert "stream cam: rtsp://h/s?ch=1&token=*** -> hls" in out.out
+    assert [s for s in secrets if s in out.out + out.err] == []
+    config = load_config(path)
+    assert str(config.streams[0].source) == "rtsp://h/s?ch=1&token=***"
+    assert config.streams[0].source.url.endswith("token=tok-7Lm")
+    assert set(secrets) <= set(config.secrets())
+
+
+@pytest.mark.parametrize("deep", ["a = " + "[" * 20000 + "]" * 20000,
+                                  "a = " + "{b = " * 20000 + "1" + "}" * 20000])
+def test_pathological_toml_is_one_clear_error(tmp_path: Path, deep: str) -> None:
+    with pytest.raises(ConfigError, match=r"relay.toml: not valid TOML \(arrays or tables "
+                                          r"nested too deeply\)"):
+        load_config(write(tmp_path, deep))
+
+
+def test_oversized_config_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"larger than 1048576 bytes \(MAX_CONFIG_BYTES\)"):
+        load_config(write(tmp_path, SRC + "#" * (1 << 20)))
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_hls_dir_that_is_not_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         check: bool) -> None:
+    """Caught by ``run --check`` and, before anything starts, by ``run``: one line each."""
+    (tmp_path / "afile").write_text("")
+    for hls_dir, message in [
+        (tmp_path / "afile", f"server.hls_dir: {tmp_path / 'afile'} is not a directory\n"),
+        (tmp_path / "afile" / "hls", f"server.hls_dir: {tmp_path / 'afile' / 'hls'} is not a "
+                                     f"directory ({tmp_path / 'afile'} is not a directory)\n"),
+    ]:
+        path = write(tmp_path, f"[server]\nhls_dir = '{hls_dir}'\n" + SRC)
+        assert main(["run", "--config", str(path)] + ["--check"] * check) == 2
+        out = capsys.readouterr()
+        assert out.out == "" and out.err == f"relay: {path}: {message}"
+    assert main(["pull", "rtsp://h/x", "--name", "cam", "--hls-dir",
+                 str(tmp_path / "afile")]) == 2
+    assert capsys.readouterr().err.startswith("relay: --hls-dir: ")
 
 
 def test_errors_never_show_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

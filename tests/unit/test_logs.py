@@ -6,9 +6,12 @@ import json
 import logging
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 
+from relay.config import load_config
+from relay.errors import ConfigError
 from relay.logs import JsonFormatter, LogfmtFormatter, set_secrets, split_fields
 
 
@@ -83,3 +86,30 @@ def test_command_line_format_wins_over_the_config() -> None:
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+@pytest.mark.parametrize("formatter", [LogfmtFormatter(), JsonFormatter()])
+def test_url_credentials_are_redacted_without_registration(formatter: logging.Formatter) -> None:
+    """A reload whose new file fails to load registers no secrets: its URLs (in the error
+    line, which may quote them) are still scrubbed."""
+    line = formatter.format(record(
+        "reload failed, still running the previous config: %s, %s and %s",
+        "rtsp://admin:N3w-Pw@cam/x?token=N3w-Tok", "rtsp://admin:N3w-Pw2/stream1",
+        "http://o/live/?Signature=N3w-Sig", exc=True))
+    assert "N3w" not in line and "hunter2" not in line
+    assert "rtsp://***@cam/x?token=***" in line
+
+
+def test_reload_error_line_never_shows_the_new_config_secrets(tmp_path: Path) -> None:
+    """What ``reload`` logs when the new file does not load: no value from that file."""
+    path = tmp_path / "relay.toml"
+    for body in ["[streams.cam]\nsource = 'rtsp://admin:N3w-Pw/stream1'\n",
+                 "[streams.cam]\nsource = ['rtsp://admin:N3w-Pw@h/x']\n",
+                 "[server]\ntoken = 987654321098765432\n[streams.cam]\nsource = 'rtsp://h/x'\n"]:
+        path.write_text(body)
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        line = LogfmtFormatter().format(
+            record("reload failed, still running the previous config: %s", str(info.value)))
+        assert "N3w" not in line and "98765" not in line and "streams.cam" in line or \
+            "server.token" in line
