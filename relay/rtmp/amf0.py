@@ -4,6 +4,8 @@ Python values map to AMF0 types: float/int -> number (2.2), bool -> boolean (2.3
 or long string (2.4, 2.14), dict -> anonymous object (2.5), None -> null (2.7), ``UNDEFINED`` ->
 undefined (2.8), ``EcmaArray`` -> ECMA array (2.10), list/tuple -> strict array (2.12), ``Date``
 -> date (2.13). Numbers decode as float. Decoding enforces a nesting depth and an element count.
+A type marker this decoder does not read (reference 2.9, AVM+ 2.17 switching to AMF3, reserved or
+undefined markers) raises ``UnknownTypeError``; ``decode_prefix`` stops there instead.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ _DOUBLE = struct.Struct(">d")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _DATE = struct.Struct(">dh")  # milliseconds since the epoch (UTC), time zone (reserved, 0)
+
+
+class UnknownTypeError(RemoteProtocolError):
+    """A value whose type marker this decoder does not read: its length, and so everything
+    after it, cannot be known."""
 
 
 class Undefined:
@@ -136,11 +143,12 @@ def encode(*values: Any) -> bytes:
 
 
 class _Decoder:
-    __slots__ = ("data", "pos", "elements", "max_depth", "max_elements")
+    __slots__ = ("data", "pos", "start", "elements", "max_depth", "max_elements")
 
     def __init__(self, data: bytes | bytearray | memoryview, max_depth: int, max_elements: int):
         self.data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
         self.pos = 0
+        self.start = 0  # where the top-level value being decoded began
         self.elements = 0
         self.max_depth = max_depth
         self.max_elements = max_elements
@@ -176,6 +184,12 @@ class _Decoder:
                 return into
             self.count()
             into[key] = self.value(depth + 1)
+
+    def top_level(self, values: list[Any]) -> None:
+        while self.pos < len(self.data):
+            self.start = self.pos
+            self.count()
+            values.append(self.value())
 
     def value(self, depth: int = 0) -> Any:
         if depth > self.max_depth:
@@ -217,7 +231,7 @@ class _Decoder:
             return self.properties({}, depth)
         if marker == OBJECT_END:
             raise RemoteProtocolError("AMF0: object end outside an object")
-        raise RemoteProtocolError(f"AMF0: unsupported type marker 0x{marker:02x}")
+        raise UnknownTypeError(f"AMF0: unsupported type marker 0x{marker:02x}")
 
 
 def decode_all(
@@ -229,11 +243,36 @@ def decode_all(
     """Decode every value in ``data`` (a whole command or data message payload).
 
     Raises:
+        RemoteProtocolError: truncated or malformed data, bad UTF-8, limits exceeded, or
+            ``UnknownTypeError`` for a type this decoder does not read.
+    """
+    values: list[Any] = []
+    _Decoder(data, max_depth, max_elements).top_level(values)
+    return values
+
+
+def decode_prefix(
+    data: bytes | bytearray | memoryview,
+    *,
+    max_depth: int = MAX_DEPTH,
+    max_elements: int = MAX_ELEMENTS,
+) -> tuple[list[Any], int]:
+    """Decode values up to the first one of a type this decoder does not read.
+
+    A command from a server may end in values of types AMF0 readers differ on; the values
+    before one still name the command and carry what a client needs.
+
+    Returns:
+        The values decoded whole, and the number of bytes left undecoded from the first
+        value of an unknown type on (0 when every value decoded).
+
+    Raises:
         RemoteProtocolError: truncated or malformed data, bad UTF-8, limits exceeded.
     """
     decoder = _Decoder(data, max_depth, max_elements)
-    values = []
-    while decoder.pos < len(decoder.data):
-        decoder.count()
-        values.append(decoder.value())
-    return values
+    values: list[Any] = []
+    try:
+        decoder.top_level(values)
+    except UnknownTypeError:
+        return values, len(decoder.data) - decoder.start
+    return values, 0

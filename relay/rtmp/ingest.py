@@ -4,7 +4,8 @@ CDN ingests seldom refuse a stream outright; they degrade it (no DVR, buffering,
 connection" warnings) or silently drop it when it breaks their rules. The rules here are the ones
 the services publish in their encoder settings pages (YouTube Live "encoder settings", Twitch
 "broadcast guidelines", Facebook Live "live video specs"). ``check`` is pure: the driver feeds
-it what it measured and logs the problems it names.
+it what it measured and logs the problems it names. ``check_enhanced_rtmp`` does the same with
+what the server said in its ``connect`` reply.
 """
 
 from __future__ import annotations
@@ -89,3 +90,28 @@ def check(rules: IngestRules, seen: Observed) -> list[str]:
     if rules.max_height and seen.height and seen.height > rules.max_height:
         problems.append(f"{seen.height}p is over {rules.service}'s {rules.max_height}p")
     return problems
+
+
+MAX_FOURCCS_SHOWN = 8  # a server's codec list is its own to fill; a warning names a few
+
+
+def check_enhanced_rtmp(video_codec: Codec | None, fourccs: frozenset[str] | None) -> list[str]:
+    """What the server's ``connect`` reply says of H.265, which travels only as Enhanced RTMP.
+
+    A server without Enhanced RTMP drops such video with no error: nginx-rtmp records and
+    relays the audio alone.
+
+    Args:
+        video_codec: the stream's video codec.
+        fourccs: the codecs the server announced (``Connected.maybe_video_fourccs()``).
+    """
+    if video_codec is not Codec.H265:
+        return []
+    if fourccs is None:
+        return ["the RTMP server announces no Enhanced RTMP (no fourCcList in its connect "
+                "reply): it may drop the H.265 video without an error, as nginx-rtmp does"]
+    if "hvc1" in fourccs or "*" in fourccs:
+        return []
+    shown = ", ".join(repr(c[:4]) for c in sorted(fourccs)[:MAX_FOURCCS_SHOWN]) or "none"
+    return [f"the RTMP server's Enhanced RTMP codecs ({shown}) do not include H.265 (hvc1): "
+            "it may drop the video"]

@@ -184,33 +184,44 @@ class UserControl:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """An AMF0 command message (7.1.1, 7.2): name, transaction id, command object, arguments."""
+    """An AMF0 command message (7.1.1, 7.2): name, transaction id, command object, arguments.
+
+    Servers differ past the name: ``transaction_id`` is None when there is none (FFmpeg's
+    ``onFCPublish`` is a bare name), and ``undecoded`` counts the trailing payload bytes left
+    unread from the first value of a type AMF0 readers differ on (``amf0.decode_prefix``).
+    """
 
     name: str
-    transaction_id: float
+    transaction_id: float | None
     command_object: Any = None
     args: tuple[Any, ...] = field(default=())
+    undecoded: int = 0
 
     @classmethod
     def parse(cls, payload: bytes, type_id: int = MessageType.COMMAND_AMF0) -> Command:
         """Parse a type 20 payload, or a type 17 one (a zero byte, then AMF0 values).
 
         Raises:
-            RemoteProtocolError: bad AMF0, or no name and transaction id up front.
+            RemoteProtocolError: bad AMF0, or no name up front.
         """
         data = memoryview(payload)
         if type_id == MessageType.COMMAND_AMF3 and data[:1] == b"\x00":
             data = data[1:]
-        values = amf0.decode_all(data)
-        if len(values) < 2 or not isinstance(values[0], str) or not isinstance(
-            values[1], (int, float)
-        ) or isinstance(values[1], bool):
-            raise RemoteProtocolError("RTMP command: expected a name and a transaction id")
-        rest = values[2:]
-        return cls(values[0], values[1], rest[0] if rest else None, tuple(rest[1:]))
+        values, undecoded = amf0.decode_prefix(data)
+        if not values or not isinstance(values[0], str):
+            raise RemoteProtocolError("RTMP command: no command name")
+        rest = values[1:]
+        txn = None
+        if rest and isinstance(rest[0], float):  # AMF0 numbers decode as float, never bool
+            txn, rest = rest[0], rest[1:]
+        return cls(values[0], txn, rest[0] if rest else None, tuple(rest[1:]), undecoded)
 
     def __bytes__(self) -> bytes:
-        return amf0.encode(self.name, self.transaction_id, self.command_object, *self.args)
+        if self.transaction_id is not None:
+            return amf0.encode(self.name, self.transaction_id, self.command_object, *self.args)
+        if self.command_object is None and not self.args:
+            return amf0.encode(self.name)
+        return amf0.encode(self.name, self.command_object, *self.args)
 
     def to_message(self, stream_id: int = 0, csid: int = COMMAND_CSID) -> RtmpMessage:
         return RtmpMessage(csid, 0, MessageType.COMMAND_AMF0, stream_id, bytes(self))

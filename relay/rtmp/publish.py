@@ -14,6 +14,11 @@ State table (trigger -> next state); anything else raises ``LocalProtocolError``
     CREATING_STREAM  stream_created -> STARTING       (publish sent)
     STARTING         publish_start  -> PUBLISHING     (send_video/send_audio/send_metadata legal)
     any open state   failed / peer_closed / close -> CLOSED
+
+Servers add commands, statuses and messages of their own, or leave out parts (FFmpeg's
+``onFCPublish`` has no transaction id). Whatever the table does not need (a command or status
+not above, a value of an AMF type this client does not read, a message type other than the
+control messages) leaves the state as it is: ``MessageSkipped`` says what, ``skipped`` counts.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ STREAM_COMMAND_CSID = 8
 FLASH_VERSION = "FMLE/3.0 (compatible; Relay)"
 DEFAULT_CHUNK_SIZE = 4096
 MAX_INCOMING_MESSAGE = 1 << 20  # a publisher receives only control messages and commands
+MAX_NAME_SHOWN = 64  # characters of a skipped command's name in MessageSkipped
 
 # connect's audioCodecs / videoCodecs as Flash Player sends them (7.2.1.1): every codec flag.
 AUDIO_CODECS = 3575.0
@@ -97,6 +103,22 @@ class Connected:
 
     properties: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+
+    def maybe_video_fourccs(self) -> frozenset[str] | None:
+        """The codecs the server announced for Enhanced RTMP, or None if it announced none.
+
+        Enhanced RTMP v2 ("Enhancing NetConnection connect Command") has the server state them
+        in an object of its ``_result``: a ``fourCcList`` strict array or the keys of a
+        ``videoFourCcInfoMap``; ``"*"`` stands for any codec.
+        """
+        for obj in (self.properties, self.info):
+            listed = obj.get("fourCcList")
+            if isinstance(listed, list):
+                return frozenset(c for c in listed if isinstance(c, str))
+            mapped = obj.get("videoFourCcInfoMap")
+            if isinstance(mapped, dict):
+                return frozenset(mapped)
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +155,17 @@ class PeerClosed:
     state: State
 
 
-Event = Connected | PublishStarted | PublishFailed | StatusReceived | PeerClosed | NeedData
+@dataclass(frozen=True, slots=True)
+class MessageSkipped:
+    """Something from the server this client does not need, skipped (``what``, key masked)."""
+
+    what: str
+
+
+Event = (
+    Connected | PublishStarted | PublishFailed | StatusReceived | PeerClosed | MessageSkipped
+    | NeedData
+)
 
 
 class RtmpPublisher:
@@ -173,6 +205,7 @@ class RtmpPublisher:
         self._eof = False
         self._eof_reported = False
         self._txn = _TXN_CREATE_STREAM
+        self.skipped = 0
 
     # -- state -------------------------------------------------------------------------------
 
@@ -197,6 +230,10 @@ class RtmpPublisher:
             if secret:
                 text = text.replace(secret, "***")
         return text
+
+    def _skip(self, what: str) -> None:
+        self.skipped += 1
+        self._events.append(MessageSkipped(what))
 
     def _fail(self, code: str, description: str) -> None:
         self._fire("failed")
@@ -285,7 +322,13 @@ class RtmpPublisher:
     def _handle(self, message: RtmpMessage) -> None:
         parsed = parse_message(message)
         if isinstance(parsed, Command):
-            self._on_command(parsed)
+            name = self._mask(parsed.name)[:MAX_NAME_SHOWN]
+            if parsed.undecoded:
+                self._skip(f"the last {parsed.undecoded} bytes of command {name!r}: "
+                           "a value of an AMF type this client does not read")
+            if not self._on_command(parsed):
+                no_txn = " (no transaction id)" if parsed.transaction_id is None else ""
+                self._skip(f"command {name!r}{no_txn} in state {self.state.value}")
         elif isinstance(parsed, SetChunkSize):
             self.peer_chunk_size = parsed.size  # the reader has applied it already
         elif isinstance(parsed, WindowAckSize):
@@ -297,9 +340,12 @@ class RtmpPublisher:
         elif isinstance(parsed, UserControl):
             if parsed.event == UserControlEvent.PING_REQUEST:
                 self._send(UserControl(UserControlEvent.PING_RESPONSE, parsed.value).to_message())
-        # Acknowledgements, Abort (applied by the reader) and any media are of no interest.
+        elif isinstance(parsed, RtmpMessage):
+            self._skip(f"message type {parsed.type_id} ({len(parsed.payload)} bytes)")
+        # Acknowledgements and Abort (applied by the reader) need nothing more.
 
-    def _on_command(self, command: Command) -> None:
+    def _on_command(self, command: Command) -> bool:
+        """Act on a command the table needs; False for any other (the caller skips it)."""
         name, txn = command.name, command.transaction_id
         info = command.args[0] if command.args and isinstance(command.args[0], dict) else {}
         code = str(info.get("code", ""))
@@ -307,7 +353,8 @@ class RtmpPublisher:
         if name == "_error" and txn in (_TXN_CONNECT, _TXN_CREATE_STREAM):
             what = "connect" if txn == _TXN_CONNECT else "createStream"
             self._fail(code or f"{what} refused", description or f"server refused {what}")
-        elif name == "_result" and txn == _TXN_CONNECT and self.state is State.CONNECTING:
+            return True
+        if name == "_result" and txn == _TXN_CONNECT and self.state is State.CONNECTING:
             self._fire("connect_result")
             props = command.command_object if isinstance(command.command_object, dict) else {}
             self._events.append(Connected(props, info))
@@ -315,9 +362,8 @@ class RtmpPublisher:
             self._command("releaseStream", _TXN_RELEASE, key)
             self._command("FCPublish", _TXN_FCPUBLISH, key)
             self._command("createStream", _TXN_CREATE_STREAM)
-        elif (
-            name == "_result" and txn == _TXN_CREATE_STREAM and self.state is State.CREATING_STREAM
-        ):
+            return True
+        if name == "_result" and txn == _TXN_CREATE_STREAM and self.state is State.CREATING_STREAM:
             stream_id = command.args[0] if command.args else None
             if not isinstance(stream_id, float) or not 0 < stream_id <= 0xFFFFFFFF:
                 raise RemoteProtocolError(f"RTMP createStream: bad stream id {stream_id!r}")
@@ -325,18 +371,23 @@ class RtmpPublisher:
             self._fire("stream_created")
             # publish carries transaction id 0 (7.2.2.6) on the new message stream.
             self._command("publish", 0.0, self.url.stream_key, "live", stream_id=self.stream_id)
-        elif name == "onStatus":
-            level = str(info.get("level", ""))
-            if level == "error":
-                self._fail(code or "onStatus error", description)
-            elif code == "NetStream.Publish.Start" and self.state is State.STARTING:
-                self._fire("publish_start")
-                assert self.stream_id is not None
-                self._events.append(PublishStarted(self.stream_id))
-            elif self.state is State.PUBLISHING:
-                self._events.append(StatusReceived(level, code, self._mask(description)))
-        # _result/_error of releaseStream and FCPublish, onFCPublish, onBWDone, _checkbw:
-        # servers differ in whether they send them; none changes what we do.
+            return True
+        if name != "onStatus":
+            # _result/_error of releaseStream and FCPublish, onFCPublish, onBWDone, _checkbw:
+            # servers differ in whether they send them; none changes what we do.
+            return False
+        level = str(info.get("level", ""))
+        if level == "error":
+            self._fail(code or "onStatus error", description)
+        elif code == "NetStream.Publish.Start" and self.state is State.STARTING:
+            self._fire("publish_start")
+            assert self.stream_id is not None
+            self._events.append(PublishStarted(self.stream_id))
+        elif self.state is State.PUBLISHING:
+            self._events.append(StatusReceived(level, code, self._mask(description)))
+        else:
+            return False
+        return True
 
     # -- media and teardown ------------------------------------------------------------------
 

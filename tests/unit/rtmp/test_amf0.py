@@ -80,6 +80,26 @@ def test_garbage(data: bytes, why: str) -> None:
         amf0.decode_all(data)
 
 
+@given(st.lists(values, max_size=5), st.sampled_from([b"\x04", b"\x07\x00\x01", b"\x0e",
+                                                 b"\x11\x04\x01", b"\x12"]),
+       st.binary(max_size=20))
+def test_decode_prefix_stops_at_an_unknown_type(
+    items: list[Any], unknown: bytes, tail: bytes
+) -> None:
+    data = amf0.encode(*items) + unknown + tail
+    assert amf0.decode_prefix(data) == (items, len(unknown) + len(tail))
+    assert amf0.decode_prefix(amf0.encode(*items)) == (items, 0)
+    with pytest.raises(amf0.UnknownTypeError, match="unsupported type marker"):
+        amf0.decode_all(data)
+
+
+def test_decode_prefix_refuses_garbage() -> None:
+    """Only an unknown type ends a prefix; a truncated or malformed value is still garbage."""
+    for data in (b"\x05\x02\x00\x05ab", b"\x05\x09", b"\x05\x02\x00\x02\xff\xfe"):
+        with pytest.raises(RemoteProtocolError):
+            amf0.decode_prefix(data)
+
+
 def test_element_limit() -> None:
     data = b"\x0a" + struct.pack(">I", 1000) + b"\x05" * 1000
     assert len(amf0.decode_all(data)[0]) == 1000

@@ -46,6 +46,11 @@ def test_amf0_decode(data: bytes) -> None:
         amf0.decode_all(data)
     except RemoteProtocolError:
         pass
+    try:
+        values, undecoded = amf0.decode_prefix(data)
+    except RemoteProtocolError:
+        return
+    assert 0 <= undecoded <= len(data)
 
 
 @settings(max_examples=200)

@@ -1,7 +1,7 @@
 """Ingest preflight: services are recognised by host and each broken rule is named."""
 
 from relay.media import Codec
-from relay.rtmp.ingest import GENERIC, RULES, Observed, check, rules_for
+from relay.rtmp.ingest import GENERIC, RULES, Observed, check, check_enhanced_rtmp, rules_for
 
 GOOD = Observed(Codec.H264, Codec.AAC, 48000, 2.0, 4_000_000, 1080)
 
@@ -36,3 +36,14 @@ def test_audio_rules() -> None:
     assert check(GENERIC, Observed(Codec.H264, Codec.PCMA, 8000, 1.0)) == [
         "RTMP carries AAC audio; the stream's audio is pcm_alaw"
     ]
+
+
+def test_h265_to_a_server_without_enhanced_rtmp() -> None:
+    (problem,) = check_enhanced_rtmp(Codec.H265, None)
+    assert "no Enhanced RTMP (no fourCcList" in problem and "H.265" in problem
+    (problem,) = check_enhanced_rtmp(Codec.H265, frozenset({"av01", "vp09", "x" * 100}))
+    assert "('av01', 'vp09', 'xxxx')" in problem and "hvc1" in problem
+    assert check_enhanced_rtmp(Codec.H265, frozenset({"hvc1"})) == []
+    assert check_enhanced_rtmp(Codec.H265, frozenset({"*"})) == []
+    assert check_enhanced_rtmp(Codec.H264, None) == []
+    assert check_enhanced_rtmp(None, None) == []

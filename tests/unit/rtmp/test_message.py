@@ -60,12 +60,48 @@ def test_command_round_trip_and_amf3_form() -> None:
     RtmpMessage(2, 0, MessageType.USER_CONTROL, 0, b"\x00\x06\x00"),
     RtmpMessage(2, 0, MessageType.SET_PEER_BANDWIDTH, 0, b"\x00\x00\x00\x01"),
     RtmpMessage(3, 0, MessageType.COMMAND_AMF0, 0, amf0.encode(1.0, "x")),
-    RtmpMessage(3, 0, MessageType.COMMAND_AMF0, 0, amf0.encode("x")),
     RtmpMessage(3, 0, MessageType.COMMAND_AMF0, 0, b"\x02\x00"),
+    RtmpMessage(3, 0, MessageType.COMMAND_AMF0, 0, b"\x11\x04\x01"),  # no name before AMF3
+    RtmpMessage(3, 0, MessageType.COMMAND_AMF0, 0, amf0.encode("x", 1.0) + b"\x02\x00\x09a"),
 ])
 def test_garbage(message: RtmpMessage) -> None:
     with pytest.raises(RemoteProtocolError):
         parse_message(message)
+
+
+def test_command_without_transaction_id() -> None:
+    """FFmpeg's listener sends ``onFCPublish`` as a bare name."""
+    bare = amf0.encode("onFCPublish")
+    assert Command.parse(bare) == Command("onFCPublish", None)
+    assert bytes(Command.parse(bare)) == bare
+    with_info = amf0.encode("onFCPublish", None, {"code": "NetStream.Publish.Start"})
+    assert Command.parse(with_info) == Command(
+        "onFCPublish", None, None, ({"code": "NetStream.Publish.Start"},))
+    assert bytes(Command.parse(with_info)) == with_info
+    assert Command.parse(amf0.encode("x", True)) == Command("x", None, True)  # a bool is no id
+
+
+def test_command_with_values_of_unknown_type() -> None:
+    """Values up to one of a type AMF0 readers differ on are kept; the rest is counted."""
+    head = amf0.encode("_result", 1.0, {"fmsVer": "FMS/3,0,1,123"}, {"code": "x"})
+    assert Command.parse(head + b"\x11\x04\x01" + b"\x05") == Command(
+        "_result", 1.0, {"fmsVer": "FMS/3,0,1,123"}, ({"code": "x"},), undecoded=4)
+    # inside an object, the whole object goes
+    nested = amf0.encode("onStatus", 0.0, None) + b"\x03\x00\x01a\x07\x00\x01\x00\x00\x09"
+    assert Command.parse(nested) == Command("onStatus", 0.0, None, (), undecoded=10)
+
+
+names = st.text(min_size=1, max_size=30)
+objects = st.none() | st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=3)
+
+
+@given(names, st.none() | st.floats(allow_nan=False), objects,
+       st.lists(st.text(max_size=10) | st.floats(allow_nan=False), max_size=3))
+def test_command_round_trip(name: str, txn: float | None, obj: object, args: list[object]) -> None:
+    command = Command(name, txn, obj, tuple(args))
+    if txn is None and obj is None and args and isinstance(args[0], float):
+        return  # a number right after the name reads as a transaction id
+    assert Command.parse(bytes(command)) == command
 
 
 def test_media_passes_through() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from relay.errors import LocalProtocolError
+from relay.errors import LocalProtocolError, RemoteProtocolError
 from relay.rtmp import amf0
 from relay.rtmp.chunk import ChunkReader, ChunkWriter, RtmpMessage
 from relay.rtmp.message import (
@@ -24,6 +24,7 @@ from relay.rtmp.publish import (
     NEED_DATA,
     Connected,
     Event,
+    MessageSkipped,
     PeerClosed,
     PublishFailed,
     PublishStarted,
@@ -143,11 +144,18 @@ def test_full_session(step: int) -> None:
     with pytest.raises(LocalProtocolError, match="handshake"):
         publisher.send_video(b"\x17", 0)
     events = pump(publisher, server, step)
-    assert events == [
+    assert [e for e in events if not isinstance(e, MessageSkipped)] == [
         Connected({"fmsVer": "FMS/3,0,1,123"},
                   {"level": "status", "code": "NetConnection.Connect.Success"}),
         PublishStarted(1),
     ]
+    # What nginx-rtmp sends beside the sequence is skipped, not acted on.
+    assert [e for e in events if isinstance(e, MessageSkipped)] == [
+        MessageSkipped("command 'onBWDone' in state creating stream"),
+        MessageSkipped("command '_result' in state creating stream"),
+        MessageSkipped("command 'onFCPublish' in state creating stream"),
+    ]
+    assert publisher.skipped == 3
     assert publisher.state is State.PUBLISHING
     names = [(c.name, c.args) for c in server.commands()]
     assert names == [
@@ -257,3 +265,178 @@ def test_close_before_stream_sends_nothing() -> None:
     publisher.close()
     assert publisher.data_to_send() == b""
     assert publisher.state is State.CLOSED
+
+
+def _skipped(events: list[Event]) -> list[str]:
+    return [e.what for e in events if isinstance(e, MessageSkipped)]
+
+
+def _acted_on(events: list[Event]) -> list[Event]:
+    return [e for e in events if not isinstance(e, MessageSkipped)]
+
+
+class FfmpegLikeServer(ScriptedServer):
+    """Answers as FFmpeg 8's listener (``av.open(..., options={"listen": "1"})``) did when
+    probed: Stream Begin and chunk size 128 before ``_result``, ``releaseStream``'s ``_result``
+    with no values, and ``onFCPublish`` as a bare name with no transaction id."""
+
+    def answer(self, cmd: Command, stream_id: int) -> bytes:
+        if cmd.name == "connect":
+            return self.send(
+                WindowAckSize(2_500_000), SetPeerBandwidth(2_500_000, 2),
+                UserControl(UserControlEvent.STREAM_BEGIN, 0), SetChunkSize(128),
+                Command("_result", cmd.transaction_id,
+                        {"fmsVer": "FMS/3,0,1,123", "capabilities": 31.0},
+                        ({"level": "status", "code": "NetConnection.Connect.Success",
+                          "description": "Connection succeeded.", "objectEncoding": 0.0},)),
+                Command("onBWDone", 0.0, None, (8192.0,)),
+            )
+        if cmd.name == "releaseStream":
+            return self.send(RtmpMessage(3, 0, MessageType.COMMAND_AMF0, 0,
+                                         amf0.encode("_result", cmd.transaction_id)))
+        if cmd.name == "FCPublish":
+            return self.send(Command("onFCPublish", None))
+        return super().answer(cmd, stream_id)
+
+
+@pytest.mark.parametrize("step", [0, 1, 13])
+def test_ffmpeg_onfcpublish_without_transaction_id_is_skipped(step: int) -> None:
+    publisher = new_publisher(fourcc_list=("hvc1", "avc1"))
+    events = pump(publisher, FfmpegLikeServer(), step)
+    assert _acted_on(events) == [
+        Connected({"fmsVer": "FMS/3,0,1,123", "capabilities": 31.0},
+                  {"level": "status", "code": "NetConnection.Connect.Success",
+                   "description": "Connection succeeded.", "objectEncoding": 0.0}),
+        PublishStarted(1),
+    ]
+    assert "command 'onFCPublish' (no transaction id) in state creating stream" in _skipped(
+        events)
+    assert publisher.state is State.PUBLISHING
+    # FFmpeg 8 announces no Enhanced RTMP codecs, though it demuxes hvc1.
+    assert _acted_on(events)[0].maybe_video_fourccs() is None  # type: ignore[union-attr]
+
+
+class NoisyServer(ScriptedServer):
+    """Sends, before each answer, commands and messages no publisher needs."""
+
+    NOISE = (
+        Command("onCustomEvent", 9.0, None, ("x", {"y": 1.0})),
+        Command("onNoTransaction", None, None, ({"z": "w"},)),
+        Command(f"on{KEY}", 1.0),  # a name carrying the stream key is masked
+        Command("x" * 1000, 0.0),
+        RtmpMessage(5, 0, 99, 0, b"\xde\xad"),  # no such message type
+        RtmpMessage(5, 0, MessageType.DATA_AMF0, 1, amf0.encode("|RtmpSampleAccess", True, True)),
+        RtmpMessage(5, 0, MessageType.DATA_AMF3, 1, b"\x00" + amf0.encode("onMetaData", {})),
+        RtmpMessage(5, 0, MessageType.AGGREGATE, 1, bytes(20)),
+        RtmpMessage(6, 0, MessageType.VIDEO, 1, b"\x17\x01"),
+        UserControl(31, 1),  # a buffer-empty event some servers send
+    )
+
+    def answer(self, cmd: Command, stream_id: int) -> bytes:
+        noise = self.send(*self.NOISE)
+        if cmd.name == "publish":  # a status that is not Publish.Start, while starting
+            noise += self.send(Command("onStatus", 0.0, None, (
+                {"level": "status", "code": "NetStream.Play.Reset", "description": ""},)))
+        return noise + super().answer(cmd, stream_id)
+
+
+@pytest.mark.parametrize("step", [0, 1, 97])
+def test_unknown_commands_and_messages_are_skipped_in_every_state(step: int) -> None:
+    publisher = new_publisher()
+    server = NoisyServer()
+    events = pump(publisher, server, step)
+    publisher.receive_data(server.send(*NoisyServer.NOISE))
+    while (event := publisher.next_event()) is not NEED_DATA:
+        events.append(event)
+    assert _acted_on(events) == [
+        Connected({"fmsVer": "FMS/3,0,1,123"},
+                  {"level": "status", "code": "NetConnection.Connect.Success"}),
+        PublishStarted(1),
+    ]
+    assert publisher.state is State.PUBLISHING
+    skipped = _skipped(events)
+    assert publisher.skipped == len(skipped)
+    for state in ("connecting", "creating stream", "starting publish", "publishing"):
+        assert f"command 'onCustomEvent' in state {state}" in skipped
+        assert f"command 'onNoTransaction' (no transaction id) in state {state}" in skipped
+        assert f"command 'on***' in state {state}" in skipped
+        assert f"command '{'x' * 64}' in state {state}" in skipped
+    assert "command 'onStatus' in state starting publish" in skipped
+    for m in NoisyServer.NOISE:
+        if isinstance(m, RtmpMessage):
+            what = f"message type {m.type_id} ({len(m.payload)} bytes)"
+            assert skipped.count(what) == 6, what  # before each of five answers, and after
+    assert "sekrit" not in repr(events)
+
+
+def _with_unknown_value(command: Command, stream_id: int = 0, csid: int = 3) -> RtmpMessage:
+    """``command`` followed by an AVM+ marker switching to an AMF3 integer (AMF0 2.17)."""
+    return RtmpMessage(csid, 0, MessageType.COMMAND_AMF0, stream_id,
+                       bytes(command) + b"\x11\x04\x05")
+
+
+class ExtraValuesServer(ScriptedServer):
+    """Answers with more values than the spec lists, ending in one of an AMF type AMF0
+    readers differ on."""
+
+    def answer(self, cmd: Command, stream_id: int) -> bytes:
+        if cmd.name == "connect":
+            return self.send(_with_unknown_value(Command(
+                "_result", cmd.transaction_id, {"fmsVer": "FMS/3,5,7,7009", "mode": 1.0},
+                ({"code": "NetConnection.Connect.Success", "data": {"version": "3,5,7"}},
+                 "extra", 42.0, [1.0, 2.0]))))
+        if cmd.name == "createStream":
+            return self.send(_with_unknown_value(Command(
+                "_result", cmd.transaction_id, None, (1.0, "extra", {"k": 1.0}))))
+        if cmd.name == "publish":
+            return self.send(RtmpMessage(
+                5, 0, MessageType.COMMAND_AMF0, stream_id,
+                bytes(Command("onStatus", 0.0, None, (
+                    {"level": "status", "code": "NetStream.Publish.Start"}, "extra")))
+                # an object whose last property is of an unknown type: the whole object goes
+                + b"\x03\x00\x01a\x07\x00\x01\x00\x00\x09"))
+        return super().answer(cmd, stream_id)
+
+
+def test_extra_and_unknown_amf_values_are_skipped() -> None:
+    publisher = new_publisher()
+    events = pump(publisher, ExtraValuesServer())
+    assert _acted_on(events) == [
+        Connected({"fmsVer": "FMS/3,5,7,7009", "mode": 1.0},
+                  {"code": "NetConnection.Connect.Success", "data": {"version": "3,5,7"}}),
+        PublishStarted(1),
+    ]
+    unread = "a value of an AMF type this client does not read"
+    assert _skipped(events) == [
+        f"the last 3 bytes of command '_result': {unread}",
+        "command '_result' in state creating stream",
+        "command 'onFCPublish' in state creating stream",
+        f"the last 3 bytes of command '_result': {unread}",
+        f"the last 10 bytes of command 'onStatus': {unread}",
+    ]
+
+
+def test_a_needed_value_of_unknown_type_still_fails() -> None:
+    """createStream's stream id is needed: lost to an unknown type, the session ends."""
+
+    class Server(ScriptedServer):
+        def answer(self, cmd: Command, stream_id: int) -> bytes:
+            if cmd.name == "createStream":
+                return self.send(_with_unknown_value(Command("_result", cmd.transaction_id)))
+            return super().answer(cmd, stream_id)
+
+    with pytest.raises(RemoteProtocolError, match="bad stream id None"):
+        pump(new_publisher(), Server())
+
+
+@pytest.mark.parametrize("properties,info,fourccs", [
+    ({"fmsVer": "FMS/3,0,1,123"}, {"code": "NetConnection.Connect.Success"}, None),
+    ({"fourCcList": ["hvc1", "av01", 3.0]}, {}, frozenset({"hvc1", "av01"})),
+    ({}, {"fourCcList": ["*"]}, frozenset({"*"})),
+    ({"videoFourCcInfoMap": {"hvc1": 4.0, "vp09": 7.0}}, {}, frozenset({"hvc1", "vp09"})),
+    ({"fourCcList": "hvc1"}, {}, None),  # not a strict array: not an announcement
+])
+def test_enhanced_rtmp_codecs_from_the_connect_reply(
+    properties: dict[str, Any], info: dict[str, Any], fourccs: frozenset[str] | None
+) -> None:
+    assert Connected(properties, info).maybe_video_fourccs() == fourccs
