@@ -1,7 +1,10 @@
 """Bit-level reading and writing for codec headers (H.264 exp-Golomb, ITU-T H.264 9.1; AAC configs).
 
 The reader works on RBSP bytes (emulation prevention already removed) and raises
-``RemoteProtocolError`` when a field runs past the end, so parsers need no bounds checks of their own.
+``RemoteProtocolError`` when a field runs past the end, so parsers need no bounds checks of their
+own. Both sides work in proportion to each field's bits, never to the size of the whole structure:
+the reader indexes its bytes by offset, the writer appends octets as they fill. Reading or writing
+a structure is then linear in it (a 258 KB LATM element has fields by the hundred thousand).
 """
 
 from __future__ import annotations
@@ -13,17 +16,17 @@ MAX_EXP_GOLOMB_ZEROS = 31
 
 
 class BitReader:
-    """Reads big-endian bit fields from a bytes-like object.
+    """Reads big-endian bit fields from a bytes-like object, by offset (the bytes are not copied).
 
     Args:
         data: the bytes to read.
         what: names the structure in error messages ("H.264 SPS").
     """
 
-    __slots__ = ("_bits", "_pos", "_value", "what")
+    __slots__ = ("_bits", "_data", "_pos", "what")
 
     def __init__(self, data: bytes | bytearray | memoryview, what: str) -> None:
-        self._value = int.from_bytes(data, "big")
+        self._data = data
         self._bits = len(data) * 8
         self._pos = 0
         self.what = what
@@ -32,21 +35,48 @@ class BitReader:
     def bits_left(self) -> int:
         return self._bits - self._pos
 
+    @property
+    def position(self) -> int:
+        """Bits read so far."""
+        return self._pos
+
+    def _advance(self, n: int) -> int:
+        """Consumes ``n`` bits; returns where they start."""
+        pos = self._pos
+        if n < 0 or pos + n > self._bits:
+            raise RemoteProtocolError(f"{self.what}: truncated")
+        self._pos = pos + n
+        return pos
+
+    def _at(self, pos: int, n: int) -> int:
+        """The ``n`` bits from bit ``pos``, from the bytes that hold them alone."""
+        first = pos >> 3
+        last = (pos + n + 7) >> 3
+        value = int.from_bytes(self._data[first:last], "big")
+        return (value >> ((last << 3) - pos - n)) & ((1 << n) - 1)
+
     def u(self, n: int) -> int:
         """Reads an ``n``-bit unsigned integer (``n`` may be 0)."""
-        end = self._pos + n
-        if end > self._bits:
+        return self._at(self._advance(n), n)
+
+    def peek(self, n: int) -> int:
+        """The next ``n`` bits, not consumed."""
+        if self._pos + n > self._bits:
             raise RemoteProtocolError(f"{self.what}: truncated")
-        self._pos = end
-        return (self._value >> (self._bits - end)) & ((1 << n) - 1)
+        return self._at(self._pos, n)
+
+    def octets(self, count: int) -> bytes:
+        """Reads ``count`` whole octets from any bit position (a slice when byte aligned)."""
+        pos = self._advance(8 * count)
+        if not pos & 7:
+            return bytes(self._data[pos >> 3 : (pos >> 3) + count])
+        return self._at(pos, 8 * count).to_bytes(count, "big")
 
     def flag(self) -> bool:
         return self.u(1) == 1
 
     def skip(self, n: int) -> None:
-        if self._pos + n > self._bits:
-            raise RemoteProtocolError(f"{self.what}: truncated")
-        self._pos += n
+        self._advance(n)
 
     def ue(self, limit: int = (1 << 32) - 2) -> int:
         """Reads an unsigned exp-Golomb code ue(v) and checks it against ``limit``."""
@@ -67,20 +97,37 @@ class BitReader:
 
 
 class BitWriter:
-    """Collects big-endian bit fields; ``bytes()`` pads the last byte with zero bits."""
+    """Collects big-endian bit fields; ``bytes()`` pads the last byte with zero bits.
 
-    __slots__ = ("_bits", "_value")
+    Whole octets go to a bytearray as they fill; only the last partial octet is held as an int.
+    """
+
+    __slots__ = ("_out", "_tail", "_tail_bits")
 
     def __init__(self) -> None:
-        self._value = 0
-        self._bits = 0
+        self._out = bytearray()
+        self._tail = 0
+        self._tail_bits = 0
 
     def u(self, n: int, value: int) -> None:
         if value < 0 or value >> n:
             raise ValueError(f"{value} does not fit in {n} bits")
-        self._value = (self._value << n) | value
-        self._bits += n
+        tail = (self._tail << n) | value
+        bits = self._tail_bits + n
+        rest = bits & 7
+        if bits > 7:
+            self._out += (tail >> rest).to_bytes(bits >> 3, "big")
+            tail &= (1 << rest) - 1
+        self._tail, self._tail_bits = tail, rest
+
+    def octets(self, data: bytes | bytearray | memoryview) -> None:
+        """Appends whole octets (copied as they are when the writer is byte aligned)."""
+        if self._tail_bits:
+            self.u(8 * len(data), int.from_bytes(data, "big"))
+        else:
+            self._out += data
 
     def __bytes__(self) -> bytes:
-        pad = -self._bits % 8
-        return (self._value << pad).to_bytes((self._bits + pad) // 8, "big")
+        if not self._tail_bits:
+            return bytes(self._out)
+        return bytes(self._out) + bytes((self._tail << (8 - self._tail_bits),))

@@ -32,6 +32,9 @@ from relay.rtp.packet import HEADER_SIZE, RtpPacket
 MAX_CONFIG_SIZE = 256
 MAX_ELEMENT_SIZE = 1 << 18
 """Bytes a fragmented audioMuxElement may reach (64 sub-frames of 8-channel AAC fit)."""
+MAX_UNITS_PER_PAYLOAD = 256
+"""Access units one payload may carry: four elements of the most sub-frames (64); senders put
+one element in a packet. Each unit becomes a Frame, so this bounds the work per packet."""
 STALE_WINDOW = 1000
 _ER_OBJECT_TYPES = frozenset((17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 39))
 
@@ -96,20 +99,14 @@ def _asc_bits(r: BitReader) -> int:
     return start - r.bits_left
 
 
-def _peek(r: BitReader, data: bytes | memoryview, n: int) -> int:
-    """The next ``n`` bits of ``r`` (a reader over ``data``) without consuming them."""
-    start = 8 * len(data) - r.bits_left
-    return int.from_bytes(_take_bits(data, start, n), "big") >> (-n % 8)
-
-
-def _sync_extension_bits(r: BitReader, data: bytes | memoryview) -> int:
+def _sync_extension_bits(r: BitReader) -> int:
     """Reads past an ASC's backward-compatible SBR/PS signalling (1.6.2.1) if one follows.
 
     audioMuxVersion 0 gives no ASC length, but senders (GStreamer) write the whole ASC of
     FFmpeg's encoder, sync extension included. Its 0x2b7 marker starts with frameLengthType 2,
     a reserved value, so finding it there is unambiguous.
     """
-    if r.bits_left < 16 or _peek(r, data, 11) != 0x2B7:
+    if r.bits_left < 16 or r.peek(11) != 0x2B7:
         return 0
     start = r.bits_left
     r.skip(11)
@@ -117,7 +114,7 @@ def _sync_extension_bits(r: BitReader, data: bytes | memoryview) -> int:
     if extension_type == SBR:
         if r.flag():
             _read_sample_rate(r)
-            if r.bits_left >= 12 and _peek(r, data, 11) == 0x548:
+            if r.bits_left >= 12 and r.peek(11) == 0x548:
                 r.skip(12)  # syncExtensionType, psPresentFlag
     elif extension_type == 22:
         if r.flag():
@@ -195,7 +192,6 @@ class StreamMuxConfig:
 
         ``lenient`` accepts a config that stops after the ASC (defaults for the rest).
         """
-        total = 8 * len(data)
         version = r.u(1)
         if version == 1 and r.u(1):
             raise UnsupportedError("LATM: audioMuxVersionA 1")
@@ -208,12 +204,12 @@ class StreamMuxConfig:
         if r.u(3) != 0:
             raise UnsupportedError("LATM: more than one layer")
         if version == 0:
-            start = total - r.bits_left
+            start = r.position
             length = _asc_bits(r)
-            length += _sync_extension_bits(r, data)
+            length += _sync_extension_bits(r)
         else:
             length = _latm_value(r)
-            start = total - r.bits_left
+            start = r.position
             if not 0 < length <= 8 * MAX_CONFIG_SIZE:
                 raise RemoteProtocolError(f"LATM config: ascLen {length}")
             r.skip(length)
@@ -255,7 +251,7 @@ class StreamMuxConfig:
         asc = self.audio_config
         if self.audio_mux_version == 0:
             r = BitReader(asc, "AAC config")
-            length = _asc_bits(r) + _sync_extension_bits(r, asc)
+            length = _asc_bits(r) + _sync_extension_bits(r)
         else:
             length = 8 * len(asc)
             _write_latm_value(w, length)
@@ -294,6 +290,14 @@ def latm_track(index: int, clock_rate: int, channels: int, config: StreamMuxConf
                  sample_rate=asc.sample_rate, channels=asc.channels or channels)
 
 
+def _check_unit_count(units: list[bytes] | list[memoryview]) -> None:
+    if len(units) > MAX_UNITS_PER_PAYLOAD:
+        raise RemoteProtocolError(
+            f"LATM: over {MAX_UNITS_PER_PAYLOAD} access units in one RTP payload "
+            "(MAX_UNITS_PER_PAYLOAD)"
+        )
+
+
 def _length_info(size: int) -> bytes:
     return b"\xff" * (size // 255) + bytes((size % 255,))
 
@@ -318,10 +322,8 @@ def audio_mux_element(config: StreamMuxConfig, access_units: list[bytes],
         if send_config:
             config.write(w)
     for au in access_units:
-        for octet in _length_info(len(au)):
-            w.u(8, octet)
-        if au:
-            w.u(8 * len(au), int.from_bytes(au, "big"))
+        w.octets(_length_info(len(au)))
+        w.octets(au)
     if config.other_data_bits:
         w.u(config.other_data_bits, 0)
     return bytes(w)
@@ -438,7 +440,7 @@ class LatmDepacketizer:
                     octet = view[pos]
                     pos += 1
                     length += octet
-                    if octet != 0xFF:
+                    if octet != 0xFF or pos + length > size:  # a run past the end stops early
                         break
                 if length == 0 or pos + length > size:
                     raise RemoteProtocolError(f"LATM: {length}-byte access unit at {pos}/{size}")
@@ -447,6 +449,7 @@ class LatmDepacketizer:
             if pos + other > size:
                 raise RemoteProtocolError("LATM: other data past the end")
             pos += other
+            _check_unit_count(units)
         return units
 
     def _split_bits(self, data: bytes | memoryview) -> list[bytes]:
@@ -471,13 +474,14 @@ class LatmDepacketizer:
                 while True:
                     octet = r.u(8)
                     length += octet
-                    if octet != 0xFF:
+                    if octet != 0xFF or 8 * length > r.bits_left:  # a run past the end stops early
                         break
                 if length == 0 or 8 * length > r.bits_left:
                     raise RemoteProtocolError(f"LATM: access unit of {length} bytes past the end")
-                units.append(r.u(8 * length).to_bytes(length, "big"))
+                units.append(r.octets(length))
             r.skip(self.config.other_data_bits)
             r.skip(r.bits_left % 8)  # ByteAlign(): elements start on octets
+            _check_unit_count(units)
         return units
 
 

@@ -157,24 +157,27 @@ def test_writer_limits() -> None:
 
 
 def _open_partial(csid: int, chunk: int) -> bytes:
-    """A type 0 header announcing the largest message on ``csid``, then its first ``chunk`` bytes."""
+    """A type 0 header announcing the largest message on ``csid``, then ``chunk`` bytes of it."""
     basic = bytes((csid,)) if csid < 64 else bytes((0, csid - 64))
     return basic + bytes.fromhex("000000 ffffff 09 01000000") + bytes(chunk)
 
 
 def test_pending_bytes_over_all_chunk_streams_are_bounded_at_every_chunk() -> None:
-    # A peer raises the chunk size to 1 MiB, then opens a 16 MiB message per chunk stream and
-    # sends one chunk of each: every message alone is within limits, together they are not.
-    chunk = 1 << 20
+    # A peer opens a 16 MiB message on each of 40 chunk streams with one small chunk (each
+    # start is within limits), raises the chunk size to 1 MiB, then feeds them all in turn.
+    streams = range(3, 43)
     reader = ChunkReader()
+    reader.receive_data(b"".join(_open_partial(csid, 128) for csid in streams))
+    chunk = 1 << 20
     reader.receive_data(ChunkWriter().write(RtmpMessage(2, 0, 1, 0, chunk.to_bytes(4, "big"))))
     assert len(read_all(reader)) == 1
     with pytest.raises(RemoteProtocolError, match=f"over the limit of {MAX_PENDING_BYTES}"):
-        for csid in range(3, 3 + MAX_PARTIAL_MESSAGES):
-            reader.receive_data(_open_partial(csid, chunk))
-            assert read_all(reader) == []
-            assert reader.pending <= MAX_PENDING_BYTES
-    assert reader.pending == MAX_PENDING_BYTES
+        for _ in range(16):
+            for csid in streams:
+                reader.receive_data(bytes((0xC0 | csid,)) + bytes(chunk))
+                assert read_all(reader) == []
+                assert reader.pending <= MAX_PENDING_BYTES
+    assert MAX_PENDING_BYTES - chunk < reader.pending <= MAX_PENDING_BYTES
 
 
 def test_unfinished_messages_are_bounded_in_number() -> None:

@@ -4,6 +4,7 @@ GStreamer's rtpmp4apay, round trips and fuzz."""
 
 import base64
 import math
+import re
 from dataclasses import replace
 
 import av
@@ -16,6 +17,8 @@ from relay.media import Codec
 from relay.rtp import latm
 from relay.rtp.latm import LatmDepacketizer, LatmPacketizer, StreamMuxConfig, latm_track
 from relay.rtp.packet import RtpPacket
+
+from ..memory import transient_at_most
 
 
 def bits(text: str) -> bytes:
@@ -246,6 +249,51 @@ def test_oversized_element_is_dropped() -> None:
     assert dep.dropped == 1
     assert dep.push(packet(chunk, 6, 7, True)) == []  # the rest of the same element
     assert [f.data for f in dep.push(packet(b"\x01z", 7, 8))] == [b"z"]
+
+
+ELEMENT_TEMPORARIES = 64 * 1024
+"""Temporary bytes reading a 258 KB element may take: a few copies of its largest unit (4 KB),
+not of the element."""
+
+
+def test_large_cpresent_1_element_is_read_in_place() -> None:
+    # 64 sub-frames of 4016 bytes after an in-band config, so no unit is byte aligned: 258 KB.
+    config = replace(StreamMuxConfig.parse(CONFIG_V0), num_sub_frames=63)
+    units = [bytes((i,)) * 4016 for i in range(64)]
+    element = latm.audio_mux_element(config, units, mux_config_present=True)
+    assert len(element) > 258_000
+    dep = latm.make(0, 44100, 2, {"cpresent": "1"})
+    big = packet(element)  # one payload: the work measured is the element's, not the joining
+    with transient_at_most(ELEMENT_TEMPORARIES):
+        frames = dep.push(big)
+    assert [f.data for f in frames] == units
+
+
+@pytest.mark.parametrize("cpresent", [False, True])
+def test_many_access_units_in_one_payload_are_refused(cpresent: bool) -> None:
+    # 258 KB of one-byte units: 80000 Frames out of one packet before, each a second of work
+    # per 10000 of them; now refused once the cap is passed.
+    config = StreamMuxConfig.parse(CONFIG_V0)
+    dep = LatmDepacketizer(latm_track(0, 44100, 2, config), config, cpresent)
+    first = latm.audio_mux_element(config, [b"a"], mux_config_present=cpresent)
+    same = latm.audio_mux_element(config, [b"a"], cpresent, send_config=False)
+    payload = first + same * (258_000 // len(same))
+    with pytest.raises(RemoteProtocolError, match="MAX_UNITS_PER_PAYLOAD"):
+        dep.push(packet(payload))
+    payload = first + same * (latm.MAX_UNITS_PER_PAYLOAD - 1)
+    assert [f.data for f in dep.push(packet(payload, seq=2))] == [b"a"] * latm.MAX_UNITS_PER_PAYLOAD
+
+
+@pytest.mark.parametrize("cpresent", [False, True])
+def test_a_run_of_length_octets_past_the_end_stops_early(cpresent: bool) -> None:
+    config = StreamMuxConfig.parse(CONFIG_V0)
+    dep = LatmDepacketizer(latm_track(0, 44100, 2, config), config, cpresent)
+    prefix = bits("1") if cpresent else b""  # useSameStreamMux
+    with pytest.raises(RemoteProtocolError, match="access unit") as error:
+        dep.push(packet(prefix + b"\xff" * 100_000))
+    # the run was read only until the length passed the end, not to the end of the payload
+    [length] = re.findall(r"(\d+)[- ]bytes?", str(error.value))
+    assert 99_000 < int(length) < 100_000  # about 390 octets of 0xFF read, not 100000
 
 
 def test_in_band_config_cpresent_1() -> None:
