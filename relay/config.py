@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from relay.audio.policy import AudioPolicy
 from relay.errors import ConfigError
 from relay.rtmp.url import RtmpUrl
+from relay.rtsp.client import DEFAULT_PORTS, Origin
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """Matched whole (``fullmatch``): ``$`` would also accept a trailing newline."""
@@ -34,7 +35,7 @@ DEFAULT_HTTP = "127.0.0.1:8080"
 
 @dataclass(frozen=True, slots=True)
 class SourceUrl:
-    """An rtsp:// URL split into the parts a client needs, credentials kept apart."""
+    """An rtsp:// or rtsps:// URL split into the parts a client needs, credentials kept apart."""
 
     url: str  # without credentials
     host: str
@@ -60,18 +61,20 @@ class SourceUrl:
             # never echoed: "user:password/path" without "@host" parses as host:port
             raise ConfigError(f"{where}: not a valid URL (the port is not a number from 1 to "
                               "65535; credentials go as user:password@host)")
-        if parts.scheme.lower() != "rtsp":
-            raise ConfigError(f"{where}: expected an rtsp:// URL, got scheme {parts.scheme!r}")
+        scheme = parts.scheme.lower()
+        if scheme not in DEFAULT_PORTS:
+            raise ConfigError(f"{where}: expected an rtsp:// URL (or rtsps://), "
+                              f"got scheme {parts.scheme!r}")
         if not parts.hostname:
             raise ConfigError(f"{where}: the URL has no host")
         host = parts.hostname
         netloc = f"[{host}]" if ":" in host else host
         if port is not None:
             netloc += f":{port}"
-        clean = urlunsplit(("rtsp", netloc, parts.path or "/", parts.query, ""))
+        clean = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
         username = unquote(parts.username) if parts.username is not None else None
         password = unquote(parts.password) if parts.password is not None else None
-        return cls(clean, host, port or 554, username, password)
+        return cls(clean, host, port or DEFAULT_PORTS[scheme], username, password)
 
 
 def redact_url(text: str) -> str:
@@ -112,6 +115,8 @@ class StreamConfig:
     audio: AudioPolicy = AudioPolicy.AUTO
     hls_push: str | None = field(default=None, repr=False)  # may hold user:password@
     enabled: bool = True
+    redirect_credentials: frozenset[str] = frozenset()  # HOST:PORT a redirect may take them to
+    tls_fingerprint: bytes | None = None  # rtsps: the camera's pinned leaf certificate (SHA-256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +191,7 @@ def _expand_env(value: str, where: str) -> str:
 
 SERVER_KEYS = {"http", "hls_dir", "token", "log_format"}
 STREAM_KEYS = {"source", "transport", "hls", "segment_seconds", "window", "rtmp", "audio",
-               "hls_push", "enabled"}
+               "hls_push", "enabled", "redirect_credentials", "tls_fingerprint"}
 LOG_FORMATS = ("text", "json")
 TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/-]{16,512}=*")
 """RFC 6750 section 2.1 b64token; at least 16 characters, so it cannot be guessed. Matched
@@ -215,6 +220,26 @@ def check_push_url(text: str, where: str) -> str:
     if parts.fragment or any(c.isspace() for c in text):
         raise ConfigError(f"{where}: expected a URL without spaces or #fragment")
     return text
+
+
+def check_redirect_credentials(value: Any, where: str) -> frozenset[str]:
+    """HOST:PORT entries, normalised as ``Origin.hostport`` names a redirect's target."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: expected a list of \"HOST:PORT\" strings")
+    hostports = (parse_hostport(text, where) for text in value)
+    return frozenset(Origin("rtsp", host.lower(), port).hostport for host, port in hostports)
+
+
+def check_fingerprint(value: Any, where: str) -> bytes:
+    """A SHA-256 certificate fingerprint as ``openssl x509 -fingerprint -sha256`` prints it."""
+    text = value.strip() if isinstance(value, str) else ""
+    if text.lower().startswith("sha256:"):
+        text = text[7:]
+    digits = text.replace(":", "")
+    if len(digits) != 64 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+        raise ConfigError(f"{where}: expected \"sha256:AB:CD:...\" (32 hex bytes), "
+                          f"got {value!r}")
+    return bytes.fromhex(digits)
 
 
 def check_hls_dir(path: Path, where: str) -> Path:
@@ -329,6 +354,12 @@ def _stream(name: str, table: Any, path: Path) -> StreamConfig:
         if not hls:
             raise ConfigError(f"{where}.hls_push: expected hls = true (the pushed files are "
                               "the local HLS output)")
+    fingerprint = None
+    if "tls_fingerprint" in table:
+        fingerprint = check_fingerprint(table["tls_fingerprint"], f"{where}.tls_fingerprint")
+        if not source.url.startswith("rtsps:"):
+            raise ConfigError(f"{where}.tls_fingerprint: expected an rtsps:// source "
+                              "(a fingerprint pins a TLS certificate)")
     return StreamConfig(
         name=name,
         source=source,
@@ -342,6 +373,10 @@ def _stream(name: str, table: Any, path: Path) -> StreamConfig:
         audio=check_audio(table.get("audio", "auto"), f"{where}.audio"),
         hls_push=push,
         enabled=_bool(table, "enabled", f"{where}.enabled", True),
+        redirect_credentials=check_redirect_credentials(
+            table.get("redirect_credentials", []), f"{where}.redirect_credentials"
+        ),
+        tls_fingerprint=fingerprint,
     )
 
 

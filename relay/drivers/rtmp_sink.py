@@ -18,6 +18,7 @@ import trio
 
 from relay.bus import Stream
 from relay.codecs.h265 import hevc_decoder_configuration
+from relay.drivers.net import open_stream
 from relay.drivers.supervise import Backoff, describe, first_error
 from relay.errors import ProtocolError, RelayError
 from relay.media import Codec, Frame, Kind, Track
@@ -101,12 +102,7 @@ class _Publish:
     async def run(self) -> None:
         self.stats.state = "connecting"
         with trio.move_on_after(CONNECT_TIMEOUT) as scope:
-            sock: trio.abc.Stream = await trio.open_tcp_stream(self.url.host, self.url.port)
-            if self.url.scheme == "rtmps":
-                tls = trio.SSLStream(sock, ssl.create_default_context(),
-                                     server_hostname=self.url.host)
-                await tls.do_handshake()
-                sock = tls
+            sock = await open_stream(self.url.host, self.url.port, tls=self.url.scheme == "rtmps")
         if scope.cancelled_caught:
             raise RelayError(f"no answer from {self.url.host}:{self.url.port} within "
                              f"{CONNECT_TIMEOUT:.0f} s")

@@ -4,6 +4,10 @@ One task reads the TCP connection (RTSP replies and interleaved RTP/RTCP); with 
 per socket. Beside them: keepalives before the session times out, RTCP receiver reports every
 few seconds, and a watchdog that ends the session when media stops. Any error ends the session
 with one log line; ``run_rtsp_source`` reconnects with backoff, continuing the same timeline.
+
+rtsps:// sources run the same session inside TLS (``relay.drivers.net``), RTP interleaved in it.
+Credentials go only to the origin they were configured for, or to a HOST:PORT the stream's
+``redirect_credentials`` lists: a redirect elsewhere is followed without them.
 """
 
 from __future__ import annotations
@@ -12,15 +16,14 @@ import logging
 import secrets
 import socket
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
-
 import trio
 
 from relay.audio.policy import AudioStage
 from relay.bus import Stream
 from relay.config import StreamConfig, redact_url
+from relay.drivers.net import open_stream
 from relay.drivers.supervise import Backoff, describe, first_error
-from relay.errors import RelayError, RemoteProtocolError, UnsupportedError
+from relay.errors import AuthError, RelayError, RemoteProtocolError, UnsupportedError
 from relay.media import Frame, Kind
 from relay.rtp.dts import DtsExtractor
 from relay.rtp.packet import RtpPacket
@@ -38,6 +41,7 @@ from relay.rtp.timing import ReceptionStats
 from relay.rtsp.client import (
     Described,
     InterleavedData,
+    Origin,
     Playing,
     Redirected,
     RtspClient,
@@ -96,7 +100,11 @@ async def run_rtsp_source(
     backoff = Backoff()
     timeline = Timeline()
     epoch = trio.current_time()
-    use_tcp = config.transport == "tcp"
+    tls = Origin.of(config.source.url).scheme == "rtsps"
+    use_tcp = config.transport == "tcp" or tls
+    if tls and config.transport == "udp":
+        log.warning("stream=%s rtsps:// carries RTP inside its TLS connection: using TCP, "
+                    "not UDP", config.name)
     url = config.source.url
     redirects = 0
     task_status.started()
@@ -120,14 +128,18 @@ async def run_rtsp_source(
                 use_tcp = True
                 continue
             error = str(exc)
+        except AuthError as exc:
+            error = session.withheld_error() or str(exc)
         except RelayError as exc:
             error = str(exc)
         except (OSError, trio.BrokenResourceError) as exc:
             error = f"connection failed: {describe(exc)}"
+        if redirects:
+            error = f"{error} (redirected to {url})"
         if session.played:
             backoff.reset()
-            redirects = 0
         url = config.source.url
+        redirects = 0
         delay = backoff.next()
         status.state = "retrying"
         status.last_error = redact_url(error)
@@ -157,12 +169,18 @@ class _Session:
         self.epoch = epoch
         self.url = url
         self.transport = transport
+        self.origin = Origin.of(url)
+        configured = Origin.of(config.source.url)
+        trusted = self.origin == configured or self.origin.hostport in config.redirect_credentials
+        self.withheld = config.source.username is not None and not trusted
         self.client = RtspClient(
-            url, transport, config.source.username, config.source.password
+            url, transport,
+            config.source.username if trusted else None,
+            config.source.password if trusted else None,
         )
         self.tracks: list[_Track] = []
         self.by_channel: dict[int, tuple[_Track, bool]] = {}
-        self.sock: trio.SocketStream | None = None
+        self.sock: trio.abc.Stream | None = None
         self.write_lock = trio.Lock()
         self.played = False
         self.last_media: float | None = None
@@ -171,13 +189,23 @@ class _Session:
         self.audio = AudioStage(config.audio, needs_audio=bool(config.rtmp))
         self.reported = (0, 0)  # packets lost, frames dropped already in the status
 
+    def withheld_error(self) -> str | None:
+        """The error for a host that asked for the credentials this session did not send."""
+        if not self.withheld:
+            return None
+        return (f"the redirect target {self.origin} asks for credentials, which go only to "
+                f"{Origin.of(self.config.source.url)} (to allow this host: "
+                f'redirect_credentials = ["{self.origin.hostport}"])')
+
     async def run(self) -> None:
-        host, port = _host_port(self.url, self.config.source.port)
+        host, port = self.origin.host, self.origin.port
         self.status.state = "connecting"
-        log.info("stream=%s connecting to %s over %s", self.config.name,
-                 redact_url(self.url), self.transport.upper())
+        log.info("stream=%s connecting to %s over %s%s", self.config.name,
+                 redact_url(self.url), self.transport.upper(),
+                 " in TLS" if self.origin.scheme == "rtsps" else "")
         with trio.move_on_after(CONNECT_TIMEOUT) as scope:
-            self.sock = await trio.open_tcp_stream(host, port)
+            self.sock = await open_stream(host, port, tls=self.origin.scheme == "rtsps",
+                                          fingerprint=self.config.tls_fingerprint)
         if scope.cancelled_caught or self.sock is None:
             raise RelayError(f"no answer from {host}:{port} within {CONNECT_TIMEOUT:.0f} s")
         try:
@@ -273,7 +301,7 @@ class _Session:
 
     async def _bind_udp(self, track: _Track) -> tuple[int, int]:
         """An RTP/RTCP socket pair on an even/odd port pair (RFC 3550 11)."""
-        assert self.sock is not None
+        assert isinstance(self.sock, trio.SocketStream)  # UDP never goes with TLS
         family = self.sock.socket.family
         for _ in range(50):
             rtp = trio.socket.socket(family, socket.SOCK_DGRAM)
@@ -303,7 +331,8 @@ class _Session:
         for track in self.tracks:
             self.timeline.add_track(track.index, track.depacketizer.track.clock_rate)
         self.stream.set_tracks(self.audio.tracks([t.depacketizer.track for t in self.tracks]))
-        server_ip = self.sock.socket.getpeername()[0] if self.sock is not None else ""
+        server_ip = self.sock.socket.getpeername()[0] if isinstance(
+            self.sock, trio.SocketStream) else ""
         for setup, track in zip(event.tracks, self.tracks, strict=True):
             track.remote_ssrc = setup.ssrc or 0
             if setup.interleaved is not None:
@@ -460,9 +489,4 @@ class _Session:
         self.status.packets_lost += lost - self.reported[0]
         self.status.frames_dropped += dropped - self.reported[1]
         self.reported = (lost, dropped)
-
-
-def _host_port(url: str, default_port: int) -> tuple[str, int]:
-    parts = urlsplit(url)
-    return parts.hostname or "", parts.port or default_port
 

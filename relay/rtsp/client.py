@@ -18,20 +18,26 @@ any state goes to CLOSED on a 3xx redirect, EOF or a raised error):
     PLAYING     keepalive()                    PLAYING     (reply consumed)
     any open    teardown()                     TEARDOWN
     TEARDOWN    TEARDOWN reply / EOF           CLOSED      TornDown()
-    any         3xx with Location              CLOSED      Redirected(url)
+    any         3xx with Location              CLOSED      Redirected(url), url checked
     any         401                            same        (request re-sent once with credentials)
 
 Interleaved frames become ``InterleavedData`` in any state; requests from the server are answered
 (200 for OPTIONS/GET_PARAMETER, 501 otherwise) without an event.
+
+A redirect's Location is checked here, before the driver connects anywhere: an rtsp(s) URL with a
+host and a valid port, no user:password@, and the same scheme as the current URL (a redirect
+never turns TLS off, and never turns it on with TLS settings meant for another source). Where
+credentials may go is the driver's choice: ``Origin`` names the (scheme, host, port) they belong to.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from relay.errors import AuthError, LocalProtocolError, RemoteProtocolError
 from relay.rtsp.auth import Challenge, authorization, choose, parse_challenges
@@ -57,6 +63,10 @@ from relay.rtsp.message import (
     interleave,
 )
 from relay.rtsp.sdp import SessionDescription, resolve_control
+
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
+"""RFC 2326 section 3.2 (rtsp) and the IANA registration of rtsps (322)."""
+MAX_LOCATION = 2048
 
 InterleavedData = InterleavedFrame
 """Interleaved RTP/RTCP from the server: the reader's frame is passed on as is (no copy)."""
@@ -87,6 +97,62 @@ _CALLS: dict[str, frozenset[State]] = {
     "teardown": _OPEN,
     "send_interleaved": frozenset({State.SETUP, State.PLAY, State.PLAYING}),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a URL connects to: credentials configured for one origin go to no other."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def of(cls, url: str) -> Origin:
+        """The origin of an rtsp:// or rtsps:// URL already checked (a config or redirect URL)."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        return cls(scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS[scheme])
+
+    @property
+    def hostport(self) -> str:
+        """HOST:PORT as a config key lists it (IPv6 in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.hostport}"
+
+
+def check_redirect(current: str, location: str) -> str:
+    """The absolute URL a redirect's Location names, refused unless it is safe to connect to.
+
+    A relative Location (RFC 2326 wants an absolute one) is resolved against ``current``.
+
+    Raises:
+        RemoteProtocolError: naming what is wrong; the Location is shown without user:password@.
+    """
+    shown = re.sub(r"(?<=://)[^/@]*@", "***@", location[:100])
+    if len(location) > MAX_LOCATION or any(c <= " " or c == "\x7f" for c in location):
+        raise RemoteProtocolError(f"RTSP redirect: malformed Location {shown!r}")
+    try:
+        url = urljoin(current, location)
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise RemoteProtocolError(f"RTSP redirect: bad Location {shown!r} ({exc})") from None
+    scheme, was = parts.scheme.lower(), urlsplit(current).scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise RemoteProtocolError(f"RTSP redirect to a non-RTSP URL {shown!r}")
+    if not parts.hostname or port == 0:
+        raise RemoteProtocolError(f"RTSP redirect: bad Location {shown!r} (no host or port 0)")
+    if "@" in parts.netloc:
+        raise RemoteProtocolError(f"RTSP redirect: Location {shown!r} carries user:password@, "
+                                  "refused")
+    if scheme != was:
+        why = "it would drop TLS" if was == "rtsps" else "configure the source as rtsps:// instead"
+        raise RemoteProtocolError(f"RTSP redirect from {was}:// to {shown!r} refused ({why})")
+    return url
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +242,9 @@ class RtspClient:
             raise LocalProtocolError("RTSP client: pass credentials apart, not in the URL")
         if transport not in ("tcp", "udp"):
             raise LocalProtocolError(f"RTSP client: transport must be tcp or udp: {transport!r}")
+        if parts.scheme.lower() == "rtsps" and transport != "tcp":
+            raise LocalProtocolError("RTSP client: rtsps:// carries RTP interleaved in its TLS "
+                                     "connection (transport tcp)")
         self.url = url
         self.transport = transport
         self.username = username
@@ -364,8 +433,11 @@ class RtspClient:
         self._out += bytes(Response(status, reason, headers))
         location = req.headers.get("Location")
         if req.method == "REDIRECT" and location:
-            self.state = State.CLOSED
-            self._events.append(Redirected(location))
+            self._redirect(location)
+
+    def _redirect(self, location: str) -> None:
+        self.state = State.CLOSED
+        self._events.append(Redirected(check_redirect(self.url, location.strip())))
 
     def _match(self, resp: Response) -> _Sent | None:
         cseq = resp.cseq
@@ -389,8 +461,7 @@ class RtspClient:
             location = resp.headers.get("Location")
             if not location:
                 raise RemoteProtocolError(f"RTSP {sent.method}: {status} without Location")
-            self.state = State.CLOSED
-            self._events.append(Redirected(location.strip()))
+            self._redirect(location)
             return
         if sent.purpose == "teardown":
             self.state = State.CLOSED

@@ -1,4 +1,5 @@
 """Pytest side of nginx with the RTMP module: a private config in a temp dir, start, wait, stop.
+Also nginx as a bare TLS terminator (stream module) in front of any TCP server.
 
 Runs Debian's /usr/sbin/nginx as the current user with ``master_process off`` (one process, so
 no worker user switch and no lock file), its prefix, pid and logs in ``tmp_path``, listening on
@@ -48,6 +49,32 @@ class NginxRtmp:
         return self.record_dir / f"{key}.flv"
 
 
+def _tls_stream(tls_port: int, cert: Path, key: Path, upstream: int) -> str:
+    """TLS terminated by nginx's stream module in front of a plain TCP server, as CDNs do."""
+    return f"""
+stream {{
+    server {{
+        listen 127.0.0.1:{tls_port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        proxy_pass 127.0.0.1:{upstream};
+    }}
+}}
+"""
+
+
+def _head(prefix: Path, modules: list[str]) -> str:
+    loads = "".join(f"load_module {module};\n" for module in modules)
+    return f"""{loads}daemon off;
+master_process off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log info;
+events {{
+    worker_connections 64;
+}}
+"""
+
+
 def _config(
     prefix: Path, port: int, apps: tuple[str, ...], record_dir: Path,
     tls: tuple[int, Path, Path] | None = None,
@@ -61,31 +88,9 @@ def _config(
             }}"""
         for app in apps
     )
-    stream = ""
-    if tls is not None:
-        tls_port, cert, key = tls
-        # TLS terminated by nginx's stream module in front of the RTMP module, as CDNs do
-        stream = f"""
-stream {{
-    server {{
-        listen 127.0.0.1:{tls_port} ssl;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        proxy_pass 127.0.0.1:{port};
-    }}
-}}
-"""
-    modules = f"load_module {RTMP_MODULE};\n"
-    if tls is not None:
-        modules += f"load_module {STREAM_MODULE};\n"
-    return f"""{modules}daemon off;
-master_process off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{
-    worker_connections 64;
-}}
-rtmp {{
+    stream = _tls_stream(tls[0], tls[1], tls[2], port) if tls is not None else ""
+    modules = [RTMP_MODULE] if tls is None else [RTMP_MODULE, STREAM_MODULE]
+    return f"""{_head(prefix, modules)}rtmp {{
     server {{
         listen 127.0.0.1:{port};
         chunk_size 4096;
@@ -137,15 +142,37 @@ def start_nginx_rtmp(
         The running server's port and paths.
     """
     prefix = tmp_path / "nginx"
-    prefix.mkdir(parents=True, exist_ok=True)
-    (prefix / "logs").mkdir(exist_ok=True)  # nginx opens prefix/logs/error.log before the config
     record = record_dir or tmp_path / "record"
     record.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     tls_port = free_port() if tls is not None else None
     tls_conf = (tls_port, *tls) if tls is not None and tls_port is not None else None
+    ports = [port] if tls_port is None else [port, tls_port]
+    with _running(prefix, _config(prefix, port, apps, record, tls_conf), ports) as log:
+        yield NginxRtmp(port, record, log, tls_port)
+
+
+@contextmanager
+def start_tls_proxy(tmp_path: Path, upstream: int, cert: Path, key: Path) -> Iterator[int]:
+    """Run nginx terminating TLS on a free loopback port, forwarding to ``127.0.0.1:upstream``.
+
+    Yields:
+        The TLS port.
+    """
+    prefix = tmp_path / "nginx-tls"
+    tls_port = free_port()
+    conf = _head(prefix, [STREAM_MODULE]) + _tls_stream(tls_port, cert, key, upstream)
+    with _running(prefix, conf, [tls_port]):
+        yield tls_port
+
+
+@contextmanager
+def _running(prefix: Path, conf_text: str, ports: list[int]) -> Iterator[Path]:
+    """nginx with ``conf_text`` until the block ends, once every port listens; yields its log."""
+    prefix.mkdir(parents=True, exist_ok=True)
+    (prefix / "logs").mkdir(exist_ok=True)  # nginx opens prefix/logs/error.log before the config
     conf = prefix / "nginx.conf"
-    conf.write_text(_config(prefix, port, apps, record, tls_conf))
+    conf.write_text(conf_text)
     log = prefix / "error.log"
     stderr = (prefix / "stderr.log").open("wb")
     proc = subprocess.Popen(
@@ -153,10 +180,9 @@ def start_nginx_rtmp(
         stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
     )
     try:
-        _wait_port(proc, port, log)
-        if tls_port is not None:
-            _wait_port(proc, tls_port, log)
-        yield NginxRtmp(port, record, log, tls_port)
+        for port in ports:
+            _wait_port(proc, port, log)
+        yield log
         if proc.poll() is not None:
             pytest.fail(f"nginx died during the test (exit {proc.returncode}): {_read(log)}")
     finally:

@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.interop.certs import make_ca
 from tests.interop.gstserver import free_port, start_gst_server
 from tests.interop.nginx import start_nginx_rtmp
 from tests.interop.relayproc import RelayProcess
@@ -111,27 +112,8 @@ def test_republishes_after_nginx_restart(tmp_path: Path) -> None:
     assert {s["codec_name"] for s in streams} == {"h264", "aac"}
 
 
-def _make_ca(tmp_path: Path) -> tuple[Path, Path, Path]:
-    """A test CA and a certificate for localhost/127.0.0.1 signed by it (openssl CLI)."""
-    ca_key, ca_cert = tmp_path / "ca.key", tmp_path / "ca.pem"
-    key, csr, cert = tmp_path / "server.key", tmp_path / "server.csr", tmp_path / "server.pem"
-    ext = tmp_path / "ext.cnf"
-    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out",
-        str(ca_cert), "-days", "2", "-subj", "/CN=Relay test CA")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
-        "-subj", "/CN=localhost")
-    run("x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
-        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))
-    return ca_cert, cert, key
-
-
 def test_rtmps_with_certificate_verification(tmp_path: Path) -> None:
-    ca, cert, key = _make_ca(tmp_path)
+    ca, cert, key = make_ca(tmp_path)
     with start_gst_server({"/cam": "h264aac"}) as port, \
             start_nginx_rtmp(tmp_path, tls=(cert, key)) as nginx:
         source = f"rtsp://127.0.0.1:{port}/cam"

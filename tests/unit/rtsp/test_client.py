@@ -9,6 +9,7 @@ from relay.rtsp.auth import authorization, parse_challenges
 from relay.rtsp.client import (
     Described,
     InterleavedData,
+    Origin,
     Playing,
     Redirected,
     RtspClient,
@@ -314,6 +315,62 @@ def test_server_redirect_request() -> None:
                         b"Location: rtsp://192.0.2.12/s\r\n\r\n")
     assert drain(client) == [Redirected("rtsp://192.0.2.12/s")]
     assert client.data_to_send() == b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n"
+
+
+def redirect_to(location: str, url: str = "rtsp://192.0.2.10:8554/stream") -> list:
+    client = new_client(url=url)
+    client.connect()
+    answer(client, OK)
+    return answer(client, "RTSP/1.0 302 Found\r\nCSeq: {cseq}\r\nLocation: " + location
+                  + "\r\n\r\n")[1]
+
+
+def test_relative_redirect_resolves_against_the_request_url() -> None:
+    assert redirect_to("/other?x=1") == [Redirected("rtsp://192.0.2.10:8554/other?x=1")]
+
+
+@pytest.mark.parametrize("url, location, match", [
+    ("rtsp://192.0.2.10/s", "rtsp://192.0.2.11:99999/s", r"bad Location .*99999.*out of range"),
+    ("rtsp://192.0.2.10/s", "rtsp://192.0.2.11:abc/s", r"bad Location"),
+    ("rtsp://192.0.2.10/s", "rtsp://[::1/s", r"bad Location"),
+    ("rtsp://192.0.2.10/s", "rtsp://192.0.2.11:0/s", r"port 0"),
+    ("rtsp://192.0.2.10/s", "rtsp://:554/s", r"no host"),
+    ("rtsp://192.0.2.10/s", "http://192.0.2.11/s", r"non-RTSP URL"),
+    ("rtsp://192.0.2.10/s", "rtsp://admin:Secret@192.0.2.11/s", r"carries user:password@"),
+    ("rtsps://192.0.2.10/s", "rtsp://192.0.2.11/s", r"from rtsps:// .* refused \(it would drop"),
+    ("rtsp://192.0.2.10/s", "rtsps://192.0.2.11/s", r"from rtsp:// .* refused \(configure"),
+    ("rtsp://192.0.2.10/s", "rtsp://192.0.2.11/s\x7fx", r"malformed Location"),
+    ("rtsp://192.0.2.10/s", "rtsp://h/" + "a" * 3000, r"malformed Location"),
+])
+def test_unsafe_redirects_are_one_clear_error(url: str, location: str, match: str) -> None:
+    with pytest.raises(RemoteProtocolError, match=match) as info:
+        redirect_to(location, url)
+    assert "Secret" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_server_redirect_request_is_checked_too() -> None:
+    client = new_client(url="rtsps://192.0.2.10/stream")
+    client.connect()
+    client.data_to_send()
+    client.receive_data(b"REDIRECT rtsps://192.0.2.10/stream RTSP/1.0\r\nCSeq: 1\r\n"
+                        b"Location: rtsp://192.0.2.12/s\r\n\r\n")
+    with pytest.raises(RemoteProtocolError, match="drop TLS"):
+        drain(client)
+    assert client.state is State.CLOSED
+
+
+def test_rtsps_needs_interleaved_transport() -> None:
+    with pytest.raises(LocalProtocolError, match="interleaved"):
+        new_client(url="rtsps://192.0.2.10/stream", transport="udp")
+
+
+@pytest.mark.parametrize("url, origin, hostport", [
+    ("rtsp://Cam.Local/x", Origin("rtsp", "cam.local", 554), "cam.local:554"),
+    ("rtsps://cam:7441/x", Origin("rtsps", "cam", 7441), "cam:7441"),
+    ("rtsps://[::1]/x", Origin("rtsps", "::1", 322), "[::1]:322"),
+])
+def test_origin(url: str, origin: Origin, hostport: str) -> None:
+    assert Origin.of(url) == origin and origin.hostport == hostport
 
 
 def test_error_replies_name_method_and_status() -> None:

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from relay.errors import AuthError, RemoteProtocolError
 from relay.rtsp.auth import DigestServer, authorization, choose, parse_challenges
-from relay.rtsp.client import RtspClient
+from relay.rtsp.client import Origin, RtspClient, check_redirect
 from relay.rtsp.headers import SessionHeader, Transport, parse_public, parse_range, parse_rtp_info
 from relay.rtsp.message import NEED_DATA, ConnectionClosed, MessageReader
 from relay.rtsp.sdp import SessionDescription, resolve_control
@@ -173,3 +173,21 @@ def test_server_with_hostile_client(requests: list[bytes]) -> None:
             server.data_to_send()
     except RemoteProtocolError:
         pass
+
+
+@FUZZ
+@given(st.sampled_from(["rtsp://192.0.2.10:8554/s", "rtsps://cam.local/s"]), st.one_of(
+    st.text(max_size=80),
+    st.builds(lambda scheme, host, port, path: f"{scheme}://{host}:{port}{path}",
+              st.sampled_from(["rtsp", "rtsps", "RTSP", "http", ""]),
+              st.text(max_size=12), st.integers(-5, 10**6), st.text(max_size=12)),
+))
+def test_redirect_check(current: str, location: str) -> None:
+    """Any Location is a checked URL of the same scheme, or RemoteProtocolError."""
+    try:
+        url = check_redirect(current, location)
+    except RemoteProtocolError:
+        return
+    target = Origin.of(url)
+    assert target.scheme == Origin.of(current).scheme and 0 < target.port < 65536
+    assert target.host and not any(c <= " " for c in url)
