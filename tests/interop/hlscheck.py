@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,31 @@ def check_segments(playlist_path: Path, target: float) -> dict[str, Any]:
         if index < len(files) - 1:
             assert target * 0.9 <= duration <= target * 2 + 1, f"{file.name}: {duration:.2f} s"
     return codecs
+
+
+def assert_decode_times_increase(files: list[Path]) -> dict[str, int]:
+    """Each track's decode times increase by at least a millisecond (FLV's unit) from packet to
+    packet through ``files`` (an FLV recording, or a playlist's TS segments in order), as
+    ffprobe reads them; returns packets per track kind.
+
+    Equal or next-to-equal decode times fail too: that is what clamping a timeline that went
+    back produces (frames one tick apart in TS, at the same millisecond in FLV).
+    """
+    last: dict[str, tuple[Fraction, str]] = {}
+    counts: dict[str, int] = {}
+    for file in files:
+        info = ffprobe(file, "-show_streams", "-show_packets")
+        streams = {s["index"]: (s["codec_type"], Fraction(s["time_base"])) for s in info["streams"]}
+        for packet in info["packets"]:
+            kind, time_base = streams[packet["stream_index"]]
+            assert "dts" in packet, f"{file.name}: a {kind} packet without DTS: {packet}"
+            dts = int(packet["dts"]) * time_base
+            if kind in last:
+                before, where = last[kind]
+                assert dts - before >= Fraction(1, 1000), (
+                    f"{kind} DTS {float(before):.6f} s ({where}) then {float(dts):.6f} s "
+                    f"({file.name})"
+                )
+            last[kind] = (dts, file.name)
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts

@@ -3,7 +3,9 @@
 The test camera beeps at the start of every second and makes a keyframe there too (GOP 1 s).
 It sends its audio 300 ms late, as cameras with a buffering audio path do; placing audio by
 arrival would put every beep 300 ms after its keyframe. Measured on what the relay wrote: the
-beep onsets against the keyframes' times, which must agree within 40 ms.
+beep onsets against the keyframes' times, which must agree within 40 ms. The correction is slewed,
+never stepped back: each track's decode times strictly increase in the HLS segments and in the
+FLV that nginx-rtmp recorded from the relay's publish.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 import av
 
 from tests.interop.gstserver import free_port
-from tests.interop.hlscheck import segments
+from tests.interop.hlscheck import assert_decode_times_increase, segments
+from tests.interop.nginx import start_nginx_rtmp
 from tests.interop.relayproc import RelayProcess
 
 AUDIO_DELAY = 0.3
@@ -64,10 +67,12 @@ def test_late_audio_is_realigned_by_sender_reports(tmp_path: Path) -> None:
         assert camera.stdout is not None
         port = int(camera.stdout.readline())
         http = free_port()
-        with RelayProcess(["pull", f"rtsp://127.0.0.1:{port}/demo", "--name", "cam",
-                           "--hls-dir", str(tmp_path / "hls"), "--segment-seconds", "2",
-                           "--http", f"127.0.0.1:{http}", "--transport", "tcp"],
-                          http, tmp_path) as relay:
+        with start_nginx_rtmp(tmp_path) as nginx, \
+                RelayProcess(["pull", f"rtsp://127.0.0.1:{port}/demo", "--name", "cam",
+                              "--hls-dir", str(tmp_path / "hls"), "--segment-seconds", "2",
+                              "--http", f"127.0.0.1:{http}", "--transport", "tcp",
+                              "--rtmp", nginx.url("live", "cam")],
+                             http, tmp_path) as relay:
             playlist = tmp_path / "hls" / "cam" / "index.m3u8"
             relay.wait_for(
                 lambda: playlist.exists() and playlist.read_text().count("#EXTINF") >= 5, 40,
@@ -78,6 +83,8 @@ def test_late_audio_is_realigned_by_sender_reports(tmp_path: Path) -> None:
         camera.kill()
         camera.wait()
     _, files = segments(playlist)
+    assert_decode_times_increase(files)
+    assert_decode_times_increase([nginx.recording("cam")])
     # the first segments may predate the first sender reports; judge the settled stream
     joined = tmp_path / "settled.ts"
     joined.write_bytes(b"".join(f.read_bytes() for f in files[2:]))

@@ -21,7 +21,8 @@ import m3u8
 import pytest
 
 from tests.interop.gstserver import free_port, run_gst_server, start_gst_server
-from tests.interop.hlscheck import check_playlist, ffprobe
+from tests.interop.hlscheck import assert_decode_times_increase, check_playlist, ffprobe
+from tests.interop.nginx import start_nginx_rtmp
 from tests.interop.relayproc import RelayProcess
 
 pytestmark = pytest.mark.interop
@@ -30,13 +31,14 @@ SEGMENT = 2.0
 RTP_TIMEOUT = 10.0  # relay.drivers.rtsp_source.RTP_TIMEOUT
 
 
-def pull(url: str, tmp_path: Path, transport: str = "tcp") -> RelayProcess:
+def pull(url: str, tmp_path: Path, transport: str = "tcp", rtmp: str | None = None
+         ) -> RelayProcess:
     """``relay pull URL --name cam`` with 2 s segments and its own HTTP port."""
     http = free_port()
     return RelayProcess(
         ["pull", url, "--name", "cam", "--hls-dir", str(tmp_path / "hls"),
          "--segment-seconds", str(SEGMENT), "--http", f"127.0.0.1:{http}",
-         "--transport", transport],
+         "--transport", transport, *(["--rtmp", rtmp] if rtmp else [])],
         http, tmp_path,
     )  # fmt: skip
 
@@ -195,6 +197,25 @@ def test_codecs_to_hls(tmp_path: Path, pipeline: str, video: str, source_audio: 
         assert streams["audio"]["codec_name"] == "aac", streams["audio"]
         # the transcoder's output (relay.audio.transcode): 48 kHz stereo whatever came in
         assert int(streams["audio"]["sample_rate"]) == 48000, streams["audio"]
+    assert_decode_times_increase(listed_segments(playlist))
+
+
+@pytest.mark.parametrize("pipeline", ["h264pcma", "h264bframes"])
+def test_decode_times_strictly_increase_in_flv_and_ts(tmp_path: Path, pipeline: str) -> None:
+    """Per track, every decode time after the one before, in the FLV nginx-rtmp recorded and
+    across the HLS segments: G.711 through the AAC transcoder from its first frame, B-frames'
+    decode order, and the silent AAC made for RTMP."""
+    playlist = playlist_of(tmp_path)
+    with start_gst_server({"/cam": pipeline}) as port, start_nginx_rtmp(tmp_path) as nginx, \
+            pull(f"rtsp://127.0.0.1:{port}/cam", tmp_path,
+                 rtmp=nginx.url("live", "cam")) as relay:
+        relay.wait_for(lambda: segment_count(playlist) >= 3, 45, "three HLS segments")
+        assert cam(relay)["rtmp"][0]["state"] == "publishing", cam(relay)
+        assert relay.stop() == 0
+    flv = assert_decode_times_increase([nginx.recording("cam")])
+    ts = assert_decode_times_increase(listed_segments(playlist))
+    for counts in (flv, ts):
+        assert counts.get("video", 0) > 50 and counts.get("audio", 0) > 100, (flv, ts)
 
 
 def test_b_frames_keep_dts_apart_from_pts(tmp_path: Path) -> None:
@@ -268,7 +289,8 @@ def test_source_restart_recovers(tmp_path: Path) -> None:
         watch.look()
         return condition
 
-    with pull(f"rtsp://127.0.0.1:{port}/cam", tmp_path) as relay:
+    with start_nginx_rtmp(tmp_path) as nginx, \
+            pull(f"rtsp://127.0.0.1:{port}/cam", tmp_path, rtmp=nginx.url("live", "cam")) as relay:
         with run_gst_server({"/cam": "h264aac"}, port=port) as server:
             relay.wait_for(lambda: watching(segment_count(playlist) >= 2), 45, "two segments")
             assert cam(relay)["state"] == "playing"
@@ -298,6 +320,9 @@ def test_source_restart_recovers(tmp_path: Path) -> None:
     assert True in flags[1:], f"no EXT-X-DISCONTINUITY after the restart:\n{text}"
     assert "retrying in" in log, log
     check_every_segment(playlist)
+    # one timeline across the restart: nothing goes back, in HLS or in the one RTMP publish
+    assert_decode_times_increase(listed_segments(playlist))
+    assert_decode_times_increase([nginx.recording("cam")])
 
 
 def test_stalled_source_times_out_and_recovers(tmp_path: Path) -> None:
