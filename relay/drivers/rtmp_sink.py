@@ -23,9 +23,11 @@ from relay.drivers.supervise import Backoff, describe, first_error
 from relay.errors import ProtocolError, RelayError
 from relay.media import Codec, Frame, Kind, Track
 from relay.rtmp import flv
-from relay.rtmp.ingest import Observed, check, rules_for
+from relay.rtmp.ingest import Observed, check, check_enhanced_rtmp, rules_for
 from relay.rtmp.publish import (
     NEED_DATA,
+    Connected,
+    MessageSkipped,
     PeerClosed,
     PublishFailed,
     PublishStarted,
@@ -60,6 +62,14 @@ async def run_rtmp_sink(stream: Stream, url: RtmpUrl, stats: RtmpStats) -> None:
     """Publish ``stream`` to ``url`` until cancelled, reconnecting with backoff."""
     backoff = Backoff()
     while True:
+        if not stream.tracks:
+            # Sinks start before the source plays; connect must already say whether H.265
+            # (Enhanced RTMP, fourCcList) is coming, so wait for the source's first frame.
+            with stream.subscribe(1) as first:
+                try:
+                    await first.receive()
+                except trio.EndOfChannel:
+                    return
         session = _Publish(stream, url, stats)
         try:
             await session.run()
@@ -98,6 +108,7 @@ class _Publish:
         self.last_key_ms: int | None = None
         self.longest_gop: float = 0.0
         self.rules = rules_for(url.host)
+        self.connect_warnings: list[str] = []
 
     async def run(self) -> None:
         self.stats.state = "connecting"
@@ -141,6 +152,11 @@ class _Publish:
             while (event := self.publisher.next_event()) is not NEED_DATA:
                 if isinstance(event, PublishStarted):
                     self.started.set()
+                elif isinstance(event, Connected):
+                    self._connected(event)
+                elif isinstance(event, MessageSkipped):
+                    log.debug("stream=%s rtmp=%s skipped %s", self.stream.name,
+                              self.url.redacted, event.what)
                 elif isinstance(event, PublishFailed):
                     self.failure = f"publish refused: {event.code} {event.description}".strip()
                     self.started.set()
@@ -236,12 +252,22 @@ class _Publish:
                 self._preflight()
         self.last_key_ms = ms
 
+    def _connected(self, event: Connected) -> None:
+        """Say (once per session) what the server's connect reply means for the video."""
+        video = next((t for t in self.stream.tracks.values() if t.kind is Kind.VIDEO), None)
+        self.connect_warnings = check_enhanced_rtmp(video.codec if video else None,
+                                                    event.maybe_video_fourccs())
+        for problem in self.connect_warnings:
+            log.warning("stream=%s rtmp=%s %s", self.stream.name, self.url.redacted, problem)
+            if problem not in self.stats.warnings:
+                self.stats.warnings.append(problem)
+
     def _preflight(self) -> None:
         """Check the stream against the destination's published rules; log what breaks."""
         tracks = list(self.stream.tracks.values())
         video = next((t for t in tracks if t.kind is Kind.VIDEO), None)
         audio = next((t for t in tracks if t.kind is Kind.AUDIO), None)
-        problems = check(self.rules, Observed(
+        problems = self.connect_warnings + check(self.rules, Observed(
             video_codec=video.codec if video else None,
             audio_codec=audio.codec if audio else None,
             audio_sample_rate=(audio.sample_rate or audio.clock_rate) if audio else None,
