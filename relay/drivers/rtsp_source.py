@@ -26,6 +26,7 @@ from relay.drivers.supervise import Backoff, describe, first_error
 from relay.errors import AuthError, RelayError, RemoteProtocolError, UnsupportedError
 from relay.media import Frame, Kind
 from relay.rtp.dts import DtsExtractor
+from relay.rtp.nal import NalDepacketizer
 from relay.rtp.packet import RtpPacket
 from relay.rtp.registry import Depacketizer, make_depacketizer
 from relay.rtp.reorder import ReorderBuffer
@@ -188,6 +189,7 @@ class _Session:
         self.local_ssrc = secrets.randbits(32)
         self.audio = AudioStage(config.audio, needs_audio=bool(config.rtmp))
         self.reported = (0, 0)  # packets lost, frames dropped already in the status
+        self.warned_oversized = False  # one line a session for oversized parameter sets
 
     def withheld_error(self) -> str | None:
         """The error for a host that asked for the credentials this session did not send."""
@@ -489,4 +491,12 @@ class _Session:
         self.status.packets_lost += lost - self.reported[0]
         self.status.frames_dropped += dropped - self.reported[1]
         self.reported = (lost, dropped)
+        if not self.warned_oversized and any(
+            isinstance(t.depacketizer, NalDepacketizer) and t.depacketizer.oversized_parameter_sets
+            for t in self.tracks
+        ):
+            self.warned_oversized = True
+            log.warning("stream=%s in-band parameter sets over the size limit "
+                        "(MAX_PARAMETER_SET_SIZE): their access units are dropped",
+                        self.config.name)
 

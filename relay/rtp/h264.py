@@ -56,7 +56,9 @@ class H264Depacketizer(NalDepacketizer):
     Attributes:
         track: the current Track.
         dropped: access units dropped as incomplete or corrupt (loss, missing fragments,
-            oversize, malformed aggregation, a bad in-band SPS).
+            oversize, malformed aggregation, a bad in-band SPS, an oversized parameter set).
+        oversized_parameter_sets: access units dropped for an in-band SPS or PPS over
+            MAX_PARAMETER_SET_SIZE (65535 bytes: more than avcC can carry).
         waiting_for_keyframe: complete access units dropped before the first keyframe.
         unsupported: interleaved-mode packets (STAP-B, MTAP, FU-B) seen.
         late: packets dropped as older than ones already processed.

@@ -81,7 +81,10 @@ class H265Depacketizer(NalDepacketizer):
     Attributes:
         track: the current Track.
         dropped: access units dropped as incomplete or corrupt (loss, missing fragments,
-            oversize, malformed aggregation, a bad in-band SPS, a PACI packet).
+            oversize, malformed aggregation, a bad in-band SPS, a PACI packet, an oversized
+            parameter set).
+        oversized_parameter_sets: access units dropped for an in-band VPS, SPS or PPS over
+            relay.codecs.h265.MAX_PARAMETER_SET_SIZE (4096 bytes).
         waiting_for_keyframe: complete access units dropped before the first keyframe.
         unsupported: PACI packets seen.
         late: packets dropped as older than ones already processed.
@@ -96,6 +99,7 @@ class H265Depacketizer(NalDepacketizer):
             _has_recovery_point,
             MAX_ACCESS_UNIT_SIZE,
             MAX_NALS_PER_ACCESS_UNIT,
+            h265.MAX_PARAMETER_SET_SIZE,  # what hvcC is built from (relay.codecs.h265)
         )
         self._donl = 2 if donl else 0
         params = track.parameter_sets

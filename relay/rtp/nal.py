@@ -15,6 +15,10 @@ MAX_ACCESS_UNIT_SIZE = 8 * 1024 * 1024
 MAX_NALS_PER_ACCESS_UNIT = 4096
 STALE_WINDOW = 1000
 """A packet this many sequence numbers behind the expected one is stale, not a restart."""
+MAX_PARAMETER_SET_SIZE = 0xFFFF
+"""The largest in-band parameter set: avcC and hvcC give each one a 16-bit length (ISO/IEC
+14496-15 5.3.3.1.2, 8.3.3.1.2), and RTMP and MP4 need them there. An H.264 PPS with a slice
+group map may come close (3 bits a macroblock); each codec may pass a smaller limit."""
 
 NalUnit = bytes | bytearray | memoryview
 
@@ -76,6 +80,9 @@ class NalDepacketizer:
             access unit a random-access point (``Frame.key``) like an IDR/IRAP picture.
         max_size: the largest access unit, in bytes.
         max_nals: the most NAL units in one access unit.
+        max_parameter_set_size: the largest in-band parameter set: an access unit with a
+            larger one is dropped, counted in ``oversized_parameter_sets``, and the Track keeps
+            what it had.
     """
 
     def __init__(
@@ -87,9 +94,11 @@ class NalDepacketizer:
         recovery_point: Callable[[NalUnit], bool],
         max_size: int,
         max_nals: int,
+        max_parameter_set_size: int = MAX_PARAMETER_SET_SIZE,
     ) -> None:
         self.track = track
         self.dropped = 0
+        self.oversized_parameter_sets = 0
         self.waiting_for_keyframe = 0
         self.unsupported = 0
         self.late = 0
@@ -99,6 +108,7 @@ class NalDepacketizer:
         self._recovery_point = recovery_point
         self._max_size = max_size
         self._max_nals = max_nals
+        self._max_parameter_set_size = max_parameter_set_size
         self._expected: int | None = None
         self._ts: int | None = None
         self._nals: list[NalUnit] = []
@@ -261,6 +271,10 @@ class NalDepacketizer:
             elif role == _AUD:
                 continue
             else:
+                if len(nal) > self._max_parameter_set_size:
+                    self.oversized_parameter_sets += 1
+                    self.dropped += 1
+                    return None
                 if found is None:
                     found = [None, None, None]
                 if found[role - _PARAMETER_SET] is None:
