@@ -133,7 +133,9 @@ def check_redirect(current: str, location: str) -> str:
         RemoteProtocolError: naming what is wrong; the Location is shown without user:password@.
     """
     shown = re.sub(r"(?<=://)[^/@]*@", "***@", location[:100])
-    if len(location) > MAX_LOCATION or any(c <= " " or c == "\x7f" for c in location):
+    if len(location) > MAX_LOCATION or not location.isascii() or any(
+        c <= " " or c == "\x7f" for c in location
+    ):
         raise RemoteProtocolError(f"RTSP redirect: malformed Location {shown!r}")
     try:
         url = urljoin(current, location)
@@ -343,7 +345,7 @@ class RtspClient:
         self._out.clear()
         return out
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes from the socket (``b""`` at EOF)."""
         self._reader.receive_data(data)
 

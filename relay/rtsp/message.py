@@ -146,7 +146,7 @@ class MessageReader:
         self._scanned = 0  # where the search for the end of the current head resumes
         self._eof = False
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Feed received bytes; ``b""`` means the peer closed its side.
 
         Raises:

@@ -82,8 +82,8 @@ async def run_until_retried(config: StreamConfig, retries: int = 1) -> StreamSta
     return status
 
 
-def stream_config(url: str, **kw: object) -> StreamConfig:
-    return StreamConfig(name="cam", source=SourceUrl.parse(url, "test"), transport="tcp", **kw)
+def stream_config(url: str) -> StreamConfig:
+    return StreamConfig(name="cam", source=SourceUrl.parse(url, "test"), transport="tcp")
 
 
 async def test_credentials_never_follow_a_redirect_to_another_origin(
@@ -121,8 +121,8 @@ async def test_redirect_credentials_allows_a_host() -> None:
             location = f"rtsp://127.0.0.1:{other.port}/elsewhere"
             first = await start(nursery, digest_camera(
                 DigestServer("cam", {USER: PASSWORD}), lambda: (302, [("Location", location)])))
-            config = stream_config(f"rtsp://{USER}:{PASSWORD}@127.0.0.1:{first.port}/s",
-                                   redirect_credentials=frozenset({f"127.0.0.1:{other.port}"}))
+            config = replace(stream_config(f"rtsp://{USER}:{PASSWORD}@127.0.0.1:{first.port}/s"),
+                             redirect_credentials=frozenset({f"127.0.0.1:{other.port}"}))
             status = await run_until_retried(config)
             nursery.cancel_scope.cancel()
     verified = [other_auth.verify(r.method, r.uri, r.headers.get("Authorization"))
@@ -174,3 +174,19 @@ def test_stream_config_default_keys() -> None:
     assert (config.redirect_credentials, config.tls_fingerprint) == (frozenset(), None)
     assert config.source.port == 322
     assert replace(config, tls_fingerprint=b"\0" * 32) != config  # a new pin restarts the stream
+
+
+async def test_rtsps_over_udp_is_one_line_and_tcp(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "relay.rtsp")
+    with trio.fail_after(20):
+        listener = trio.socket.socket()
+        await listener.bind(("127.0.0.1", 0))  # bound, never listening: connections refused
+        port = listener.getsockname()[1]
+        config = replace(stream_config(f"rtsps://127.0.0.1:{port}/s"), transport="udp")
+        status = await run_until_retried(config)
+        listener.close()
+    assert status.last_error is not None and status.last_error.startswith("connection failed")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == ("stream=cam rtsps:// carries RTP inside its TLS connection: using TCP, "
+                        "not UDP")
+    assert lines[1] == f"stream=cam connecting to rtsps://127.0.0.1:{port}/s over TCP in TLS"

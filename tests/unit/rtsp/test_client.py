@@ -340,6 +340,7 @@ def test_relative_redirect_resolves_against_the_request_url() -> None:
     ("rtsps://192.0.2.10/s", "rtsp://192.0.2.11/s", r"from rtsps:// .* refused \(it would drop"),
     ("rtsp://192.0.2.10/s", "rtsps://192.0.2.11/s", r"from rtsp:// .* refused \(configure"),
     ("rtsp://192.0.2.10/s", "rtsp://192.0.2.11/s\x7fx", r"malformed Location"),
+    ("rtsp://192.0.2.10/s", "rtsp://\u0441am.example/s", r"malformed Location"),
     ("rtsp://192.0.2.10/s", "rtsp://h/" + "a" * 3000, r"malformed Location"),
 ])
 def test_unsafe_redirects_are_one_clear_error(url: str, location: str, match: str) -> None:
