@@ -108,10 +108,10 @@ def check_enhanced_rtmp(video_codec: Codec | None, fourccs: frozenset[str] | Non
     if video_codec is not Codec.H265:
         return []
     if fourccs is None:
-        return ["the RTMP server announces no Enhanced RTMP (no fourCcList in its connect "
-                "reply): it may drop the H.265 video without an error, as nginx-rtmp does"]
+        return [("the RTMP server announces no Enhanced RTMP (no fourCcList in its connect "
+                 "reply): it may drop the H.265 video without an error, as nginx-rtmp does")]
     if "hvc1" in fourccs or "*" in fourccs:
         return []
     shown = ", ".join(repr(c[:4]) for c in sorted(fourccs)[:MAX_FOURCCS_SHOWN]) or "none"
-    return [f"the RTMP server's Enhanced RTMP codecs ({shown}) do not include H.265 (hvc1): "
-            "it may drop the video"]
+    return [(f"the RTMP server's Enhanced RTMP codecs ({shown}) do not include H.265 (hvc1): "
+             "it may drop the video")]

@@ -10,6 +10,7 @@ used to end the session.
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def _check_received(seen: dict[str, Any], video_codec: str) -> None:
     for kind, stream in by_type.items():
         dts = stream["dts"]
         assert len(dts) > 100, f"{kind}: only {len(dts)} packets"
-        back = [(i, a, b) for i, (a, b) in enumerate(zip(dts, dts[1:])) if b <= a]
+        back = [(i, a, b) for i, (a, b) in enumerate(pairwise(dts)) if b <= a]
         assert not back, f"{kind}: DTS not strictly increasing at {back[:5]}"
         assert stream["frames"] == len(dts), f"{kind}: {stream['frames']} frames decoded " \
                                              f"from {len(dts)} packets"

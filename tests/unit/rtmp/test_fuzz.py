@@ -47,7 +47,7 @@ def test_amf0_decode(data: bytes) -> None:
     except RemoteProtocolError:
         pass
     try:
-        values, undecoded = amf0.decode_prefix(data)
+        _, undecoded = amf0.decode_prefix(data)
     except RemoteProtocolError:
         return
     assert 0 <= undecoded <= len(data)
