@@ -1,6 +1,6 @@
 """The relay's per-packet hot path without sockets or trio: CPU per stream per media-second.
 
-    .venv/bin/python -m bench.hotpath [--capture-seconds 10] [--repeat 5]
+    .venv/bin/python -m bench.hotpath [--capture-seconds 10] [--repeat 5] [--latm-only]
 
 Captures (once, into bench/.cache/capture.rtsp) a few seconds of the benchmark source's RTSP
 interleaved byte stream with the relay's own sans-IO ``RtspClient``, then replays it through
@@ -10,6 +10,10 @@ chunks (``RtmpPublisher``, handshake skipped), and the HLS segmenter (PyAV TS mu
 number printed is process CPU per media-second of one stream: what the relay can at best cost
 per stream once trio, sockets and the kernel are taken away. The driver glue is approximated by
 direct calls; no trio.
+
+Then the cost of hostile-sized input that a parser must handle in linear time: one 258 KB
+MP4A-LATM element with ``cpresent=1`` (RFC 6416's default), pushed in 1400-byte fragments, as 64
+large access units and as the same bytes in 5-byte elements (refused at MAX_UNITS_PER_PAYLOAD).
 """
 
 from __future__ import annotations
@@ -153,13 +157,53 @@ def replay(data: bytes, media_seconds: float) -> dict[str, float]:
     return {k: v / media_seconds for k, v in t.items()}
 
 
+def latm_elements() -> dict[str, float]:
+    """CPU seconds to depacketize one 258 KB ``cpresent=1`` LATM payload, for each shape."""
+    from dataclasses import replace
+
+    from relay.errors import RemoteProtocolError
+    from relay.rtp import latm
+    from relay.rtp.packet import RtpPacket
+
+    config = latm.StreamMuxConfig.from_hex("40002320adca00")  # GStreamer's: AAC-LC, 48 kHz
+    big = replace(config, num_sub_frames=63)
+    first = latm.audio_mux_element(config, [b"\x01"], mux_config_present=True)
+    same = latm.audio_mux_element(config, [b"\x01\x02\x03"], True, send_config=False)
+    shapes = {
+        "latm 258 KB, 64 units": latm.audio_mux_element(
+            big, [bytes((i,)) * 4016 for i in range(64)], mux_config_present=True),
+        "latm 258 KB, 5-byte elements": first + same * (258_000 // len(same)),
+    }
+    cost = {}
+    for name, element in shapes.items():
+        depacketizer = latm.make(0, 48000, 2, {"cpresent": "1"})
+        packets = [RtpPacket(offset + 1400 >= len(element), 96, seq, 0, 1,
+                             element[offset:offset + 1400])
+                   for seq, offset in enumerate(range(0, len(element), 1400))]
+        c0 = time.process_time()
+        for packet in packets:
+            try:
+                depacketizer.push(packet)
+            except RemoteProtocolError:
+                pass
+        cost[name] = time.process_time() - c0
+    return cost
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.hotpath",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--capture-seconds", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=5, help="replays; the best is printed")
     parser.add_argument("--recapture", action="store_true")
+    parser.add_argument("--latm-only", action="store_true",
+                        help="only the large LATM elements (no capture needed)")
     args = parser.parse_args(argv)
+    latm_best = min((latm_elements() for _ in range(args.repeat)), key=lambda r: sum(r.values()))
+    for case, seconds in latm_best.items():
+        print(f"{case:28s} {seconds * 1000:7.3f} ms CPU for one element")
+    if args.latm_only:
+        return 0
     if args.recapture or not CAPTURE.exists():
         capture(args.capture_seconds)
     data = CAPTURE.read_bytes()
