@@ -17,6 +17,9 @@ from relay.rtp.packet import HEADER_SIZE, RtpPacket
 
 MAX_ACCESS_UNIT_SIZE = 65536
 MAX_FIELD_BITS = 32
+MAX_UNITS_PER_PACKET = 256
+"""AU headers one packet may carry. AAC-hbr senders put a handful in a packet; a hostile fmtp
+(sizeLength=1, no index) would make each bit a header and a Frame, 65535 of them a packet."""
 HBR_SIZE_LENGTH, HBR_INDEX_LENGTH, HBR_INDEX_DELTA_LENGTH = 13, 3, 3
 
 __all__ = ["AacDepacketizer", "AacPacketizer", "AuHeaderFormat", "aac_fmtp", "aac_track"]
@@ -224,6 +227,11 @@ class AacDepacketizer:
             consumed += used
             if used == 0 or consumed > header_bits:
                 raise RemoteProtocolError("RFC 3640: AU header overruns AU-headers-length")
+            if len(headers) == MAX_UNITS_PER_PACKET:
+                raise RemoteProtocolError(
+                    f"RFC 3640: over {MAX_UNITS_PER_PACKET} AU headers in a packet "
+                    "(MAX_UNITS_PER_PACKET)"
+                )
             headers.append((size, index))
         offset = 2 + header_bytes
         if fmt.auxiliary_data_size_length:

@@ -239,7 +239,7 @@ class MessageReader:
             if line[:1] in (" ", "\t"):
                 if not items:
                     raise RemoteProtocolError("RTSP message: continuation line before any header")
-                items[-1][1] += " " + line.strip()
+                items[-1].append(line.strip())  # joined once below: linear in the header
                 continue
             name, colon, value = line.partition(":")
             name = name.strip()
@@ -250,8 +250,8 @@ class MessageReader:
                 raise RemoteProtocolError(
                     f"RTSP message: more than max_headers={self.max_headers} headers"
                 )
-        for name, value in items:
-            headers._append_unchecked(name, value)
+        for name, *parts in items:
+            headers._append_unchecked(name, " ".join(parts))
         return headers
 
     def _content_length(self, headers: Headers) -> int:

@@ -230,6 +230,18 @@ def test_headers_that_consume_nothing_are_refused() -> None:
     assert d.dropped == 1
 
 
+def test_au_headers_per_packet_are_capped() -> None:
+    # One-bit AU headers (a hostile fmtp): 65528 of them made as many Frames from one packet.
+    fmtp = {"sizelength": "1", "indexlength": "0", "indexdeltalength": "0", "config": "1190"}
+    d = AacDepacketizer(aac_track(1, 48000, 2, fmtp), fmtp)
+    bits = 65528
+    assert d.push(rtp(bits.to_bytes(2, "big") + bytes(bits // 8) + bytes(100), 1)) == []
+    assert d.dropped == 1
+    bits = rtp_aac.MAX_UNITS_PER_PACKET
+    frames = d.push(rtp(bits.to_bytes(2, "big") + b"\xff" * (bits // 8) + bytes(bits), 2))
+    assert len(frames) == rtp_aac.MAX_UNITS_PER_PACKET
+
+
 # ---- packetizer and round trips ---------------------------------------------------------------
 
 
