@@ -24,6 +24,10 @@ shared factory, so any number of clients of one mount share one encoder. Pipelin
 - ``h264aac_busy``: like ``h264aac`` but 2 Mbit/s of scrolling SMPTE bars, so each picture
   takes several RTP packets (for loss tests: a loss cuts frames in the middle).
 - ``h264latm``: the H.264 video with the AAC as MP4A-LATM pt 97 (RFC 6416), via rtpmp4apay.
+- ``h264intrarefresh``: the H.264 video with periodic intra refresh instead of IDR frames:
+  x264 sends one IDR when the pipeline starts, then only a recovery point SEI (with SPS/PPS)
+  every second. (A client joining a running pipeline still gets an IDR: GStreamer's flushing
+  seek for it re-opens the encoder.) Video only.
 
 rtph264pay's config-interval is left unset on purpose: with it set, GStreamer 1.22 split
 keyframes and corrupted GOPs (see DESIGN.md); SPS/PPS still travel in the SDP and in-band
@@ -89,6 +93,13 @@ VIDEO_BUSY = (
     " ! video/x-h264,profile=constrained-baseline"
     " ! rtph264pay name=pay0 pt=96"
 )
+VIDEO_INTRA_REFRESH = (
+    f"{RAW_360P}"
+    " ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25"
+    " intra-refresh=true bframes=0 threads=1 sliced-threads=false"
+    " ! video/x-h264,profile=constrained-baseline"
+    " ! rtph264pay name=pay0 pt=96"
+)
 PCMA = (
     "audiotestsrc is-live=true wave=sine freq=1000 volume=0.3"
     " ! audio/x-raw,rate=8000,channels=1"
@@ -114,6 +125,7 @@ def pipelines() -> dict[str, str]:
         "h264pcma": f"{VIDEO} {PCMA}",
         "h264bframes": VIDEO_BFRAMES,
         "h264_1080p": VIDEO_1080P,
+        "h264intrarefresh": VIDEO_INTRA_REFRESH,
     }
     if encoder is not None:
         aac = _aac(encoder)
