@@ -16,6 +16,7 @@ import logging
 import secrets
 import socket
 from dataclasses import dataclass, field
+
 import trio
 
 from relay.audio.policy import AudioStage
@@ -333,8 +334,8 @@ class _Session:
         for track in self.tracks:
             self.timeline.add_track(track.index, track.depacketizer.track.clock_rate)
         self.stream.set_tracks(self.audio.tracks([t.depacketizer.track for t in self.tracks]))
-        server_ip = self.sock.socket.getpeername()[0] if isinstance(
-            self.sock, trio.SocketStream) else ""
+        sock = self.sock
+        server_ip = sock.socket.getpeername()[0] if isinstance(sock, trio.SocketStream) else ""
         for setup, track in zip(event.tracks, self.tracks, strict=True):
             track.remote_ssrc = setup.ssrc or 0
             if setup.interleaved is not None:
