@@ -22,7 +22,9 @@ _COMPACT_AT = 1 << 16
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LINE_SPLIT = re.compile(r"\r?\n")
-_STATUS_LINE = re.compile(r"RTSP/(\d{1,3})\.(\d{1,3})[ \t]+(\d{3})(?:[ \t]+(.*?))?[ \t\r]*", re.I)
+# The reason phrase is greedy and stripped after: a lazy one against trailing blanks is
+# quadratic in the line (64 KB of blanks took 20 s).
+_STATUS_LINE = re.compile(r"RTSP/(\d{1,3})\.(\d{1,3})[ \t]+(\d{3})(?:[ \t]+(.*))?[ \t\r]*", re.I)
 _REQUEST_LINE = re.compile(
     r"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,64})[ \t]+(\S{1,8192})[ \t]+RTSP/(\d{1,3})\.(\d{1,3})[ \t\r]*",
     re.I,
@@ -275,7 +277,8 @@ class MessageReader:
         try:
             m = _STATUS_LINE.fullmatch(line)
             if m:
-                return Response(int(m.group(3)), m.group(4) or "", headers, body)
+                reason = (m.group(4) or "").rstrip(" \t\r")
+                return Response(int(m.group(3)), reason, headers, body)
             m = _REQUEST_LINE.fullmatch(line)
             if m:
                 return Request(m.group(1).upper(), m.group(2), headers, body)

@@ -200,6 +200,15 @@ def test_many_small_frames_are_linear() -> None:
     assert reader.buffered == 0 and len(reader._buf) <= len(frame) * 10000
 
 
+def test_status_line_blanks_before_the_line_end() -> None:
+    """The reason phrase loses its trailing blanks; 60 KB of them parse in one pass (a lazy
+    reason took 20 s of backtracking on such a line)."""
+    response, _ = events_of([b"RTSP/1.0 200 All good \t \r\n\r\n"])
+    assert isinstance(response, Response) and response.reason == "All good"
+    response, _ = events_of([b"RTSP/1.0 200 x" + b" " * 60000 + b"y \r\n\r\n"])
+    assert isinstance(response, Response) and response.reason == "x" + " " * 60000 + "y"
+
+
 def test_bad_local_messages_refused() -> None:
     with pytest.raises(LocalProtocolError):
         Request("BAD METHOD", "rtsp://h/", Headers())
