@@ -15,7 +15,10 @@ priming): decoding the packets in order, decoded sample ``k`` plays at the insta
 sample it reproduces. A decoder that plays priming (TS/FLV carry no edit list) thus stays in sync
 with video. Packets that would get a negative pts (priming before the timeline's origin) are
 dropped. Input gaps up to ``MAX_FILL_SECONDS`` are filled with silence, small overlaps trimmed;
-anything larger restarts the timeline with a new encoder.
+anything larger restarts the timeline with a new encoder. Output times only move forward, a whole
+frame at a time: a restart that would put the new encoder's first (priming) frame less than a
+frame after the last one sent (input that went back, or came straight after a ``flush``) starts
+that much later instead.
 """
 
 from __future__ import annotations
@@ -187,6 +190,8 @@ class AacTranscoder:
                 pts += round(skip * clock / rate)
         if self._next_in is None:
             self._origin = round(pts * self.sample_rate / clock)
+            if self._last_pts is not None:  # priming frame (origin - 1024) a frame after the last
+                self._origin = max(self._origin, self._last_pts + 2 * AAC_FRAME_SAMPLES)
             self._fed = 0
         self._next_in = pts + round(audio.samples * clock / rate)
         self._resample(audio, out)

@@ -273,3 +273,19 @@ def test_silent_aac_other_layouts_decode_to_silence(rate: int, channels: int) ->
     decoded = [a for f in frames for a in dec.decode(av.Packet(f.data))]
     assert all(a.sample_rate == rate and len(a.layout.channels) == channels for a in decoded)
     assert all(set(bytes(a.planes[0])[: a.samples * 4]) <= {0} for a in decoded)
+
+
+@pytest.mark.parametrize("back", [None, 1.5])
+def test_a_restart_never_overlaps_what_was_sent(back: float | None) -> None:
+    """After a flush (``None``), or input that went back over a second (a caller without the
+    stream's timeline), the new encoder's frames follow the last one sent a whole frame at a
+    time: none overlapping, or a tick after, the one before, which players cannot place."""
+    transcoder = AacTranscoder(g711_track(0, Codec.PCMA))
+    out = [f for frame in g711_frames(Codec.PCMA, tone(0.1, RATE), 3 * RATE)
+           for f in transcoder.push(frame)]
+    if back is None:
+        out += transcoder.flush()
+    resume = 3 * RATE + 800 - round((back or 0) * RATE)
+    out += run(transcoder, g711_frames(Codec.PCMA, tone(2.0, RATE), resume))[0]
+    steps = [b.pts - a.pts for a, b in zip(out, out[1:])]
+    assert min(steps) >= 1024, steps
