@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 FUZZ_MEMORY_LIMIT = 1 << 20
 """Peak bytes a parser may allocate on one fuzz input of a few KB: enough for its own state
@@ -35,3 +40,15 @@ def transient_at_most(limit: int) -> Iterator[None]:
     finally:
         tracemalloc.stop()
     assert peak - current <= limit, f"{peak - current} bytes of temporaries, over {limit}"
+
+
+def memory_bounded(test: Callable[P, R]) -> Callable[P, R]:
+    """Runs each call of a fuzz test (each hypothesis example: put it under ``@given``) within
+    ``FUZZ_MEMORY_LIMIT``; the data hypothesis draws is made outside the bound."""
+
+    @functools.wraps(test)
+    def bounded(*args: P.args, **kwargs: P.kwargs) -> R:
+        with allocates_at_most(FUZZ_MEMORY_LIMIT):
+            return test(*args, **kwargs)
+
+    return bounded

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from relay.codecs import h265
 from relay.codecs.bits import BitWriter
 from relay.errors import RemoteProtocolError
+from tests.unit.memory import memory_bounded
 from tests.unit.rtp.h264_samples import escape
 
 # Parameter sets by libx265 4.2 (PyAV wheel, preset medium): 640x360 and 1920x1080, 4:2:0 8-bit.
@@ -246,6 +247,7 @@ def test_parse_sps_rejects_garbage_with_remote_protocol_errors() -> None:
 
 @settings(max_examples=500)
 @given(st.binary(max_size=200), st.sampled_from([b"", b"\x42\x01", b"\x40\x01"]))
+@memory_bounded
 def test_fuzz_parsers_raise_only_remote_protocol_error(data: bytes, prefix: bytes) -> None:
     for parse in (h265.parse_sps, h265.parse_vps):
         try:

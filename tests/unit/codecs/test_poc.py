@@ -21,6 +21,7 @@ from relay.codecs.poc import (
     Picture,
 )
 from relay.errors import RemoteProtocolError
+from tests.unit.memory import memory_bounded
 
 X264_CASES = {
     # b-pyramid, keyint over 32 frames: pic_order_cnt_lsb (6 bits) wraps inside a GOP
@@ -318,6 +319,7 @@ def h265_maps() -> tuple[dict[int, h265.HevcSpsOrderInfo], dict[int, h265.HevcPp
 
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=80), st.integers(0, 255))
+@memory_bounded
 def test_fuzz_slice_headers_raise_only_protocol_errors(body: bytes, header: int) -> None:
     for parse, maps, head in (
         (H264SliceHeader.parse, h264_maps(), bytes([header])),
@@ -331,6 +333,7 @@ def test_fuzz_slice_headers_raise_only_protocol_errors(body: bytes, header: int)
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
+@memory_bounded
 def test_fuzz_parameter_sets_raise_only_protocol_errors(body: bytes) -> None:
     for parse, head in (
         (h264.parse_sps_order, b"\x67"),
@@ -346,6 +349,7 @@ def test_fuzz_parameter_sets_raise_only_protocol_errors(body: bytes) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.binary(max_size=60), max_size=6), st.sampled_from(["libx264", "libx265"]))
+@memory_bounded
 def test_fuzz_decoders_with_garbage_access_units(units: list[bytes], codec: str) -> None:
     packets = encode(codec, "bf4" if codec == "libx265" else "bf2-pyramid")
     decoder = decoder_for(codec)

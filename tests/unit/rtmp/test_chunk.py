@@ -204,3 +204,39 @@ def test_finished_and_aborted_messages_free_their_share() -> None:
     reader.receive_data(writer.write(RtmpMessage(3, 0, 9, 1, bytes(300))))
     with pytest.raises(RemoteProtocolError, match="inside a message"):
         read_all(reader)
+
+
+def _chunks(message: RtmpMessage) -> list[bytes]:
+    """The chunks ChunkWriter(128) makes of ``message``, one by one."""
+    raw = ChunkWriter(128).write(message)
+    basic = 1 if message.csid < 64 else 2
+    first = basic + 11 + min(128, len(message.payload))
+    return [raw[:first]] + [raw[i : i + basic + 128] for i in range(first, len(raw), basic + 128)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.integers(3, 80), st.tuples(st.integers(0, 3000), st.integers(0, 30))),
+    st.integers(64, 4096),
+)
+def test_pending_bytes_never_pass_their_limit(
+    messages: dict[int, tuple[int, int]], max_pending: int
+) -> None:
+    # Messages on several chunk streams, their chunks interleaved, each cut short at random.
+    streams = [
+        _chunks(RtmpMessage(csid, 0, 9, 1, bytes(length)))[:cut]
+        for csid, (length, cut) in messages.items()
+    ]
+    data = b"".join(
+        chunks[i] for i in range(max(map(len, streams), default=0)) for chunks in streams
+        if i < len(chunks)
+    )
+    reader = ChunkReader(max_pending=max_pending)
+    for start in range(0, len(data), 100):
+        reader.receive_data(data[start : start + 100])
+        try:
+            read_all(reader)
+        except RemoteProtocolError:
+            break
+        finally:
+            assert reader.pending <= max_pending

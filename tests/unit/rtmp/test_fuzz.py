@@ -12,6 +12,7 @@ from relay.rtmp.handshake import ClientHandshake
 from relay.rtmp.message import parse_message
 from relay.rtmp.publish import NEED_DATA, RtmpPublisher
 from relay.rtmp.url import RtmpUrl
+from tests.unit.memory import memory_bounded
 
 VALID = ChunkWriter(128).write(RtmpMessage(3, 0, 20, 0, amf0.encode("_result", 1, None, {})))
 
@@ -27,6 +28,7 @@ def mutate(data: bytes, edits: list[tuple[int, int]]) -> bytes:
 @settings(max_examples=400)
 @given(st.binary(max_size=600) | st.builds(
     mutate, st.just(VALID), st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)))))
+@memory_bounded
 def test_chunk_reader_and_message_parsers(data: bytes) -> None:
     reader = ChunkReader(max_message_size=1 << 16)
     reader.receive_data(data)
@@ -41,6 +43,7 @@ def test_chunk_reader_and_message_parsers(data: bytes) -> None:
 @given(st.binary(max_size=300) | st.builds(
     mutate, st.just(amf0.encode("connect", 1, {"a": [1, "b", None], "c": amf0.EcmaArray(d=True)})),
     st.lists(st.tuples(st.integers(0, 1000), st.integers(0, 255)))))
+@memory_bounded
 def test_amf0_decode(data: bytes) -> None:
     try:
         amf0.decode_all(data)
@@ -85,6 +88,7 @@ def test_huge_lengths_allocate_nothing(header: bytes) -> None:
 
 @settings(max_examples=200)
 @given(st.binary(max_size=4000), st.integers(1, 4000))
+@memory_bounded
 def test_publisher_with_garbage_after_handshake(data: bytes, step: int) -> None:
     publisher = RtmpPublisher(RtmpUrl.parse("rtmp://h/app/key"), bytes(1528))
     publisher.receive_data(b"\x03" + bytes(3072))
@@ -98,6 +102,7 @@ def test_publisher_with_garbage_after_handshake(data: bytes, step: int) -> None:
 
 
 @given(st.binary(max_size=4000))
+@memory_bounded
 def test_handshake(data: bytes) -> None:
     try:
         ClientHandshake(bytes(1528)).receive_data(data)

@@ -1,4 +1,5 @@
-"""Hostile input: random bytes into every parser of network input; only project errors escape."""
+"""Hostile input: random bytes into every parser of network input; only project errors escape,
+and no input makes a parser allocate more than FUZZ_MEMORY_LIMIT."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from relay.rtp.packet import RtpPacket
 from relay.rtp.registry import make_depacketizer
 from relay.rtp.rtcp import parse_compound
 
+from ..memory import memory_bounded
 from .h264_samples import PPS_360P_HIGH, SPS_360P_HIGH
 
 H264_TRACK = Track(0, Codec.H264, 90000, parameter_sets=(SPS_360P_HIGH, PPS_360P_HIGH))
@@ -24,6 +26,7 @@ AAC_TRACK = Track(1, Codec.AAC, 48000, audio_config=b"\x11\x90", sample_rate=480
 
 
 @given(st.binary(max_size=200))
+@memory_bounded
 def test_rtp_packet_parse(data: bytes) -> None:
     try:
         RtpPacket.parse(data)
@@ -32,6 +35,7 @@ def test_rtp_packet_parse(data: bytes) -> None:
 
 
 @given(st.integers(0x80, 0xBF), st.binary(max_size=200))
+@memory_bounded
 def test_rtp_packet_parse_version_2(first: int, rest: bytes) -> None:
     try:
         packet = RtpPacket.parse(bytes((first,)) + rest)
@@ -41,6 +45,7 @@ def test_rtp_packet_parse_version_2(first: int, rest: bytes) -> None:
 
 
 @given(st.binary(max_size=300))
+@memory_bounded
 def test_parse_compound(data: bytes) -> None:
     try:
         parse_compound(data)
@@ -55,6 +60,7 @@ def test_parse_compound(data: bytes) -> None:
         max_size=4,
     )
 )
+@memory_bounded
 def test_parse_compound_with_plausible_headers(parts) -> None:
     data = b"".join(
         bytes((first, kind)) + (len(body) // 4).to_bytes(2, "big") + body[: len(body) // 4 * 4]
@@ -67,6 +73,7 @@ def test_parse_compound_with_plausible_headers(parts) -> None:
 
 
 @given(st.binary(max_size=100))
+@memory_bounded
 def test_parse_sps(data: bytes) -> None:
     try:
         parse_sps(b"\x67" + data)
@@ -75,6 +82,7 @@ def test_parse_sps(data: bytes) -> None:
 
 
 @given(st.integers(0, len(SPS_360P_HIGH) - 1), st.integers(0, 255))
+@memory_bounded
 def test_parse_sps_with_one_byte_changed(index: int, value: int) -> None:
     sps = bytearray(SPS_360P_HIGH)
     sps[index] = value
@@ -85,12 +93,14 @@ def test_parse_sps_with_one_byte_changed(index: int, value: int) -> None:
 
 
 @given(st.binary(max_size=300))
+@memory_bounded
 def test_split_annexb(data: bytes) -> None:
     for nal in split_annexb(data):
         assert len(nal) > 0
 
 
 @given(st.binary(max_size=40))
+@memory_bounded
 def test_audio_specific_config(data: bytes) -> None:
     try:
         AudioSpecificConfig.parse(data)
@@ -99,6 +109,7 @@ def test_audio_specific_config(data: bytes) -> None:
 
 
 @given(st.text(max_size=40))
+@memory_bounded
 def test_audio_specific_config_from_hex(text: str) -> None:
     try:
         AudioSpecificConfig.from_hex(text)
@@ -129,6 +140,7 @@ packets = st.builds(
 
 @settings(max_examples=300)
 @given(st.lists(packets, max_size=20))
+@memory_bounded
 def test_h264_depacketizer(stream: list[RtpPacket]) -> None:
     d = H264Depacketizer(dataclasses.replace(H264_TRACK))
     for packet in stream:
@@ -167,6 +179,7 @@ aac_payloads = st.one_of(
         ]
     ),
 )
+@memory_bounded
 def test_aac_depacketizer(stream, fmtp) -> None:
     d = AacDepacketizer(AAC_TRACK, fmtp)
     for marker, seq, ts, payload in stream:
@@ -183,6 +196,7 @@ def test_aac_depacketizer(stream, fmtp) -> None:
         st.text(max_size=30),
     ),
 )
+@memory_bounded
 def test_registry_with_hostile_fmtp(encoding: str, fmtp: dict[str, str]) -> None:
     from relay.errors import RelayError
 

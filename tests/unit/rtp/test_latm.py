@@ -18,7 +18,7 @@ from relay.rtp import latm
 from relay.rtp.latm import LatmDepacketizer, LatmPacketizer, StreamMuxConfig, latm_track
 from relay.rtp.packet import RtpPacket
 
-from ..memory import transient_at_most
+from ..memory import memory_bounded, transient_at_most
 
 
 def bits(text: str) -> bytes:
@@ -429,6 +429,7 @@ def test_fmtp_for_the_packetizer() -> None:
 
 
 @given(st.binary(max_size=40))
+@memory_bounded
 def test_fuzz_config(data: bytes) -> None:
     try:
         config = StreamMuxConfig.parse(data)
@@ -444,6 +445,7 @@ def test_fuzz_config(data: bytes) -> None:
         max_size=12,
     ),
 )
+@memory_bounded
 def test_fuzz_depacketizer(cpresent: bool, packets: list[tuple[bool, int, int, bytes]]) -> None:
     config = StreamMuxConfig.parse(CONFIG_V0)
     dep = LatmDepacketizer(latm_track(0, 44100, 2, None if cpresent else config),

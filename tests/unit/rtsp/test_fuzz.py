@@ -10,6 +10,7 @@ from relay.rtsp.headers import SessionHeader, Transport, parse_public, parse_ran
 from relay.rtsp.message import NEED_DATA, ConnectionClosed, MessageReader
 from relay.rtsp.sdp import SessionDescription, resolve_control
 from relay.rtsp.server import RtspServerConnection
+from tests.unit.memory import memory_bounded
 from tests.unit.rtsp import _fixtures as fx
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
@@ -48,6 +49,7 @@ def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
 
 @FUZZ
 @given(st.lists(mutated(), min_size=1, max_size=4), st.lists(st.integers(0, 10**6), max_size=8))
+@memory_bounded
 def test_message_reader(messages: list[bytes], cuts: list[int]) -> None:
     reader = MessageReader(max_header_bytes=4096, max_headers=20, max_body=2048)
     try:
@@ -75,6 +77,7 @@ sdp_lines = st.lists(
 
 @FUZZ
 @given(sdp_lines, st.sampled_from(["\n", "\r\n", "\r"]))
+@memory_bounded
 def test_sdp(lines: list[str], sep: str) -> None:
     try:
         sdp = SessionDescription.parse(sep.join(lines))
@@ -100,6 +103,7 @@ header_text = st.one_of(
 
 @FUZZ
 @given(header_text)
+@memory_bounded
 def test_structured_headers(value: str) -> None:
     for parse in (Transport.parse_all, SessionHeader.parse):
         try:
@@ -123,6 +127,7 @@ auth_text = st.one_of(
 
 @FUZZ
 @given(st.lists(auth_text, max_size=3))
+@memory_bounded
 def test_auth_parsing(values: list[str]) -> None:
     try:
         challenges = parse_challenges(values)
@@ -140,6 +145,7 @@ def test_auth_parsing(values: list[str]) -> None:
 
 @FUZZ
 @given(st.lists(mutated(), min_size=1, max_size=6), st.booleans())
+@memory_bounded
 def test_client_with_hostile_server(replies: list[bytes], udp: bool) -> None:
     client = RtspClient("rtsp://192.0.2.1/stream", "udp" if udp else "tcp", "u", "p")
     client.connect()
@@ -161,6 +167,7 @@ def test_client_with_hostile_server(replies: list[bytes], udp: bool) -> None:
 
 @FUZZ
 @given(st.lists(mutated(), min_size=1, max_size=4))
+@memory_bounded
 def test_server_with_hostile_client(requests: list[bytes]) -> None:
     server = RtspServerConnection(lambda path: fx.LIVE555_SDP if path == "/stream" else None,
                                   auth=DigestServer("r", {"u": "p"}) if len(requests) % 2 else None)
@@ -182,6 +189,7 @@ def test_server_with_hostile_client(requests: list[bytes]) -> None:
               st.sampled_from(["rtsp", "rtsps", "RTSP", "http", ""]),
               st.text(max_size=12), st.integers(-5, 10**6), st.text(max_size=12)),
 ))
+@memory_bounded
 def test_redirect_check(current: str, location: str) -> None:
     """Any Location is a checked URL of the same scheme, or RemoteProtocolError."""
     try:
