@@ -97,3 +97,41 @@ async def test_close_ends_iteration() -> None:
         stream.publish(audio(1))
         stream.close()
     assert received == [0, 1024]
+
+
+def test_gop_cache_bounded_in_bytes(caplog) -> None:
+    """Large frames: a GOP over the byte bound is not cached, counted, logged once per run."""
+    big = bytes(1024 * 1024)
+    stream = Stream("cam")
+    stream.set_tracks([VIDEO])
+
+    def gop(first: int, frames: int, data: bytes) -> None:
+        for n in range(first, first + frames):
+            stream.publish(Frame(VIDEO, n * 3600, n * 3600, n == first, data))
+
+    gop(0, 65, big)  # 65 MiB: over GOP_CACHE_MAX_BYTES (64 MiB), far under 1500 frames
+    assert stream.statistics()["gop_cache_bytes"] == 0
+    with stream.subscribe() as sub:
+        assert drain(sub) == []  # it waits for the next keyframe instead
+    gop(65, 65, big)
+    assert stream.gop_cache_overflows == 2
+    assert len([r for r in caplog.records if "GOP cache" in r.getMessage()]) == 1
+    gop(130, 10, big)  # fits: cached again
+    with stream.subscribe() as sub:
+        assert [f.pts // 3600 for f in drain(sub)] == list(range(130, 140))
+    gop(140, 65, big)  # a new run of overflows: one more line
+    assert len([r for r in caplog.records if "GOP cache" in r.getMessage()]) == 2
+    assert "cam" in caplog.records[-1].getMessage()
+
+
+def test_gop_cache_byte_bound_is_per_stream() -> None:
+    stream = Stream("cam", gop_cache_bytes=25)
+    stream.set_tracks([VIDEO])
+    stream.publish(video(0, key=True))
+    stream.publish(video(1))
+    with stream.subscribe() as sub:
+        assert len(drain(sub)) == 2
+    stream.publish(video(2))  # 30 bytes: over
+    assert stream.gop_cache_overflows == 1
+    with stream.subscribe() as sub:
+        assert drain(sub) == []

@@ -19,15 +19,21 @@ def _nal_units(annexb: bytes) -> list[bytes]:
 
 
 @functools.lru_cache(maxsize=8)
-def video_packets(seconds: float, keyint: int = FPS, bframes: int = 0,
-                  shade: int = 0) -> tuple[Track, tuple[tuple[int, int, bool, bytes], ...]]:
-    """Encode ``seconds`` of changing pictures; returns the Track and (pts, dts, key, data)."""
+def video_packets(seconds: float, keyint: int = FPS, bframes: int = 0, shade: int = 0,
+                  intra_refresh: bool = False
+                  ) -> tuple[Track, tuple[tuple[int, int, bool, bytes], ...]]:
+    """Encode ``seconds`` of changing pictures; returns the Track and (pts, dts, key, data).
+
+    With ``intra_refresh``, x264 sends one IDR, then a recovery point SEI every ``keyint``
+    pictures (FFmpeg flags those pictures as keyframes).
+    """
     ctx = av.CodecContext.create("libx264", "w")
     ctx.width, ctx.height, ctx.pix_fmt = WIDTH, HEIGHT, "yuv420p"
     ctx.time_base = Fraction(1, FPS)
     ctx.framerate = FPS
     ctx.options = {"g": str(keyint), "keyint_min": str(keyint), "sc_threshold": "0",
-                   "bf": str(bframes), "preset": "ultrafast" if not bframes else "veryfast"}
+                   "bf": str(bframes), "preset": "ultrafast" if not bframes else "veryfast",
+                   "intra-refresh": "1" if intra_refresh else "0"}
     packets = []
     count = round(seconds * FPS)
     for i in range(count + 1):

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay.hls.segmenter import (
+    MAX_SEGMENT_BYTES,
     TS_OFFSET_SECONDS,
     Segment,
     Segmenter,
@@ -229,7 +230,8 @@ VIDEO = Track(0, Codec.H264, 90000, width=16, height=16)
     gops=st.lists(st.integers(min_value=1, max_value=120), min_size=2, max_size=12),
 )
 def test_segments_bounded_by_safe_target(target: float, gops: list[int]) -> None:
-    """Whatever the GOP structure, segments stay within target + longest GOP."""
+    """Whatever the GOP structure, segments stay within the target duration the segmenter
+    fixed, itself within target + longest GOP."""
     segmenter = Segmenter(target)
     out: list[Segment] = []
     n = 0
@@ -241,9 +243,10 @@ def test_segments_bounded_by_safe_target(target: float, gops: list[int]) -> None
     assert sum(s.frames for s in out) == n
     assert sum(s.duration for s in out) == pytest.approx(n / FPS)
     bound = safe_target_duration(target, max(gops) / FPS)
+    assert segmenter.target_duration is not None and segmenter.target_duration <= bound
     for segment in out[:-1]:
-        assert segment.duration >= target
-        assert round(segment.duration) <= bound
+        assert segment.duration >= target - 0.5 / FPS  # half a frame early is on target
+        assert round(segment.duration) <= segmenter.target_duration
 
 
 @settings(max_examples=60, deadline=None)
@@ -289,3 +292,76 @@ def test_segment_ffmpeg_refuses_is_dropped_not_raised() -> None:
     segmenter.push(Frame(VIDEO, 3600, 3600, True, AUD))
     (segment,) = segmenter.flush()
     assert segment.discontinuity
+
+
+def test_keyframe_half_a_frame_before_target_is_on_target() -> None:
+    """Timestamps rounded to 90 kHz step 3599, 3600, ...: each 2 s GOP ends 25 ticks short."""
+    segmenter = Segmenter(2.0)
+    out: list[Segment] = []
+    pts = 0
+    for n in range(50 * 6):
+        out += segmenter.push(Frame(VIDEO, pts, pts, n % 50 == 0, AUD))
+        pts += 3599 if n % 2 == 0 else 3600
+    out += segmenter.flush()
+    assert [round(s.duration, 3) for s in out] == [2.0] * 6
+    assert segmenter.target_duration == 4
+    # a keyframe more than half a frame early is not on target
+    early = Segmenter(2.0)
+    for n in range(51):
+        early.push(Frame(VIDEO, n * 3600 - (1801 if n == 50 else 0),
+                         n * 3600 - (1801 if n == 50 else 0), n in (0, 50), AUD))
+    assert early.flush()[0].frames == 51
+
+
+def test_stream_without_keyframes_is_cut_at_target_duration() -> None:
+    """One keyframe, then none: segments keep coming, none longer than EXT-X-TARGETDURATION."""
+    segmenter = Segmenter(2.0)
+    out: list[Segment] = []
+    for n in range(30 * FPS):
+        out += segmenter.push(Frame(VIDEO, n * FRAME_TICKS, n * FRAME_TICKS, n == 0, AUD))
+    # no GOP measured: a keyframe is waited for up to twice the target, and that is the target
+    assert segmenter.target_duration == 4
+    assert len(out) == 7 and [round(s.duration, 2) for s in out] == [4.0] * 7
+    assert segmenter.cuts_without_keyframe == 7
+    assert not any(s.discontinuity for s in out)
+
+
+def test_real_stream_without_keyframes_keeps_audio_and_video_continuous() -> None:
+    """x264 with one IDR in 12 s, and AAC: segments of EXT-X-TARGETDURATION, PTS continuous;
+    only the first starts on a keyframe."""
+    segments = segment_all(av_frames(12.0, keyint=12 * FPS), 2.0)
+    assert [round(s.duration, 6) for s in segments] == [4.0, 4.0, 4.0]
+    end = None
+    for n, segment in enumerate(segments):
+        packets = demux(segment.data)
+        assert packets["video"][0].is_keyframe is (n == 0)
+        assert packets["audio"]
+        if end is not None:
+            assert packets["video"][0].pts == end
+        end = packets["video"][-1].pts + FRAME_TICKS
+
+
+def test_gop_longer_than_target_duration_is_cut_without_keyframe() -> None:
+    """A GOP that grows past EXT-X-TARGETDURATION after it was fixed: cut, never overlong."""
+    segmenter = Segmenter(2.0)
+    out: list[Segment] = []
+    keys = {0, 50, 100, 400}  # 2 s GOPs, then one of 12 s
+    for n in range(450):
+        out += segmenter.push(Frame(VIDEO, n * FRAME_TICKS, n * FRAME_TICKS, n in keys, AUD))
+    assert segmenter.target_duration == 4
+    assert all(round(s.duration) <= 4 for s in out)
+    assert [s.start for s in out] == [0.0, 2.0, 4.0, 8.0, 12.0]  # then the keyframe at 16 s
+    assert segmenter.cuts_without_keyframe == 2
+
+
+def test_segmenter_bytes_bounded_without_keyframes() -> None:
+    """4 MiB frames and no keyframe after the first: cut at MAX_SEGMENT_BYTES, not at 10 s."""
+    big = AUD + b"\x00\x00\x00\x01\x0c" + b"\xff" * (4 * 1024 * 1024)  # filler NAL unit
+    segmenter = Segmenter(10.0)
+    out: list[Segment] = []
+    for n in range(40):
+        out += segmenter.push(Frame(VIDEO, n * FRAME_TICKS, n * FRAME_TICKS, n == 0, big))
+    per_segment = MAX_SEGMENT_BYTES // len(big)
+    assert [s.frames for s in out] == [per_segment, per_segment]
+    assert segmenter.cuts_for_size == 2
+    assert all(len(s.data) < 1.1 * MAX_SEGMENT_BYTES for s in out)
