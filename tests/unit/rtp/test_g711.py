@@ -9,6 +9,7 @@ from relay.media import Codec
 from relay.rtp import g711
 from relay.rtp.g711 import G711Depacketizer, G711Packetizer, g711_track
 from relay.rtp.packet import RtpPacket
+from tests.unit.memory import memory_bounded
 
 # V=2 | M=1 PT=8 | seq 7 | ts 0x00000140 | ssrc 0x11223344 | 4 A-law samples
 PCMA_PACKET = bytes.fromhex("8088 0007 00000140 11223344 d5d5 5455")
@@ -106,6 +107,7 @@ def test_round_trip_through_the_wire(
 
 
 @given(st.binary(max_size=64), st.sampled_from([1, 2, 3]))
+@memory_bounded
 def test_fuzz_depacketizer(datagram: bytes, channels: int) -> None:
     dep = G711Depacketizer(g711_track(0, Codec.PCMA, 8000, channels))
     try:

@@ -25,6 +25,7 @@ from tests.unit.codecs.test_h265_codec import (
     escape,
     nals_of,
 )
+from tests.unit.memory import memory_bounded
 
 PARAMS_360 = (VPS_360, SPS_360, PPS_X265)
 PARAMS_1080 = (VPS_1080, SPS_1080, PPS_X265)
@@ -360,6 +361,7 @@ def test_fuzz_depacketizer_never_raises(
 
 @settings(max_examples=300)
 @given(st.binary(max_size=200))
+@memory_bounded
 def test_fuzz_wire_bytes_only_raise_remote_protocol_error(data: bytes) -> None:
     depacketizer = H265Depacketizer(TRACK)
     try:
