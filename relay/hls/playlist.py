@@ -3,10 +3,10 @@
 Pure: the caller passes times in. Rendering uses the ``m3u8`` library's model.
 
 - EXT-X-TARGETDURATION is fixed at construction (4.3.3.1: it MUST NOT change). The caller picks
-  a value no segment exceeds: the segmenter cuts at the first keyframe at or after its target,
-  so ``relay.hls.segmenter.safe_target_duration(segment_seconds, max_gop)`` (target plus the
-  longest GOP seen, rounded up) bounds every segment. A segment longer than that anyway (a GOP
-  that grew later) is still listed, counted in ``overlong``; the target never changes.
+  a value no segment exceeds: ``relay.hls.segmenter.Segmenter.target_duration`` (the target plus
+  the longest GOP seen by the first segment, rounded up), which the segmenter then cuts at even
+  without a keyframe. A segment longer than the target anyway is still listed, counted in
+  ``overlong``; the target never changes.
 - EXT-X-MEDIA-SEQUENCE advances by one per segment leaving the window (6.2.1) and
   EXT-X-DISCONTINUITY-SEQUENCE by one per leaving segment that carried EXT-X-DISCONTINUITY.
 - A segment leaving the window stays available for its own duration plus the duration of the
