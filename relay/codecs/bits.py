@@ -3,8 +3,9 @@
 The reader works on RBSP bytes (emulation prevention already removed) and raises
 ``RemoteProtocolError`` when a field runs past the end, so parsers need no bounds checks of their
 own. Both sides work in proportion to each field's bits, never to the size of the whole structure:
-the reader indexes its bytes by offset, the writer appends octets as they fill. Reading or writing
-a structure is then linear in it (a 258 KB LATM element has fields by the hundred thousand).
+the reader turns a small window of bytes at its offset into an integer at a time, the writer
+appends octets as they fill. Reading or writing a structure is then linear in it (a 258 KB LATM
+element has fields by the hundred thousand).
 """
 
 from __future__ import annotations
@@ -15,20 +16,28 @@ MAX_EXP_GOLOMB_ZEROS = 31
 """Longest exp-Golomb prefix accepted: values up to 2^32 - 2, more than any H.264 field needs."""
 
 
+WINDOW_BYTES = 64
+"""Bytes the reader turns into an integer at a time: fields are read from that window, so no
+shift ever involves more than the window or the field being read."""
+
+
 class BitReader:
-    """Reads big-endian bit fields from a bytes-like object, by offset (the bytes are not copied).
+    """Reads big-endian bit fields from a bytes-like object, a window at a time (by offset; the
+    bytes are not copied).
 
     Args:
         data: the bytes to read.
         what: names the structure in error messages ("H.264 SPS").
     """
 
-    __slots__ = ("_bits", "_data", "_pos", "what")
+    __slots__ = ("_bits", "_data", "_pos", "_window", "_window_end", "what")
 
     def __init__(self, data: bytes | bytearray | memoryview, what: str) -> None:
         self._data = data
         self._bits = len(data) * 8
         self._pos = 0
+        self._window = 0  # the bytes from the one holding _pos up to bit _window_end
+        self._window_end = 0
         self.what = what
 
     @property
@@ -40,43 +49,45 @@ class BitReader:
         """Bits read so far."""
         return self._pos
 
-    def _advance(self, n: int) -> int:
-        """Consumes ``n`` bits; returns where they start."""
-        pos = self._pos
-        if n < 0 or pos + n > self._bits:
+    def _load(self, end: int) -> None:
+        """Makes the window hold the bits from the reader's position to ``end``, or more."""
+        if end > self._bits:
             raise RemoteProtocolError(f"{self.what}: truncated")
-        self._pos = pos + n
-        return pos
-
-    def _at(self, pos: int, n: int) -> int:
-        """The ``n`` bits from bit ``pos``, from the bytes that hold them alone."""
-        first = pos >> 3
-        last = (pos + n + 7) >> 3
-        value = int.from_bytes(self._data[first:last], "big")
-        return (value >> ((last << 3) - pos - n)) & ((1 << n) - 1)
+        first = self._pos >> 3
+        last = min(len(self._data), max(first + WINDOW_BYTES, (end + 7) >> 3))
+        self._window = int.from_bytes(self._data[first:last], "big")
+        self._window_end = last << 3
 
     def u(self, n: int) -> int:
         """Reads an ``n``-bit unsigned integer (``n`` may be 0)."""
-        return self._at(self._advance(n), n)
+        end = self._pos + n
+        if end > self._window_end:
+            self._load(end)
+        self._pos = end
+        return (self._window >> (self._window_end - end)) & ((1 << n) - 1)
 
     def peek(self, n: int) -> int:
         """The next ``n`` bits, not consumed."""
-        if self._pos + n > self._bits:
-            raise RemoteProtocolError(f"{self.what}: truncated")
-        return self._at(self._pos, n)
+        end = self._pos + n
+        if end > self._window_end:
+            self._load(end)
+        return (self._window >> (self._window_end - end)) & ((1 << n) - 1)
 
     def octets(self, count: int) -> bytes:
         """Reads ``count`` whole octets from any bit position (a slice when byte aligned)."""
-        pos = self._advance(8 * count)
-        if not pos & 7:
-            return bytes(self._data[pos >> 3 : (pos >> 3) + count])
-        return self._at(pos, 8 * count).to_bytes(count, "big")
+        pos = self._pos
+        if pos & 7:
+            return self.u(8 * count).to_bytes(count, "big")
+        self.skip(8 * count)
+        return bytes(self._data[pos >> 3 : (pos >> 3) + count])
 
     def flag(self) -> bool:
         return self.u(1) == 1
 
     def skip(self, n: int) -> None:
-        self._advance(n)
+        if n < 0 or self._pos + n > self._bits:  # a length from the input never moves it back
+            raise RemoteProtocolError(f"{self.what}: truncated")
+        self._pos += n
 
     def ue(self, limit: int = (1 << 32) - 2) -> int:
         """Reads an unsigned exp-Golomb code ue(v) and checks it against ``limit``."""
