@@ -1,7 +1,8 @@
 """The bus: one ``Stream`` per source, fanning frames out to any number of subscribers.
 
 A producer never blocks (MediaMTX's ``stream/``): each subscriber has a bounded queue, and one
-that falls behind loses frames up to the next keyframe and then gets a frame flagged as a
+that falls behind loses frames up to the next keyframe (or, from a camera that sends none, up to
+any video frame after ``KEYFRAME_WAIT_SECONDS``) and then gets a frame flagged as a
 discontinuity. A GOP cache (frames since the last video keyframe: an IDR/IRAP or recovery point,
 see ``Frame.key``) lets a new subscriber start at once on a keyframe instead of waiting up to a GOP.
 The cache is bounded in bytes and frames; a GOP that outgrows it is dropped from the cache (new
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 _VIDEO_CODECS = frozenset(c for c in Codec if c.kind is Kind.VIDEO)
 GOP_CACHE_MAX_FRAMES = 1500
 """A GOP longer than this (60 s at 25 fps) is not cached; new subscribers wait for a keyframe."""
+KEYFRAME_WAIT_SECONDS = 10.0
+"""A subscriber waiting for a keyframe (to start, or to resume after falling behind) takes any
+video frame once this much video came without one: a camera that sends none (intra refresh
+without recovery points, an IDR only on request) still reaches every consumer."""
 GOP_CACHE_MAX_BYTES = 64 * 1024 * 1024
 """Default per-stream bound on the GOP cache's payload bytes (``Stream(gop_cache_bytes=...)``):
 about 50 s of a 10 Mbit/s camera. A larger GOP is not cached; new subscribers wait for a keyframe."""
@@ -36,16 +41,18 @@ class Subscription:
         self._stream = stream
         self._send, self._receive = trio.open_memory_channel[Frame](max_frames)
         self._waiting_for_key = True
+        self._waiting_from: tuple[int, int] | None = None  # (track index, pts) first dropped
         self._resume_flag = False
         self.delivered = 0
         self.dropped = 0
 
     def _offer(self, frame: Frame) -> None:
         if self._waiting_for_key:
-            if not _starts_gop(frame, self._stream.has_video):
+            if not _starts_gop(frame, self._stream.has_video) and not self._waited(frame):
                 self.dropped += 1
                 return
             self._waiting_for_key = False
+            self._waiting_from = None
             if self._resume_flag and not frame.discontinuity:
                 frame = dataclasses.replace(frame, discontinuity=True)
         try:
@@ -58,6 +65,17 @@ class Subscription:
             pass
         else:
             self.delivered += 1
+
+    def _waited(self, frame: Frame) -> bool:
+        """Whether video came for KEYFRAME_WAIT_SECONDS without a keyframe, up to this frame."""
+        track = frame.track
+        if track.kind is not Kind.VIDEO:
+            return False
+        since = self._waiting_from
+        if since is None or since[0] != track.index or frame.pts < since[1]:
+            self._waiting_from = (track.index, frame.pts)
+            return False
+        return frame.pts - since[1] >= KEYFRAME_WAIT_SECONDS * track.clock_rate
 
     async def receive(self) -> Frame:
         """The next frame; raises ``trio.EndOfChannel`` once the stream is closed."""

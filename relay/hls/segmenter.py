@@ -10,7 +10,8 @@ segment's packets into MPEG-TS in memory (no hand-written TS muxer). Rules:
   the playlist's EXT-X-TARGETDURATION (``target_duration``, fixed by the first segment).
 - A stream without a keyframe for that long (an intra-refresh camera without recovery point
   SEIs, a camera that sends an IDR only on request) is cut anyway, at the first video frame that
-  would take the segment past EXT-X-TARGETDURATION, and so is a segment holding
+  would take the segment past EXT-X-TARGETDURATION (after a discontinuity, a segment starts
+  at a video frame once none came for that long), and so is a segment holding
   ``MAX_SEGMENT_BYTES``: the playlist keeps moving and memory stays bounded. Such a segment
   starts on a frame not flagged as a keyframe (its TS has no random_access_indicator there); a
   player reading on from the segment before decodes straight through, one that joins at it shows
@@ -104,8 +105,8 @@ class Segmenter:
         target_duration: EXT-X-TARGETDURATION, whole seconds, that no segment exceeds: fixed
             when the first segment is finished (None before), from the target and the longest
             GOP seen by then.
-        cuts_without_keyframe: segments cut at a frame that is not a keyframe because none came
-            within ``target_duration``.
+        cuts_without_keyframe: segments cut (or, after a discontinuity, started) at a frame that
+            is not a keyframe because none came within ``target_duration``.
         cuts_for_size: segments cut early at ``MAX_SEGMENT_BYTES``.
         frames_dropped: frames dropped (before a keyframe, non-increasing DTS).
         frames_skipped: frames of codecs that MPEG-TS for HLS cannot carry.
@@ -130,6 +131,7 @@ class Segmenter:
         self._last_key_pts: int | None = None
         self._last_key_track: Track | None = None
         self._interval = 0  # lead track's frame interval, carried across segments
+        self._waiting_from: int | None = None  # pts of the first video frame dropped waiting
 
     def push(self, frame: Frame) -> list[Segment]:
         """Add one frame.
@@ -172,7 +174,7 @@ class Segmenter:
         if is_key_video:
             self._note_keyframe(frame)
         if seg is None:
-            if self.has_video and not is_key_video:
+            if self.has_video and not is_key_video and not self._may_start(frame):
                 self.frames_dropped += 1
                 return out
             seg = self._start(frame)
@@ -196,6 +198,19 @@ class Segmenter:
                 seg = self._start(frame)
         self._add(seg, frame)
         return out
+
+    def _may_start(self, frame: Frame) -> bool:
+        """Whether a segment may start at this frame that is not a keyframe: a video frame
+        once video has come without a keyframe for as long as a segment may last."""
+        track = frame.track
+        if track.kind is not Kind.VIDEO:
+            return False
+        if self._waiting_from is None or frame.pts < self._waiting_from:
+            self._waiting_from = frame.pts
+        if frame.pts - self._waiting_from < self._longest() * track.clock_rate:
+            return False
+        self.cuts_without_keyframe += 1
+        return True
 
     def _longest(self) -> int:
         """The longest a segment may last, in seconds: EXT-X-TARGETDURATION once fixed; before,
@@ -228,6 +243,7 @@ class Segmenter:
 
     def _start(self, frame: Frame) -> _Open:
         seg = _Open(frame, self._pending_discontinuity)
+        self._waiting_from = None
         seg.interval = self._interval
         self._pending_discontinuity = False
         self._open = seg

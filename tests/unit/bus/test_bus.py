@@ -2,7 +2,7 @@
 
 import trio
 
-from relay.bus import Stream
+from relay.bus import KEYFRAME_WAIT_SECONDS, Stream
 from relay.media import Codec, Frame, Track
 
 VIDEO = Track(index=0, codec=Codec.H264, clock_rate=90000)
@@ -135,3 +135,28 @@ def test_gop_cache_byte_bound_is_per_stream() -> None:
     assert stream.gop_cache_overflows == 1
     with stream.subscribe() as sub:
         assert drain(sub) == []
+
+
+def test_stream_without_keyframes_reaches_new_and_slow_subscribers() -> None:
+    """No keyframe ever: a subscriber starts, or resumes, after KEYFRAME_WAIT_SECONDS of video."""
+    stream = Stream("cam")
+    stream.set_tracks([VIDEO, AUDIO])
+    wait = int(KEYFRAME_WAIT_SECONDS * 25)  # video() frames are 25 per second
+    with stream.subscribe(max_frames=2 * wait) as sub:
+        for n in range(wait + 2):
+            stream.publish(video(n))
+            stream.publish(audio(n))
+        got = drain(sub)
+        assert [f.pts // 3600 for f in got if f.track is VIDEO] == [wait, wait + 1]
+        assert not got[0].discontinuity
+        for n in range(wait + 2, 3 * wait + 4):  # it falls behind: its queue overflows
+            stream.publish(video(n))
+        queued = drain(sub)
+        for n in range(3 * wait + 4, 5 * wait):
+            stream.publish(video(n))
+        got = drain(sub)
+    assert [f.pts // 3600 for f in queued] == list(range(wait + 2, 3 * wait + 2))
+    assert not any(f.discontinuity for f in queued)
+    # one frame lost to the full queue; the next starts the wait, which lasts `wait` frames
+    assert [f.pts // 3600 for f in got] == list(range(4 * wait + 3, 5 * wait))
+    assert got[0].discontinuity

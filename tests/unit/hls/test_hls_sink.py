@@ -101,3 +101,23 @@ async def test_stream_close_ends_playlist_and_expired_segments_are_deleted(
     assert stats.segments_deleted == 3
     assert playlist.segments[0].program_date_time.timestamp() == 1_700_000_006.0
     assert not any(s.discontinuity for s in playlist.segments)
+
+
+async def test_stream_without_keyframes_keeps_the_playlist_moving(tmp_path: Path,
+                                                                   caplog) -> None:
+    """One IDR in 12 s: segments of EXT-X-TARGETDURATION are listed anyway, one log line."""
+    out = tmp_path / "cam"
+    frames = av_frames(12.0, keyint=12 * 25, audio=False)  # within the subscription's queue
+    stream = Stream("cam")
+    stream.set_tracks(list({f.track.index: f.track for f in frames}.values()))
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            stats = await nursery.start(run_hls_sink, stream, out, 2.0, 6)
+            await publish(stream, frames)
+            stream.close()  # the sink ends after the frames it has queued
+    playlist = m3u8.loads((out / "index.m3u8").read_text())
+    assert playlist.target_duration == 4
+    assert [s.duration for s in playlist.segments] == [4.0, 4.0, 4.0]
+    assert stats.cuts_without_keyframe == 2 and stats.overlong_segments == 0
+    lines = [r.getMessage() for r in caplog.records if "not a keyframe" in r.getMessage()]
+    assert len(lines) == 1 and "stream=cam" in lines[0]

@@ -365,3 +365,20 @@ def test_segmenter_bytes_bounded_without_keyframes() -> None:
     assert [s.frames for s in out] == [per_segment, per_segment]
     assert segmenter.cuts_for_size == 2
     assert all(len(s.data) < 1.1 * MAX_SEGMENT_BYTES for s in out)
+
+
+def test_after_a_discontinuity_a_stream_without_keyframes_starts_again() -> None:
+    """A reconnect mid-stream of a camera that sends no keyframe: a segment starts anyway, at a
+    video frame once none came for EXT-X-TARGETDURATION, flagged as a discontinuity."""
+    segmenter = Segmenter(2.0)
+    out: list[Segment] = []
+    for n in range(300):
+        frame = Frame(VIDEO, n * FRAME_TICKS, n * FRAME_TICKS, n == 0, AUD,
+                      discontinuity=n == 150)
+        out += segmenter.push(frame)
+    out += segmenter.flush()
+    assert segmenter.target_duration == 4
+    # 0-4 s, 4-6 s (closed by the discontinuity), then 6-10 s dropped waiting, 10-12 s
+    assert [(s.start, s.discontinuity) for s in out] == [(0.0, False), (4.0, False),
+                                                          (10.0, True)]
+    assert segmenter.frames_dropped == 100
