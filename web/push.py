@@ -46,6 +46,10 @@ PLAYLIST = "index.m3u8"
 SEGMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.ts")
 """Only plain segment names are pushed: a playlist line can never name a file elsewhere."""
 MAX_PLAYLIST_BYTES = 1 << 20
+MAX_RESPONSE_BYTES = 64 * 1024
+"""The most of an origin's answer body that is read: the answer's status is what counts, and a
+short body read to its end lets the connection be reused. A longer one is not read on: its
+connection is closed, so an origin that answers with a gigabyte costs nothing here."""
 CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t"}
 
 
@@ -157,6 +161,15 @@ def playlist_segments(text: bytes) -> list[str]:
     return out
 
 
+async def _discard_body(response: aiohttp.ClientResponse) -> None:
+    """Read and drop up to ``MAX_RESPONSE_BYTES`` of the body; close the connection if more."""
+    remaining = MAX_RESPONSE_BYTES
+    while remaining > 0 and (chunk := await response.content.read(remaining)):
+        remaining -= len(chunk)
+    if not response.content.at_eof():
+        response.close()
+
+
 class HlsPusher:
     """Keeps one origin URL in step with one stream's HLS folder."""
 
@@ -190,7 +203,7 @@ class HlsPusher:
             async with self.session.request(method, self._url(file), data=data,
                                             headers=headers, timeout=TIMEOUT,
                                             allow_redirects=False) as response:
-                await response.read()
+                await _discard_body(response)
                 if response.status == 404 and method == "DELETE":
                     return  # already gone: what DELETE wanted
                 if not 200 <= response.status < 300:

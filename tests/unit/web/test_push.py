@@ -18,7 +18,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from web.app import make_app
-from web.push import HlsPusher, PushError, PushStats, playlist_segments, redact
+from web.push import (
+    MAX_RESPONSE_BYTES,
+    HlsPusher,
+    PushError,
+    PushStats,
+    playlist_segments,
+    redact,
+)
 
 USER, PASSWORD = "pusher", "pa55-w0rd!"
 
@@ -185,6 +192,55 @@ def test_failures_retry_with_backoff(tmp_path: Path, caplog: pytest.LogCaptureFi
     asyncio.run(main())
     assert "HTTP 503" in caplog.text and "works again" in caplog.text
     assert PASSWORD not in caplog.text and USER not in caplog.text
+
+
+def test_an_origin_answering_a_gigabyte_is_not_read(tmp_path: Path) -> None:
+    """An origin that answers every PUT with a 1 GiB body: the pusher reads at most
+    MAX_RESPONSE_BYTES of it and hangs up, so the push still succeeds and memory stays flat.
+    The origin counts what it got out before the client closed (socket buffers included)."""
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    add_segment(folder, 0)
+    write_atomic(folder / "index.m3u8", playlist(0, 1))
+    body, chunk, give_up = 1 << 30, bytes(1 << 16), 64 << 20
+    sent: list[int] = []  # per answer: bytes written before the client went away
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(status=201)
+        response.content_length = body
+        await response.prepare(request)
+        total = 0
+        try:  # ends when the client hangs up (ConnectionError, or aiohttp cancels the handler)
+            while total < body:
+                if total >= give_up:  # a client that reads on would take all of it
+                    assert request.transport is not None
+                    request.transport.close()
+                    break
+                await response.write(chunk)
+                total += len(chunk)
+        finally:
+            sent.append(total)
+        return response
+
+    async def main() -> None:
+        app = web.Application(client_max_size=1 << 24)
+        app.router.add_put("/{tail:.*}", answer)
+        server = TestServer(app)
+        await server.start_server()
+        try:
+            async with aiohttp.ClientSession() as session:
+                pusher = HlsPusher(session, folder, f"http://127.0.0.1:{server.port}/live/cam/")
+                assert await pusher.sync() is True
+                assert (pusher.stats.segments_pushed, pusher.stats.playlists_pushed) == (1, 1)
+                while len(sent) < 2:  # the origin notices the hang-up on its next write
+                    await asyncio.sleep(0.01)
+        finally:
+            await server.close()
+
+    asyncio.run(main())
+    assert MAX_RESPONSE_BYTES <= 1 << 16
+    assert len(sent) == 2 and max(sent) < 32 << 20, sent  # not 1 GiB, nor the 64 MiB give-up
 
 
 def test_unreachable_origin_is_described_without_credentials(tmp_path: Path) -> None:
