@@ -19,6 +19,7 @@ from relay.media import Kind, Track
 class TrackCounters:
     frames: int = 0
     bytes: int = 0
+    udp_receive_buffer: int | None = None  # bytes the kernel granted its RTP socket (UDP only)
 
 
 @dataclass(slots=True)
@@ -35,7 +36,9 @@ class StreamStatus:
     packets_lost: int = 0
     packets_garbled: int = 0
     frames_dropped: int = 0
+    frames_damaged: int = 0  # kept with a lost fragment, for the decoder to conceal
     reconnects: int = 0
+    transport_fallbacks: int = 0  # moves from UDP to TCP for sustained loss (transport auto)
     skipped_tracks: list[str] = field(default_factory=list)
     tracks: dict[int, TrackCounters] = field(default_factory=dict)
     hls: Any = None  # the HLS sink's stats object, if HLS is on
@@ -83,6 +86,7 @@ class Snapshotter:
             entry["bitrate"] = round(bitrate) if bitrate is not None else None
             entry["frames"] = counters.frames
             entry["bytes"] = counters.bytes
+            entry["udp_receive_buffer"] = counters.udp_receive_buffer
             entry["index"] = index
             tracks.append(entry)
         hls = status.hls
@@ -97,7 +101,9 @@ class Snapshotter:
             "packets_lost": status.packets_lost,
             "packets_garbled": status.packets_garbled,
             "frames_dropped": status.frames_dropped,
+            "frames_damaged": status.frames_damaged,
             "reconnects": status.reconnects,
+            "transport_fallbacks": status.transport_fallbacks,
             "last_error": status.last_error,
             "disk_errors": status.disk.count,
             "disk_error": status.disk.last,

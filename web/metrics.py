@@ -148,7 +148,10 @@ class SnapshotCollector:
                 ("packets_lost", "RTP packets the source sent that never arrived"),
                 ("packets_garbled", "Packets from the source that did not parse"),
                 ("frames_dropped", "Frames the source side dropped"),
+                ("frames_damaged", "Frames kept with a lost fragment, for the decoder to "
+                 "conceal"),
                 ("reconnects", "Times the source was reconnected"),
+                ("transport_fallbacks", "Moves from RTP over UDP to TCP for sustained loss"),
                 ("disk_errors", "Writes of the stream's HLS files and thumbnails that failed "
                  "(each retried with the next one)"),
             )
@@ -176,6 +179,9 @@ class SnapshotCollector:
                                 "second", labels=labels)
         bitrate = GaugeMetricFamily("relay_stream_bitrate_bps", "Media bits per second over "
                                     "the last second, per track", labels=labels)
+        buffer = GaugeMetricFamily("relay_stream_udp_receive_buffer_bytes", "Receive buffer "
+                                   "the kernel granted the track's RTP socket (RTP over UDP)",
+                                   labels=labels)
         for s in streams:
             for index, track in enumerate(s.get("tracks") or []):
                 if not isinstance(track, dict):
@@ -183,11 +189,11 @@ class SnapshotCollector:
                 values = [s["name"], str(track.get("index", index)), str(track.get("kind")),
                           str(track.get("codec"))]
                 for family, key in ((frames, "frames"), (size, "bytes"), (fps, "fps"),
-                                    (bitrate, "bitrate")):
+                                    (bitrate, "bitrate"), (buffer, "udp_receive_buffer")):
                     value = _number(track.get(key))
                     if value is not None:
                         family.add_metric(values, value)
-        yield from (frames, size, fps, bitrate)
+        yield from (frames, size, fps, bitrate, buffer)
 
     def _rtmp(self, streams: list[dict[str, Any]]) -> Iterator[Metric]:
         labels = ["stream", "destination"]

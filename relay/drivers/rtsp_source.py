@@ -5,6 +5,10 @@ per socket. Beside them: keepalives before the session times out, RTCP receiver 
 few seconds, and a watchdog that ends the session when media stops. Any error ends the session
 with one log line; ``run_rtsp_source`` reconnects with backoff, continuing the same timeline.
 
+RTP over UDP: each RTP socket asks for a large receive buffer (what the kernel granted is
+logged and in /api), and with ``transport = "auto"`` a session whose loss stays above
+``AUTO_TCP_LOSS`` for ``AUTO_TCP_SECONDS`` moves to TCP for good (docs/loss.md).
+
 rtsps:// sources run the same session inside TLS (``relay.drivers.net``), RTP interleaved in it.
 Credentials go only to the origin they were configured for, or to a HOST:PORT the stream's
 ``redirect_credentials`` lists: a redirect elsewhere is followed without them.
@@ -39,7 +43,7 @@ from relay.rtp.rtcp import (
     receiver_report_compound,
 )
 from relay.rtp.sync import Timeline
-from relay.rtp.timing import ReceptionStats
+from relay.rtp.timing import LossWindow, ReceptionStats
 from relay.rtsp.client import (
     Described,
     InterleavedData,
@@ -50,7 +54,7 @@ from relay.rtsp.client import (
     UnsupportedTransport,
 )
 from relay.rtsp.message import NEED_DATA, ConnectionClosed
-from relay.status import StreamStatus
+from relay.status import StreamStatus, TrackCounters
 
 log = logging.getLogger("relay.rtsp")
 
@@ -61,12 +65,24 @@ RTP_TIMEOUT = 10.0
 """A session whose media stops this long (camera hung, network gone) is reconnected."""
 UDP_PROBE_TIMEOUT = 3.0
 """With --transport auto, UDP that brings no RTP in this long falls back to TCP."""
+AUTO_TCP_LOSS = 0.01
+AUTO_TCP_SECONDS = 10.0
+"""With --transport auto, UDP losing more than AUTO_TCP_LOSS of a track's packets over the
+last AUTO_TCP_SECONDS moves the stream to TCP (interleaved RTP is never lost)."""
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+"""SO_RCVBUF asked for each RTP socket: about 3 s of 10 Mbit/s, so a burst (a keyframe) or a
+busy event loop does not overflow the default ~200 KB. Linux doubles what it grants and caps
+it at net.core.rmem_max; the grant is read back and reported."""
 RR_INTERVAL = 5.0
 MAX_REDIRECTS = 5
 RECEIVE_SIZE = 65536
 
 
 class _NoUdpMedia(RelayError):
+    pass
+
+
+class _LossyUdp(RelayError):
     pass
 
 
@@ -89,6 +105,8 @@ class _Track:
     last_sr: int = 0
     last_sr_at: float | None = None
     sockets: list[trio.socket.SocketType] = field(default_factory=list)
+    receive_buffer: int | None = None  # UDP: bytes the kernel granted the RTP socket
+    loss: LossWindow = field(default_factory=lambda: LossWindow(AUTO_TCP_SECONDS))
 
 
 async def run_rtsp_source(
@@ -124,10 +142,11 @@ async def run_rtsp_source(
                 url = redirect.url
                 log.info("stream=%s redirected to %s", config.name, redact_url(url))
                 continue
-        except (UnsupportedTransport, _NoUdpMedia) as exc:
+        except (UnsupportedTransport, _NoUdpMedia, _LossyUdp) as exc:
             if config.transport == "auto":
                 log.warning("stream=%s %s; falling back to TCP", config.name, exc)
                 use_tcp = True
+                status.transport_fallbacks += isinstance(exc, _LossyUdp)
                 continue
             error = str(exc)
         except AuthError as exc:
@@ -189,7 +208,7 @@ class _Session:
         self.first_frame = True
         self.local_ssrc = secrets.randbits(32)
         self.audio = AudioStage(config.audio, needs_audio=bool(config.rtmp))
-        self.reported = (0, 0)  # packets lost, frames dropped already in the status
+        self.reported = (0, 0, 0)  # packets lost, frames dropped, damaged already in the status
         self.warned_oversized = False  # one line a session for oversized parameter sets
 
     def withheld_error(self) -> str | None:
@@ -319,7 +338,8 @@ class _Session:
                 rtp.close()
                 rtcp.close()
                 continue
-            rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+            track.receive_buffer = rtp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
             track.sockets = [rtp, rtcp]
             track.reorder = ReorderBuffer()
             return port, port + 1
@@ -350,6 +370,7 @@ class _Session:
                     track.rtcp_address = (server_ip, setup.server_ports[1])
                 nursery.start_soon(self._udp_rtp, track, rtp_sock, server_ip)
                 nursery.start_soon(self._udp_rtcp, track, rtcp_sock, server_ip)
+        self._report_receive_buffers()
         self.played = True
         self.status.state = "playing"
         self.status.transport = self.transport
@@ -359,6 +380,20 @@ class _Session:
         nursery.start_soon(self._keepalive, self.client.session_timeout)
         nursery.start_soon(self._receiver_reports)
         nursery.start_soon(self._watchdog)
+
+    def _report_receive_buffers(self) -> None:
+        """Puts each track's granted UDP receive buffer (None over TCP) in the status, and
+        logs the grant when it is new to this stream (once, not at every reconnect)."""
+        granted = []
+        for track in self.tracks:
+            counters = self.status.tracks.setdefault(track.index, TrackCounters())
+            if track.receive_buffer is not None and counters.udp_receive_buffer is None:
+                granted.append(track.receive_buffer)
+            counters.udp_receive_buffer = track.receive_buffer
+        if granted:
+            log.info("stream=%s UDP receive buffer: %s bytes granted of %d asked (Linux grants "
+                     "twice the request, capped at net.core.rmem_max)", self.config.name,
+                     ", ".join(map(str, granted)), UDP_RECEIVE_BUFFER)
 
     def _on_rtp(self, track: _Track, data: bytes | memoryview) -> None:
         try:
@@ -484,14 +519,28 @@ class _Session:
             elif now - self.last_media > RTP_TIMEOUT:
                 raise RelayError(f"media stopped for {RTP_TIMEOUT:.0f} s")
             self._update_counters()
+            if self.config.transport == "auto" and self.transport == "udp":
+                self._check_loss(now)
+
+    def _check_loss(self, now: float) -> None:
+        """Ends a UDP session (``run_rtsp_source`` moves it to TCP) whose loss stayed high."""
+        for track in self.tracks:
+            fraction = track.loss.sample(track.stats, now)
+            if fraction is not None and fraction > AUTO_TCP_LOSS:
+                raise _LossyUdp(
+                    f"track {track.index} lost {fraction:.1%} of its RTP packets over UDP in "
+                    f"the last {AUTO_TCP_SECONDS:.0f} s (more than {AUTO_TCP_LOSS:.0%})")
 
     def _update_counters(self) -> None:
-        """Fold this session's losses and dropped frames (lost fragments) into the status."""
+        """Fold this session's losses, dropped and damaged frames into the status."""
         lost = sum(t.stats.lost for t in self.tracks)
         dropped = sum(t.depacketizer.dropped for t in self.tracks)
+        damaged = sum(t.depacketizer.damaged for t in self.tracks
+                      if isinstance(t.depacketizer, NalDepacketizer))
         self.status.packets_lost += lost - self.reported[0]
         self.status.frames_dropped += dropped - self.reported[1]
-        self.reported = (lost, dropped)
+        self.status.frames_damaged += damaged - self.reported[2]
+        self.reported = (lost, dropped, damaged)
         if not self.warned_oversized and any(
             isinstance(t.depacketizer, NalDepacketizer) and t.depacketizer.oversized_parameter_sets
             for t in self.tracks

@@ -68,6 +68,14 @@ def nal_roles(
 class NalDepacketizer:
     """Reassembles access units of NAL units from RTP packets in sequence order.
 
+    An access unit that lost packets is kept with what arrived, for the decoder to conceal the
+    rest (counted in ``damaged``): its whole NAL units, and a fragmented slice cut where the
+    loss began. Dropping it instead leaves every later picture of the GOP predicted from a
+    picture the decoder never had, and a lost keyframe (a keyframe spans tens of packets) a
+    whole GOP without a start: what a viewer sees is worse, for longer (docs/loss.md).
+    ``dropped`` counts access units that yield nothing: malformed, over a limit, or damaged
+    with no slice left.
+
     Subclasses implement ``_opens_access_unit``, ``_consume`` (one payload into NAL units,
     through ``_add``, ``_aggregate`` and ``_fragment``) and ``_update_parameter_sets``.
 
@@ -98,6 +106,7 @@ class NalDepacketizer:
     ) -> None:
         self.track = track
         self.dropped = 0
+        self.damaged = 0
         self.oversized_parameter_sets = 0
         self.waiting_for_keyframe = 0
         self.unsupported = 0
@@ -115,6 +124,7 @@ class NalDepacketizer:
         self._size = 0
         self._fu: bytearray | None = None
         self._broken = False
+        self._damaged = False
         self._have_keyframe = False
 
     def push(self, packet: RtpPacket) -> list[Frame]:
@@ -130,17 +140,18 @@ class NalDepacketizer:
         if self._ts is not None and packet.timestamp != self._ts:
             # the previous access unit ended without its marker; after a loss it may lack its tail
             if gap:
-                self._discard()
-            else:
-                self._finish(out)
+                self._damage()
+            self._finish(out)
         payload = packet.payload
         if self._ts is None:
             self._ts = packet.timestamp
-            self._broken = gap and not self._opens_access_unit(payload)
-            if self._broken:
-                self.dropped += 1
+            if gap and not self._opens_access_unit(payload):
+                if expected is None:
+                    self._break()  # joined mid access unit: no picture yet to conceal from
+                else:
+                    self._damage()
         elif gap:
-            self._break()
+            self._damage()
         if not self._broken and payload:
             self._consume(payload)
         if packet.marker:
@@ -207,8 +218,9 @@ class NalDepacketizer:
                 return
             self._fu = start
         elif self._fu is None:
-            self._break()  # a middle or end fragment whose start was not seen
-            return
+            if not self._damaged:
+                self._break()  # a middle or end fragment whose start was never sent
+            return  # or was lost: skipped
         self._fu += data
         if self._size + len(self._fu) > self._max_size:
             self._break()
@@ -233,26 +245,36 @@ class NalDepacketizer:
         self._fu = None
         self._size = 0
 
+    def _damage(self) -> None:
+        """Notes a loss in the access unit being assembled; a slice it was inside is kept up
+        to the loss (its header and first macroblocks decode; the decoder conceals the rest)."""
+        fu, self._fu = self._fu, None
+        if fu is not None and self._roles[fu[0]] in (_SLICE, _KEY) and not self._broken:
+            self._add(fu)
+        self._damaged = True
+
     def _reset(self) -> None:
         self._ts = None
         self._nals = []
         self._fu = None
         self._size = 0
         self._broken = False
-
-    def _discard(self) -> None:
-        if not self._broken and (self._nals or self._fu is not None):
-            self.dropped += 1
-        self._reset()
+        self._damaged = False
 
     def _finish(self, out: list[Frame]) -> None:
         if self._fu is not None:
             self._break()  # the access unit ended inside a fragmented NAL unit
-        nals, timestamp, broken = self._nals, self._ts, self._broken
+        nals, timestamp, broken, damaged = self._nals, self._ts, self._broken, self._damaged
         self._reset()
-        if broken or not nals or timestamp is None:
+        if broken or timestamp is None:
             return
-        frame = self._frame(nals, timestamp)
+        counted = self.dropped + self.waiting_for_keyframe
+        frame = self._frame(nals, timestamp) if nals else None
+        if damaged:
+            if frame is not None:
+                self.damaged += 1
+            elif self.dropped + self.waiting_for_keyframe == counted:
+                self.dropped += 1  # no slice of it arrived
         if frame is not None:
             out.append(frame)
 

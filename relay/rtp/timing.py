@@ -1,8 +1,11 @@
 """RTP timestamp unwrapping and reception statistics (RFC 3550 A.1 sequence validation,
-A.3 loss, A.8 interarrival jitter), the numbers a receiver report carries (6.4.1).
+A.3 loss, A.8 interarrival jitter), the numbers a receiver report carries (6.4.1), and the
+loss over a sliding window that tells sustained loss from a burst.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 from relay.rtp.rtcp import ReportBlock
 
@@ -11,7 +14,7 @@ MAX_DROPOUT = 3000
 MAX_MISORDER = 100
 MIN_SEQUENTIAL = 2
 
-__all__ = ["ReceptionStats", "TimestampUnwrapper"]
+__all__ = ["LossWindow", "ReceptionStats", "TimestampUnwrapper"]
 
 
 class TimestampUnwrapper:
@@ -163,3 +166,42 @@ class ReceptionStats:
             last_sr=last_sr & 0xFFFFFFFF,
             delay_since_last_sr=delay_since_last_sr & 0xFFFFFFFF,
         )
+
+
+class LossWindow:
+    """The fraction of packets lost over the last ``seconds``, from samples of a
+    ``ReceptionStats`` taken by a periodic task (RFC 3550 A.3's expected minus received, over
+    a sliding window instead of between receiver reports). Holds one sample per call still in
+    the window, so its size is the window over the sampling period.
+
+    Args:
+        seconds: the window's length.
+    """
+
+    __slots__ = ("_samples", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._samples: deque[tuple[float, int, int]] = deque()
+
+    def sample(self, stats: ReceptionStats, now: float) -> float | None:
+        """Records ``stats`` as of ``now`` (seconds, any epoch, never decreasing).
+
+        Returns:
+            The fraction lost since the oldest sample at least ``seconds`` old; None until
+            the samples span the window (and again after the source restarted its sequence).
+        """
+        samples = self._samples
+        expected, received = stats.expected, stats.received
+        if samples and expected < samples[-1][1]:
+            samples.clear()  # the source restarted (RFC 3550 A.1): its counts began again
+        samples.append((now, expected, received))
+        while len(samples) > 1 and samples[1][0] <= now - self.seconds:
+            samples.popleft()
+        then, first_expected, first_received = samples[0]
+        if now - then < self.seconds:
+            return None
+        span = expected - first_expected
+        if span <= 0:
+            return 0.0
+        return max(0, span - (received - first_received)) / span

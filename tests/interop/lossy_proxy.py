@@ -16,6 +16,7 @@ packets they fall on depend on what the server sent). Counters say what was done
         url = f"rtsp://127.0.0.1:{proxy.port}/cam"
         ...
         proxy.stats().dropped
+        proxy.stats(track=0).frames  # access units the server sent on its first track
 """
 
 from __future__ import annotations
@@ -43,9 +44,11 @@ _TRANSPORT = re.compile(rb"(?im)^transport:[^\r\n]*$")
 
 @dataclass(slots=True)
 class ProxyStats:
-    """What the proxy did to RTP packets (RTCP passes untouched)."""
+    """What the proxy did to RTP packets (RTCP passes untouched); ``frames`` counts the
+    packets the server sent with the marker bit, which ends a video access unit (RFC 6184 5.1)."""
 
     received: int = 0
+    frames: int = 0
     forwarded: int = 0
     dropped: int = 0
     reordered: int = 0
@@ -53,6 +56,7 @@ class ProxyStats:
 
     def add(self, other: ProxyStats) -> None:
         self.received += other.received
+        self.frames += other.frames
         self.forwarded += other.forwarded
         self.dropped += other.dropped
         self.reordered += other.reordered
@@ -139,6 +143,7 @@ class _TrackRelay(threading.Thread):
         draw = self.rng.random()
         with self.lock:
             self.stats.received += 1
+            self.stats.frames += packet[1] >> 7 if len(packet) > 1 else 0
             if draw < self.loss:
                 self.stats.dropped += 1
                 return
@@ -347,11 +352,12 @@ class LossyRtspProxy:
         relay.start()
         return relay
 
-    def stats(self) -> ProxyStats:
-        """What has been done so far to RTP, summed over every track of every session."""
+    def stats(self, track: int | None = None) -> ProxyStats:
+        """What has been done so far to RTP, summed over every track of every session, or
+        for the ``track``-th SETUP only (0: the first, usually video)."""
         total = ProxyStats()
         with self._lock:
-            tracks = list(self._tracks)
+            tracks = list(self._tracks) if track is None else self._tracks[track : track + 1]
         for track in tracks:
             with track.lock:
                 total.add(track.stats)

@@ -357,30 +357,53 @@ def keyed() -> H264Depacketizer:
     return d
 
 
-def test_gap_inside_access_unit_drops_it_and_the_next_one_survives() -> None:
+def test_gap_inside_a_fragmented_slice_keeps_it_cut_at_the_loss() -> None:
+    d = keyed()
+    slice_ = nal(1, b"\x9a" + bytes(range(250)) * 4)
+    pieces = fu_a(slice_, 4)
+    packets = [rtp(p, 1 + i, 3000, i == 3) for i, p in enumerate(pieces)]
+    del packets[2]
+    (damaged,) = push_all(d, packets)
+    # the header and the first two fragments, for the decoder to conceal the rest
+    kept = len(slice_) - sum(len(p) - 2 for p in pieces[2:])
+    assert damaged.data == b"\x00\x00\x00\x01" + slice_[:kept] and not damaged.key
+    assert (d.damaged, d.dropped) == (1, 0)
+    (frame,) = push_all(d, [rtp(P_SLICE, 5, 6000, True)])  # starts cleanly after the loss
+    assert frame.pts == 6000 and (d.damaged, d.dropped) == (1, 0)
+
+
+def test_lost_first_fragment_drops_the_frame_when_no_slice_is_left() -> None:
     d = keyed()
     pieces = fu_a(nal(1, b"\x9a" + bytes(range(250)) * 4), 4)
     packets = [rtp(p, 1 + i, 3000, i == 3) for i, p in enumerate(pieces)]
-    del packets[2]
-    assert push_all(d, packets) == []
-    assert d.dropped == 1
-    (frame,) = push_all(d, [rtp(P_SLICE, 5, 6000, True)])  # starts cleanly after the loss
-    assert frame.pts == 6000 and d.dropped == 1
+    assert push_all(d, packets[1:]) == []  # a slice without its header is no use
+    assert (d.damaged, d.dropped) == (0, 1)
+    assert len(push_all(d, [rtp(P_SLICE, 5, 6000, True)])) == 1
 
 
-def test_loss_of_an_access_unit_start_drops_the_rest_of_it() -> None:
+def test_lost_fragment_of_a_parameter_set_is_not_kept_cut() -> None:
     d = keyed()
-    # seq 1 (first slice of the AU at 3000) is lost; the second slice must not pass alone
-    assert push_all(d, [rtp(P_SLICE_2ND, 2, 3000, True)]) == []
-    assert d.dropped == 1
+    pieces = fu_a(nal(8, bytes(range(1, 200))), 3)  # a long PPS, fragmented
+    packets = [rtp(p, 1 + i, 3000) for i, p in enumerate(pieces)]
+    del packets[1]
+    (frame,) = push_all(d, [*packets, rtp(P_SLICE, 4, 3000, True)])
+    assert frame.data == b"\x00\x00\x00\x01" + P_SLICE and d.damaged == 1
+
+
+def test_loss_of_an_access_unit_start_keeps_the_slices_that_arrived() -> None:
+    d = keyed()
+    # seq 1 (first slice of the AU at 3000) is lost; the second slice is the decoder's to use
+    (damaged,) = push_all(d, [rtp(P_SLICE_2ND, 2, 3000, True)])
+    assert damaged.data == b"\x00\x00\x00\x01" + P_SLICE_2ND
+    assert (d.damaged, d.dropped) == (1, 0)
     assert len(push_all(d, [rtp(P_SLICE, 3, 6000, True)])) == 1
 
 
-def test_missing_marker_and_loss_drops_the_open_access_unit() -> None:
+def test_missing_marker_and_loss_keeps_the_open_access_unit_as_damaged() -> None:
     d = keyed()
     assert push_all(d, [rtp(P_SLICE, 1, 3000)]) == []  # its marker packet (2) is lost
-    assert len(push_all(d, [rtp(P_SLICE, 3, 6000, True)])) == 1
-    assert d.dropped == 1
+    assert [f.pts for f in push_all(d, [rtp(P_SLICE, 3, 6000, True)])] == [3000, 6000]
+    assert (d.damaged, d.dropped) == (1, 0)
 
 
 def test_fu_a_without_start_or_end_is_dropped() -> None:

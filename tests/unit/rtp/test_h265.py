@@ -182,7 +182,7 @@ def three_aus(mtu: int = 500) -> tuple[list[list[RtpPacket]], list[bytes]]:
 
 
 @pytest.mark.parametrize("lost", ["first", "middle", "last"])
-def test_lost_fragment_drops_only_that_access_unit(lost: str) -> None:
+def test_lost_fragment_cuts_only_that_access_unit(lost: str) -> None:
     packets, aus = three_aus()
     second = packets[1]
     assert len(second) > 3 and all(payload_type_of(p) == h265.FU for p in second)
@@ -190,8 +190,13 @@ def test_lost_fragment_drops_only_that_access_unit(lost: str) -> None:
     del second[index]
     depacketizer = H265Depacketizer(TRACK)
     frames = run(depacketizer, [p for au in packets for p in au])
-    assert [f.data for f in frames] == [aus[0], aus[2]]
-    assert depacketizer.dropped == 1
+    if lost == "first":  # no slice header left: nothing to conceal with
+        assert [f.data for f in frames] == [aus[0], aus[2]]
+        assert (depacketizer.dropped, depacketizer.damaged) == (1, 0)
+    else:  # the slice up to the loss, for the decoder to conceal the rest
+        assert [f.data for f in frames[::2]] == [aus[0], aus[2]]
+        assert aus[1].startswith(frames[1].data) and len(frames[1].data) < len(aus[1])
+        assert (depacketizer.dropped, depacketizer.damaged) == (0, 1)
 
 
 def test_access_unit_ends_on_timestamp_change_without_marker() -> None:
