@@ -11,7 +11,9 @@ second. Never import trio or relay's trio code here.
   requests and bytes served, the HLS push's state); ``/healthz``: 200 while the snapshot is fresh.
 - ``/api/streams/{name}/thumbnail.jpg``: the JPEG the relay's thumbnail driver keeps current.
 - ``/metrics``: Prometheus text format (web/metrics.py).
-- ``/``: the page; ``/static/hls.min.js`` from ``web/node_modules`` (``make web``).
+- ``/``: the page; ``/static/hls.min.js`` from ``web/node_modules`` (``make web``; a wheel built
+  after it carries the file, the Docker image copies it there). Without it: a 404 that says so,
+  and the page says so too (Safari still plays natively).
 
 With a token (web/auth.py) /api/ and /metrics need ``Authorization: Bearer``. HLS push to an
 origin (web/push.py) runs in this process too, driven by the snapshot's ``hls_push`` URLs.
@@ -40,6 +42,9 @@ from web.push import PushManager
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
 HLS_JS = WEB_DIR / "node_modules" / "hls.js" / "dist" / "hls.min.js"
+HLS_JS_MISSING = ("hls.js is not installed, so the page cannot play HLS in this browser: run "
+                  "`make web` (npm ci in web/) before starting the relay or building its package\n")
+"""The 404 body: what to do, never a path of this machine."""
 
 FRESH_SECONDS = 10.0
 CLIENT_MAX_SIZE = 4096
@@ -267,9 +272,7 @@ async def page(request: web.Request) -> web.FileResponse:
 async def hls_js(request: web.Request) -> web.StreamResponse:
     path: Path = request.app[HLS_JS_KEY]
     if not path.is_file():
-        raise web.HTTPInternalServerError(
-            text=f"hls.js is missing ({path}): run `make web` (npm ci in web/)"
-        )
+        raise web.HTTPNotFound(text=HLS_JS_MISSING, headers={"Cache-Control": "no-store"})
     return web.FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
 
 

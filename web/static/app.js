@@ -293,14 +293,31 @@ function render(streams) {
 
 // ---- player ------------------------------------------------------------------------------
 
+// hls.min.js is a deferred script before this one, so by now it has run or failed (a 404 when
+// the relay's web/node_modules is not installed: then browsers with their own HLS player use it).
+const useHlsJs = Boolean(window.Hls && window.Hls.isSupported());
+const native = video.canPlayType("application/vnd.apple.mpegurl") !== "";
+const HLS_JS_MISSING = "hls.js did not load (/static/hls.min.js is missing on the relay: run " +
+  "`make web` there)";
+
+// What the page says about its player, or null when hls.js plays.
+function playerProblem() {
+  if (useHlsJs) return null;
+  if (window.Hls) return native ? null : "This browser cannot play HLS (no Media Source Extensions).";
+  return native ? HLS_JS_MISSING + "; this browser's own HLS player is used instead."
+    : "The player did not load: " + HLS_JS_MISSING + ", and this browser cannot play HLS " +
+      "without it. Status and pictures still work.";
+}
+
 function play(stream) {
   if (!stream.hls) return;
   if (current === stream.name) return;
   current = stream.name;
   for (const card of cards.values()) card.item.classList.toggle("selected", card.item.dataset.stream === current);
-  nowPlaying.textContent = "Playing " + stream.name;
+  const problem = playerProblem();
+  nowPlaying.textContent = (useHlsJs || native ? "Playing " + stream.name + ". " : "") + (problem || "");
   if (hls) { hls.destroy(); hls = null; }
-  if (window.Hls && window.Hls.isSupported()) {
+  if (useHlsJs) {
     hls = new window.Hls({
       liveDurationInfinity: true,
       xhrSetup: (xhr) => { if (token) xhr.setRequestHeader("Authorization", "Bearer " + token); },
@@ -312,10 +329,9 @@ function play(stream) {
     });
     hls.loadSource(stream.hls);
     hls.attachMedia(video);
-  } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
-    video.src = stream.hls;   // Safari plays HLS natively
+  } else if (native) {
+    video.src = stream.hls;   // Safari (and recent Chromium) play HLS natively
   } else {
-    nowPlaying.textContent = "This browser cannot play HLS (hls.js did not load: run `make web`).";
     return;
   }
   video.play().catch(() => {});   // muted autoplay; a refusal leaves the controls
@@ -352,5 +368,10 @@ async function refresh() {
   }
 }
 
+const problemAtStart = playerProblem();
+if (problemAtStart) {
+  nowPlaying.textContent = problemAtStart;
+  nowPlaying.classList.toggle("error", !native);
+}
 refresh();
 setInterval(refresh, REFRESH_MS);

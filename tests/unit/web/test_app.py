@@ -6,7 +6,10 @@ import asyncio
 import gzip
 import json
 import os
+import re
+import tomllib
 from collections.abc import Awaitable, Callable
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
-from web.app import HLS_JS, _accepts_gzip, make_app
+from web.app import HLS_JS, STATIC_DIR, WEB_DIR, _accepts_gzip, make_app
 
 NOW = 1_700_000_000.0
 PLAYLIST = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:11\n" + "".join(
@@ -219,18 +222,34 @@ def test_page_and_static(folders: tuple[Path, Path]) -> None:
         if HLS_JS.is_file():
             assert js.status == 200 and "javascript" in js.headers["Content-Type"]
         else:
-            assert js.status == 500
+            assert js.status == 404
 
     serve(folders, body)
 
 
 def test_missing_hls_js_says_run_make_web(folders: tuple[Path, Path], tmp_path: Path) -> None:
+    """A clear 404 (not a 500), not cached, not runnable, and no path of this machine in it."""
     async def body(client: TestClient) -> None:
         r = await client.get("/static/hls.min.js")
-        assert r.status == 500
-        assert "make web" in await r.text()
+        assert r.status == 404
+        assert r.headers["Content-Type"].startswith("text/plain")
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert r.headers["Cache-Control"] == "no-store"
+        text = await r.text()
+        assert "hls.js is not installed" in text and "make web" in text
+        assert re.search(r"(?<![\w.])/\w", text) is None  # no absolute path
 
     serve(folders, body, hls_js=tmp_path / "nowhere" / "hls.min.js")
+
+
+def test_the_package_carries_every_served_file() -> None:
+    """``pip install`` of a checkout (after ``make web``) installs web/ without node_modules
+    unless package-data names it: the page, its assets and hls.js must all be there."""
+    pyproject = tomllib.loads((WEB_DIR.parent / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["web"]
+    served = [path.relative_to(WEB_DIR) for path in STATIC_DIR.iterdir()]
+    for relative in served + [HLS_JS.relative_to(WEB_DIR)]:
+        assert any(fnmatch(str(relative), pattern) for pattern in patterns), relative
 
 
 def test_request_limits(folders: tuple[Path, Path]) -> None:
