@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -33,8 +34,8 @@ def _forms(secret: str) -> list[bytes]:
     return [f.encode() for f in forms]
 
 
-def _leaks(where: str, data: bytes) -> list[str]:
-    return [f"{where}: {secret!r}" for secret in SECRETS
+def _leaks(where: str, data: bytes, secrets: list[str] = SECRETS) -> list[str]:
+    return [f"{where}: {secret!r}" for secret in secrets
             for form in _forms(secret) if form in data]
 
 
@@ -118,3 +119,78 @@ transport = "tcp"
             leaks += _leaks(str(path.relative_to(tmp_path)), path.read_bytes())
             leaks += _leaks(f"file name {path.name}", path.name.encode())
     assert leaks == [], "\n".join(leaks)
+
+
+CAM_TOKEN = "cam-query-tok-4Hs9"
+PUSH_QUERY_PASSWORD = "push-query-pw-2Kx8"
+PUSH_SIG = "push-query-sig-7Jd2"
+RTMP_SIG = "rtmp-query-sig-5Ty3"
+NEW_PASSWORD = "New-Pa55-after-HUP-8Qw"
+NEW_TOKEN = 918273645546372819
+NEW_CAM_TOKEN = "new-cam-tok-3Zp6"
+RELOAD_SECRETS = [PASSWORD, CAM_TOKEN, PUSH_QUERY_PASSWORD, PUSH_SIG, RTMP_SIG, NEW_PASSWORD,
+                  str(NEW_TOKEN), NEW_CAM_TOKEN]
+
+
+def test_query_credentials_and_a_reloaded_config_never_leak(tmp_path: Path) -> None:
+    """Credentials in query strings (camera, HLS push, RTMP) and the secrets of a config that is
+    only seen at a SIGHUP reload (files that do not load, then one that does): never in
+    ``run --check``, /api/streams, /metrics, the page or any log line."""
+    http = free_port()
+    closed = free_port()  # nothing listens: the camera, the origin and RTMP all fail and retry
+    config = tmp_path / "relay.toml"
+    hls = tmp_path / "hls"
+    server = f'[server]\nhttp = "127.0.0.1:{http}"\nhls_dir = "{hls}"\n'
+
+    def stream(password: str, token: str) -> str:
+        return f"""
+[streams.cam]
+source = "rtsp://{USER}:{password}@127.0.0.1:{closed}/cam?token={token}&channel=1"
+transport = "tcp"
+rtmp = ["rtmp://127.0.0.1:{closed}/live/key?sig={RTMP_SIG}"]
+hls_push = "http://127.0.0.1:{closed}/live/cam/?password={PUSH_QUERY_PASSWORD}&sig={PUSH_SIG}"
+"""
+
+    config.write_text(server + stream(PASSWORD, CAM_TOKEN))
+    check = subprocess.run([sys.executable, "-m", "relay", "run", "--config", str(config),
+                            "--check"], capture_output=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+    assert f"rtsp://127.0.0.1:{closed}/cam?token=***&channel=1" in check.stdout.decode()
+    leaks = _leaks("run --check", check.stdout + check.stderr, RELOAD_SECRETS)
+
+    with RelayProcess(["run", "--config", str(config)], http, tmp_path) as relay:
+        relay.wait_for(lambda: relay.api()[0]["reconnects"] >= 1, 30, "the camera retrying")
+        cam = relay.api()[0]
+        assert cam["source"] == f"rtsp://127.0.0.1:{closed}/cam?token=***&channel=1"
+        for path in ("/api/streams", "/metrics", "/", "/static/app.js"):
+            leaks += _leaks(path, _get(http, path, token=None)[1], RELOAD_SECRETS)
+
+        failed = 0
+        for broken in [  # each fails to load; the error line must not quote the new file
+            f'[streams.cam]\nsource = "rtsp://{USER}:{NEW_PASSWORD}/stream1"\n',
+            f'[streams.cam]\nsource = ["rtsp://{USER}:{NEW_PASSWORD}@h/x"]\n',
+            f"[server]\ntoken = {NEW_TOKEN}\n" + stream(PASSWORD, CAM_TOKEN),
+            server + stream(NEW_PASSWORD, NEW_CAM_TOKEN) + "window = 1\n",
+        ]:
+            config.write_text(broken)
+            relay.process.send_signal(signal.SIGHUP)
+            failed += 1
+            relay.wait_for(lambda: relay.log().count("reload failed") == failed, 10,
+                           f"reload failure {failed}")
+        # and one that loads: the camera restarts with the new password and token
+        config.write_text(server + stream(NEW_PASSWORD, NEW_CAM_TOKEN))
+        before = relay.log().count("connecting to")
+        relay.process.send_signal(signal.SIGHUP)
+        relay.wait_for(lambda: "reloaded " in relay.log()
+                       and relay.log().count("connecting to") >= before + 2, 30,
+                       "the reloaded camera retrying")
+        cam = relay.api()[0]
+        assert cam["source"] == f"rtsp://127.0.0.1:{closed}/cam?token=***&channel=1"
+        for path in ("/api/streams", "/metrics"):
+            leaks += _leaks(path, _get(http, path, token=None)[1], RELOAD_SECRETS)
+        assert relay.stop() == 0
+        log = relay.log()
+
+    assert log.count("reload failed") == 4
+    leaks += _leaks("log", log.encode(), RELOAD_SECRETS)
+    assert leaks == [], "\n".join(leaks) + "\n" + log
