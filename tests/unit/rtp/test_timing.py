@@ -1,9 +1,10 @@
 """Timestamp unwrapping and reception statistics (RFC 3550 A.1, A.3, A.8)."""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.rtp.timing import ReceptionStats, TimestampUnwrapper
+from relay.rtp.timing import LossWindow, ReceptionStats, TimestampUnwrapper
 
 WRAP = 1 << 32
 
@@ -110,3 +111,36 @@ def test_jitter_across_timestamp_wrap() -> None:
     for n in range(5):
         s.update(n, (WRAP - 6000 + n * 3000) % WRAP, n / 30)
     assert s.jitter < 1
+
+
+def second_of_packets(stats: ReceptionStats, first: int, lose_every: int | None) -> int:
+    """100 packets from ``first`` (every ``lose_every``-th lost); the next sequence number."""
+    for seq in range(first, first + 100):
+        if lose_every is None or seq % lose_every:
+            stats.update(seq % 65536, seq * 900, seq / 100)
+    return first + 100
+
+
+def test_loss_window_needs_the_whole_window_and_forgets_what_left_it() -> None:
+    stats, window = ReceptionStats(90000), LossWindow(10.0)
+    seq = second_of_packets(stats, 0, None)
+    fractions = []
+    for second in range(1, 31):
+        seq = second_of_packets(stats, seq, 20 if 5 <= second < 20 else None)  # 5 % lost
+        fractions.append(window.sample(stats, float(second)))
+    assert fractions[:10] == [None] * 10  # the samples do not span 10 s yet
+    assert fractions[10] == pytest.approx(0.035)  # seconds 2-11: 7 lossy seconds of 10
+    assert fractions[15] == pytest.approx(0.05)  # seconds 7-16: all lossy
+    assert fractions[29] == 0.0  # the loss left the window
+    assert len(window._samples) <= 11  # bounded by the window over the sampling period
+
+
+def test_loss_window_restarts_with_the_source() -> None:
+    stats, window = ReceptionStats(90000), LossWindow(2.0)
+    seq = second_of_packets(stats, 1000, 10)
+    assert window.sample(stats, 0.0) is None
+    stats.update(40000, 0, 2.0)  # far jump: the source restarted (A.1, two in a row)
+    stats.update(40001, 900, 2.01)
+    assert window.sample(stats, 2.0) is None  # counts began again: so does the window
+    second_of_packets(stats, 40002, None)
+    assert window.sample(stats, 4.0) == 0.0
