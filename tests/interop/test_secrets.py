@@ -153,7 +153,7 @@ hls_push = "http://127.0.0.1:{closed}/live/cam/?password={PUSH_QUERY_PASSWORD}&s
 
     config.write_text(server + stream(PASSWORD, CAM_TOKEN))
     check = subprocess.run([sys.executable, "-m", "relay", "run", "--config", str(config),
-                            "--check"], capture_output=True, timeout=60)
+                            "--check"], capture_output=True, timeout=60, check=False)
     assert check.returncode == 0, check.stderr
     assert f"rtsp://127.0.0.1:{closed}/cam?token=***&channel=1" in check.stdout.decode()
     leaks = _leaks("run --check", check.stdout + check.stderr, RELOAD_SECRETS)
@@ -165,17 +165,15 @@ hls_push = "http://127.0.0.1:{closed}/live/cam/?password={PUSH_QUERY_PASSWORD}&s
         for path in ("/api/streams", "/metrics", "/", "/static/app.js"):
             leaks += _leaks(path, _get(http, path, token=None)[1], RELOAD_SECRETS)
 
-        failed = 0
-        for broken in [  # each fails to load; the error line must not quote the new file
+        for failed, broken in enumerate([  # each fails to load; the error line must not quote the new file
             f'[streams.cam]\nsource = "rtsp://{USER}:{NEW_PASSWORD}/stream1"\n',
             f'[streams.cam]\nsource = ["rtsp://{USER}:{NEW_PASSWORD}@h/x"]\n',
             f"[server]\ntoken = {NEW_TOKEN}\n" + stream(PASSWORD, CAM_TOKEN),
             server + stream(NEW_PASSWORD, NEW_CAM_TOKEN) + "window = 1\n",
-        ]:
+        ], start=1):
             config.write_text(broken)
             relay.process.send_signal(signal.SIGHUP)
-            failed += 1
-            relay.wait_for(lambda: relay.log().count("reload failed") == failed, 10,
+            relay.wait_for(lambda n=failed: relay.log().count("reload failed") == n, 10,
                            f"reload failure {failed}")
         # and one that loads: the camera restarts with the new password and token
         config.write_text(server + stream(NEW_PASSWORD, NEW_CAM_TOKEN))

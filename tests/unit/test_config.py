@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -279,8 +278,8 @@ def test_hls_dir_that_is_not_a_directory(tmp_path: Path, capsys: pytest.CaptureF
     (tmp_path / "afile").write_text("")
     for hls_dir, message in [
         (tmp_path / "afile", f"server.hls_dir: {tmp_path / 'afile'} is not a directory\n"),
-        (tmp_path / "afile" / "hls", f"server.hls_dir: {tmp_path / 'afile' / 'hls'} is not a "
-                                     f"directory ({tmp_path / 'afile'} is not a directory)\n"),
+        (tmp_path / "afile" / "hls", (f"server.hls_dir: {tmp_path / 'afile' / 'hls'} is not a "
+                                      f"directory ({tmp_path / 'afile'} is not a directory)\n")),
     ]:
         path = write(tmp_path, f"[server]\nhls_dir = '{hls_dir}'\n" + SRC)
         assert main(["run", "--config", str(path)] + ["--check"] * check) == 2
