@@ -372,6 +372,22 @@ def test_gap_inside_a_fragmented_slice_keeps_it_cut_at_the_loss() -> None:
     assert frame.pts == 6000 and (d.damaged, d.dropped) == (1, 0)
 
 
+@given(st.sets(st.integers(0, 7), max_size=8))
+def test_any_loss_in_a_fragmented_slice_passes_a_prefix_or_nothing(lost: set[int]) -> None:
+    d = keyed()
+    slice_ = nal(1, b"\x9a" + bytes(range(1, 200)) * 5)
+    pieces = fu_a(slice_, 8)
+    packets = [rtp(p, 1 + i, 3000, i == 7) for i, p in enumerate(pieces) if i not in lost]
+    frames = push_all(d, [*packets, rtp(P_SLICE, 9, 6000, True)])
+    assert frames[-1].pts == 6000
+    for frame in frames[:-1]:  # the cut slice: its start, up to the first loss
+        assert slice_.startswith(frame.data[4:]) and len(frame.data) > 4
+    assert len(frames) == 2 - (0 in lost)
+    # a picture none of whose packets arrived is in packets_lost only: nothing was seen of it
+    dropped = 0 in lost and len(lost) < len(pieces)
+    assert (d.damaged, d.dropped) == (int(bool(lost) and 0 not in lost), int(dropped))
+
+
 def test_lost_first_fragment_drops_the_frame_when_no_slice_is_left() -> None:
     d = keyed()
     pieces = fu_a(nal(1, b"\x9a" + bytes(range(250)) * 4), 4)
