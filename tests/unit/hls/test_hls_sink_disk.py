@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import m3u8
 import pytest
 import trio
+import trio.testing
 
 from relay.bus import Stream
 from relay.drivers.hls_sink import HlsStats, run_hls_sink
@@ -79,3 +81,19 @@ async def test_segments_that_do_not_fit_are_skipped_and_writing_resumes(
     assert len(warnings) == 1 and "No space left on device (ENOSPC)" in warnings[0]
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == [
         "stream=cam disk: writes work again (8 failed during the outage)"]
+
+
+async def test_a_read_only_folder_is_tried_again_until_it_can_be_prepared(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock,
+) -> None:
+    errors = DiskErrors("stream=cam")
+    with small_disk(tmp_path / "mnt", "1m") as disk:
+        out = disk.path / "cam"
+        disk.remount("ro")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(run_hls_sink, Stream("cam"), out, disk=errors))
+            await wait_until(lambda: errors.count >= 2)  # tried again, not given up
+            assert errors.last == "hls folder cam: Read-only file system (EROFS)"
+            disk.remount("rw")
+            await wait_until(out.is_dir)
+            nursery.cancel_scope.cancel()
