@@ -41,7 +41,8 @@ def segments_written(playlist: Path) -> int:
 def test_lossy_udp_keeps_frames_and_segments_within_target(tmp_path: Path) -> None:
     playlist = playlist_of(tmp_path)
     with run_gst_server({"/cam": "h264aac_busy"}) as server, \
-            LossyRtspProxy(server.port, loss=0.02, reorder=0.01, duplicate=0.005, seed=4) as proxy, \
+            LossyRtspProxy(server.port, loss=0.02, reorder=0.01, duplicate=0.005,
+                           seed=4) as proxy, \
             pull(f"rtsp://127.0.0.1:{proxy.port}/cam", tmp_path, "udp") as relay:
         relay.wait_for(lambda: cam(relay)["state"] == "playing", 30, "the stream to play")
         stream = cam(relay)
