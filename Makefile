@@ -23,6 +23,11 @@ web/node_modules/.installed: web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# the same checks tests/test_lint.py runs inside `make test`
+lint: venv
+	$(PYTHON) -m ruff check relay web tests bench
+	$(PYTHON) -m mypy
+
 system-deps:
 	@scripts/system-deps.sh
 

@@ -32,7 +32,7 @@ CAPTURE = CACHE / "capture.rtsp"
 
 def capture(seconds: float) -> Path:
     from relay.rtsp.client import Described, Playing, RtspClient
-    from relay.rtsp.message import NEED_DATA
+    from relay.sansio import NEED_DATA
 
     work = CACHE / "capture-work"
     work.mkdir(parents=True, exist_ok=True)
@@ -75,6 +75,7 @@ def capture(seconds: float) -> Path:
 def replay(data: bytes, media_seconds: float) -> dict[str, float]:
     """Run the captured stream through the cores; returns CPU seconds per stage."""
     import os
+    from dataclasses import replace
 
     from relay.bus import Stream
     from relay.hls.segmenter import Segmenter
@@ -86,7 +87,8 @@ def replay(data: bytes, media_seconds: float) -> dict[str, float]:
     from relay.rtp.registry import make_depacketizer
     from relay.rtp.sync import Timeline
     from relay.rtp.timing import ReceptionStats
-    from relay.rtsp.message import NEED_DATA, InterleavedFrame, MessageReader
+    from relay.rtsp.message import InterleavedFrame, MessageReader
+    from relay.sansio import NEED_DATA
 
     size = int.from_bytes(data[:4], "big")
     medias = json.loads(data[4:4 + size])
@@ -124,10 +126,8 @@ def replay(data: bytes, media_seconds: float) -> dict[str, float]:
             packet = RtpPacket.parse(event.data)
             stats[event.channel].update(packet.sequence, packet.timestamp, now)
             for frame in deps[event.channel].push(packet):
-                offset_ts = frame.pts - frame.dts
-                frame.dts = timeline.place(frame.track.index, frame.dts, now)
-                frame.pts = frame.dts + offset_ts
-                stream.publish(frame)
+                dts = timeline.place(frame.track.index, frame.dts, now)
+                stream.publish(replace(frame, pts=dts + frame.pts - frame.dts, dts=dts))
         c1 = time.process_time()
         while True:
             try:

@@ -42,7 +42,15 @@ from pathlib import Path
 from bench import measure as m
 from bench.clip import SECONDS as CLIP_SECONDS
 from bench.clip import ensure_clip
-from bench.peers import BenchError, free_port, start_nginx, start_reader, start_source, stop, wait_port
+from bench.peers import (
+    BenchError,
+    free_port,
+    start_nginx,
+    start_reader,
+    start_source,
+    stop,
+    wait_port,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 RELAYS = ("relay", "ffmpeg", "gstreamer")

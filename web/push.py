@@ -210,7 +210,7 @@ class HlsPusher:
                     raise PushError(f"{method} {file}: HTTP {response.status} {response.reason}")
         except PushError:
             raise
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise PushError(f"{method} {file}: timed out") from None
         except (aiohttp.ClientError, OSError) as exc:
             # Describe without str(exc) verbatim: some aiohttp errors quote the URL.

@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 
-def nal_type(nal: bytes | memoryview) -> int:
+def nal_type(nal: bytes | bytearray | memoryview) -> int:
     """The ``nal_unit_type`` of a NAL unit (no start code).
 
     Raises:

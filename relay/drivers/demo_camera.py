@@ -25,8 +25,9 @@ from relay.media import Frame, Kind
 from relay.rtp.aac import AacPacketizer, aac_fmtp
 from relay.rtp.h264 import H264Packetizer, h264_fmtp
 from relay.rtp.rtcp import SenderReport
-from relay.rtsp.message import NEED_DATA, ConnectionClosed
+from relay.rtsp.message import ConnectionClosed
 from relay.rtsp.server import PlayRequested, RtspServerConnection, TornDown, interleave
+from relay.sansio import NEED_DATA
 
 log = logging.getLogger("relay.demo")
 
@@ -84,10 +85,11 @@ class _Broadcast:
         for frame in frames:
             index = frame.track.index
             ts = self.rtp_timestamp(index, frame.pts)
-            if frame.track.kind is Kind.VIDEO:
-                packets = self.video_packetizer.packetize(frame.data, ts)
+            data = frame.data
+            if isinstance(data, tuple):  # video: NAL units
+                packets = self.video_packetizer.packetize(data, ts)
             else:
-                packets = self.audio_packetizer.packetize([frame.data], ts)
+                packets = self.audio_packetizer.packetize([data], ts)
             wires = [bytes(p) for p in packets]
             self.counts[index][0] += len(wires)
             self.counts[index][1] += sum(len(p.payload) for p in packets)

@@ -24,7 +24,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import trio
@@ -156,7 +156,7 @@ class _Writer:
         if not self.disk.write("hls segment", self.out_dir / uri, segment.data):
             self._missing = True
             return
-        pdt = datetime.fromtimestamp(self._wall_offset + segment.start, timezone.utc)
+        pdt = datetime.fromtimestamp(self._wall_offset + segment.start, UTC)
         self.playlist.add(uri, segment.duration, pdt, segment.discontinuity or self._missing,
                           now=now)
         self._missing = False

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Literal
 
 from relay.errors import LocalProtocolError, RemoteProtocolError
 
@@ -245,7 +246,7 @@ class ChunkReader:
             if result is not True:
                 return result
 
-    def _next_chunk(self) -> RtmpMessage | bool | None:
+    def _next_chunk(self) -> RtmpMessage | Literal[True] | None:
         """Parse one chunk: None if incomplete, True if consumed mid-message, else a message."""
         buf = self._buf
         pos = self._off

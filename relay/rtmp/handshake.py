@@ -42,7 +42,7 @@ class ClientHandshake:
         """C0 + C1, to send first."""
         return bytes([RTMP_VERSION]) + self._c1
 
-    def receive_data(self, data: bytes) -> bytes | None:
+    def receive_data(self, data: bytes | bytearray) -> bytes | None:
         """Feed bytes from the server.
 
         Returns:

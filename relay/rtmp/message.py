@@ -205,7 +205,7 @@ class Command:
             RemoteProtocolError: bad AMF0, or no name up front.
         """
         data = memoryview(payload)
-        if type_id == MessageType.COMMAND_AMF3 and data[:1] == b"\x00":
+        if type_id == MessageType.COMMAND_AMF3 and data[:1].tobytes() == b"\x00":
             data = data[1:]
         values, undecoded = amf0.decode_prefix(data)
         if not values or not isinstance(values[0], str):

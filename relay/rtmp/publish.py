@@ -45,6 +45,7 @@ from relay.rtmp.message import (
     parse_message,
 )
 from relay.rtmp.url import RtmpUrl
+from relay.sansio import NEED_DATA, NeedData
 
 
 class State(Enum):
@@ -85,16 +86,6 @@ _TXN_CONNECT = 1.0
 _TXN_RELEASE = 2.0
 _TXN_FCPUBLISH = 3.0
 _TXN_CREATE_STREAM = 4.0
-
-
-class NeedData:
-    """Type of ``NEED_DATA``: no event until more bytes arrive."""
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = NeedData()
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +242,7 @@ class RtmpPublisher:
         self._out.clear()
         return out
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes from the server; ``b""`` means it closed the connection.
 
         Raises:

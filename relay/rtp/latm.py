@@ -397,6 +397,7 @@ class LatmDepacketizer:
         self._parts.append(bytes(payload))
         self._size += len(payload)
         if not packet.marker:
+        units: list[bytes] | list[memoryview]
             return []
         data = b"".join(self._parts)
         self._parts, self._size = [], 0

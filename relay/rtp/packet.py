@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from relay.errors import RemoteProtocolError
 
@@ -128,16 +130,23 @@ class RtpPacket:
 
 
 _new = object.__new__
-_set_marker = RtpPacket.marker.__set__  # type: ignore[attr-defined]
-_set_payload_type = RtpPacket.payload_type.__set__  # type: ignore[attr-defined]
-_set_sequence = RtpPacket.sequence.__set__  # type: ignore[attr-defined]
-_set_timestamp = RtpPacket.timestamp.__set__  # type: ignore[attr-defined]
-_set_ssrc = RtpPacket.ssrc.__set__  # type: ignore[attr-defined]
-_set_payload = RtpPacket.payload.__set__  # type: ignore[attr-defined]
-_set_csrc = RtpPacket.csrc.__set__  # type: ignore[attr-defined]
-_set_extension = RtpPacket.extension.__set__  # type: ignore[attr-defined]
-_set_padding = RtpPacket.padding.__set__  # type: ignore[attr-defined]
 
+
+def _slot_setter(name: str) -> Callable[[RtpPacket, Any], None]:
+    """The slot descriptor's __set__, which skips the frozen dataclass __setattr__ (see _plain)."""
+    setter: Callable[[RtpPacket, Any], None] = vars(RtpPacket)[name].__set__
+    return setter
+
+
+_set_marker = _slot_setter("marker")
+_set_payload_type = _slot_setter("payload_type")
+_set_sequence = _slot_setter("sequence")
+_set_timestamp = _slot_setter("timestamp")
+_set_ssrc = _slot_setter("ssrc")
+_set_payload = _slot_setter("payload")
+_set_csrc = _slot_setter("csrc")
+_set_extension = _slot_setter("extension")
+_set_padding = _slot_setter("padding")
 
 def _plain(second: int, sequence: int, timestamp: int, ssrc: int, payload: memoryview
            ) -> RtpPacket:

@@ -53,16 +53,15 @@ from relay.rtsp.headers import (
     parse_rtp_info,
 )
 from relay.rtsp.message import (
-    NEED_DATA,
     ConnectionClosed,
     InterleavedFrame,
     MessageReader,
-    NeedData,
     Request,
     Response,
     interleave,
 )
 from relay.rtsp.sdp import SessionDescription, resolve_control
+from relay.sansio import NEED_DATA, NeedData
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
 """RFC 2326 section 3.2 (rtsp) and the IANA registration of rtsps (322)."""
@@ -363,7 +362,7 @@ class RtspClient:
             except Exception:
                 self.state = State.CLOSED
                 raise
-            if type(event) is InterleavedFrame or event is NEED_DATA:
+            if event is NEED_DATA or isinstance(event, InterleavedFrame):
                 return event
             try:
                 self._handle(event)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from relay.errors import LocalProtocolError, RemoteProtocolError
 from relay.rtsp.headers import Headers, parse_cseq
+from relay.sansio import NEED_DATA, NeedData
 
 INTERLEAVED_HEADER = struct.Struct("!BBH")  # '$' (0x24), channel id, payload length
 MAX_INTERLEAVED_LENGTH = 0xFFFF
@@ -108,16 +109,6 @@ def interleave(channel: int, data: bytes | memoryview) -> bytes:
     if not 0 <= channel <= 255 or len(data) > MAX_INTERLEAVED_LENGTH:
         raise LocalProtocolError(f"RTSP interleaved: channel {channel} / {len(data)} bytes")
     return INTERLEAVED_HEADER.pack(_DOLLAR, channel, len(data)) + data
-
-
-class NeedData:
-    """Type of the ``NEED_DATA`` sentinel: no complete event is buffered yet."""
-
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = NeedData()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,16 +17,15 @@ from relay.errors import RemoteProtocolError
 from relay.rtsp.auth import DigestServer
 from relay.rtsp.headers import Headers, SessionHeader, Transport
 from relay.rtsp.message import (
-    NEED_DATA,
     ConnectionClosed,
     InterleavedFrame,
     MessageReader,
-    NeedData,
     Request,
     Response,
     interleave,
 )
 from relay.rtsp.sdp import SessionDescription, resolve_control
+from relay.sansio import NEED_DATA, NeedData
 
 __all__ = ["PlayRequested", "RtspServerConnection", "TornDown", "interleave"]
 

@@ -72,7 +72,8 @@ class RelayProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-                raise AssertionError(f"relay did not stop within {timeout} s:\n{self.log()}")
+                raise AssertionError(
+                    f"relay did not stop within {timeout} s:\n{self.log()}") from None
         return self.process.returncode
 
     def __enter__(self) -> RelayProcess:

@@ -165,7 +165,8 @@ def test_hls_push_to_nginx(tmp_path: Path) -> None:
                 latencies = []
                 for _ in range(3):  # a few playlist updates: local write -> PUT done
                     before = state["playlists_pushed"]
-                    wait(lambda: push_state()["playlists_pushed"] > before, 10, "next push")
+                    wait(lambda before=before: push_state()["playlists_pushed"] > before, 10,
+                         "next push")
                     state = push_state()
                     latencies.append(state["latency_ms"])
                 print(f"push latency (local write -> origin has it), ms: {latencies}")

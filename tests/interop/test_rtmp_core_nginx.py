@@ -18,7 +18,6 @@ import pytest
 
 from relay.rtmp import flv
 from relay.rtmp.publish import (
-    NEED_DATA,
     Event,
     PeerClosed,
     PublishFailed,
@@ -27,6 +26,7 @@ from relay.rtmp.publish import (
     State,
 )
 from relay.rtmp.url import RtmpUrl
+from relay.sansio import NEED_DATA
 from tests.interop.nginx import start_nginx_rtmp
 from tests.unit.rtmp.encoded import HEIGHT, SAMPLE_RATE, WIDTH, encode, metadata
 

@@ -10,12 +10,13 @@ import socket
 import threading
 from pathlib import Path
 
+from relay.rtsp.headers import Headers
+from relay.rtsp.message import ConnectionClosed, MessageReader, Request, Response
+from relay.sansio import NEED_DATA
 from tests.interop.certs import fingerprint, make_ca
 from tests.interop.gstserver import free_port, start_gst_server
 from tests.interop.hlscheck import check_segments
 from tests.interop.nginx import start_tls_proxy
-from relay.rtsp.headers import Headers
-from relay.rtsp.message import NEED_DATA, ConnectionClosed, MessageReader, Request, Response
 from tests.interop.relayproc import RelayProcess
 
 SEGMENT = 2.0

@@ -165,7 +165,8 @@ hls_push = "http://127.0.0.1:{closed}/live/cam/?password={PUSH_QUERY_PASSWORD}&s
         for path in ("/api/streams", "/metrics", "/", "/static/app.js"):
             leaks += _leaks(path, _get(http, path, token=None)[1], RELOAD_SECRETS)
 
-        for failed, broken in enumerate([  # each fails to load; the error line must not quote the new file
+        # each fails to load; the error line must not quote the new file
+        for failed, broken in enumerate([
             f'[streams.cam]\nsource = "rtsp://{USER}:{NEW_PASSWORD}/stream1"\n',
             f'[streams.cam]\nsource = ["rtsp://{USER}:{NEW_PASSWORD}@h/x"]\n',
             f"[server]\ntoken = {NEW_TOKEN}\n" + stream(PASSWORD, CAM_TOKEN),

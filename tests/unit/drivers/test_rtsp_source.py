@@ -16,7 +16,8 @@ from relay.config import SourceUrl, StreamConfig
 from relay.drivers.rtsp_source import run_rtsp_source
 from relay.rtsp.auth import DigestServer
 from relay.rtsp.headers import Headers
-from relay.rtsp.message import NEED_DATA, ConnectionClosed, MessageReader, Request, Response
+from relay.rtsp.message import ConnectionClosed, MessageReader, Request, Response
+from relay.sansio import NEED_DATA
 from relay.status import StreamStatus
 
 USER, PASSWORD = "admin", "Secret-Pa55"

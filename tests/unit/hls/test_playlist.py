@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import m3u8
 import pytest
@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from relay.hls.playlist import MediaPlaylist
 
-T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
 
-def fill(playlist: MediaPlaylist, durations: list[float], discontinuities: set[int] = set(),
-         first: int = 0) -> None:
+def fill(playlist: MediaPlaylist, durations: list[float],
+         discontinuities: frozenset[int] = frozenset(), first: int = 0) -> None:
     when = T0
     for i, duration in enumerate(durations):
         playlist.add(f"seg{first + i:05d}.ts", duration, when, i in discontinuities)
@@ -68,7 +68,7 @@ def test_endlist() -> None:
 
 def test_discontinuity_sequence_advances_when_a_flagged_segment_leaves() -> None:
     playlist = MediaPlaylist(10, window=2)
-    fill(playlist, [10.0] * 3, discontinuities={1})
+    fill(playlist, [10.0] * 3, discontinuities=frozenset({1}))
     parsed = m3u8.loads(playlist.render())
     assert not parsed.discontinuity_sequence  # absent means 0
     assert [s.discontinuity for s in parsed.segments] == [True, False]

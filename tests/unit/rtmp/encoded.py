@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import functools
 import math
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
-
-import struct
 
 import av
 

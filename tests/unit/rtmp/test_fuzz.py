@@ -10,8 +10,9 @@ from relay.rtmp import amf0
 from relay.rtmp.chunk import ChunkReader, ChunkWriter, RtmpMessage
 from relay.rtmp.handshake import ClientHandshake
 from relay.rtmp.message import parse_message
-from relay.rtmp.publish import NEED_DATA, RtmpPublisher
+from relay.rtmp.publish import RtmpPublisher
 from relay.rtmp.url import RtmpUrl
+from relay.sansio import NEED_DATA
 from tests.unit.memory import memory_bounded
 
 VALID = ChunkWriter(128).write(RtmpMessage(3, 0, 20, 0, amf0.encode("_result", 1, None, {})))

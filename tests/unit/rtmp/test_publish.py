@@ -21,7 +21,6 @@ from relay.rtmp.message import (
     parse_message,
 )
 from relay.rtmp.publish import (
-    NEED_DATA,
     Connected,
     Event,
     MessageSkipped,
@@ -33,6 +32,7 @@ from relay.rtmp.publish import (
     StatusReceived,
 )
 from relay.rtmp.url import RtmpUrl
+from relay.sansio import NEED_DATA
 
 KEY = "sekrit-key?token=abc"
 URL = RtmpUrl.parse(f"rtmp://ingest.example/live/{KEY}")

@@ -531,7 +531,7 @@ def test_a_stream_of_access_units_round_trips(aus, mtu) -> None:
 
 
 def decode(units: list[bytes]) -> list[bytes]:
-    """Decodes Annex B access units with FFmpeg; returns each picture's planes, failing on errors."""
+    """Decodes Annex B access units with FFmpeg; each picture's planes, failing on errors."""
     ctx = av.CodecContext.create("h264", "r")
     pictures = []
     with av.logging.Capture() as logs:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import replace
+
 import av
 import pytest
 from hypothesis import given, settings

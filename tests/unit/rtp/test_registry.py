@@ -16,7 +16,9 @@ def test_known_encodings_any_case() -> None:
     assert isinstance(audio, AacDepacketizer)
     assert (audio.track.index, audio.track.sample_rate, audio.track.clock_rate) == (1, 44100, 44100)
     assert audio.dropped == 0 and audio.push is not None
-    assert set(supported_encodings()) == {"H264", "H265", "MPEG4-GENERIC", "MP4A-LATM", "PCMA", "PCMU"}
+    assert set(supported_encodings()) == {
+        "H264", "H265", "MPEG4-GENERIC", "MP4A-LATM", "PCMA", "PCMU"
+    }
 
 
 def test_unknown_encoding() -> None:

@@ -22,7 +22,8 @@ from relay.rtp.rtcp import (
     sender_report_compound,
 )
 
-# SR, SC=0: ssrc, NTP 0x83aa7e80.80000000 (half a second past a whole second), rtp ts, packets, octets
+# SR, SC=0: ssrc, NTP 0x83aa7e80.80000000 (half a second past a whole second), rtp ts, packets,
+# octets
 SR_BYTES = bytes.fromhex("80c8 0006 11223344 83aa7e80 80000000 00015f90 0000000a 00000fa0")
 # SDES, SC=1: ssrc, CNAME "cam@host" (8 bytes), null item + padding to the word
 SDES_BYTES = bytes.fromhex("81ca 0004 11223344 0108") + b"cam@host" + bytes(2)

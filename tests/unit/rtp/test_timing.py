@@ -137,7 +137,7 @@ def test_loss_window_needs_the_whole_window_and_forgets_what_left_it() -> None:
 
 def test_loss_window_restarts_with_the_source() -> None:
     stats, window = ReceptionStats(90000), LossWindow(2.0)
-    seq = second_of_packets(stats, 1000, 10)
+    second_of_packets(stats, 1000, 10)
     assert window.sample(stats, 0.0) is None
     stats.update(40000, 0, 2.0)  # far jump: the source restarted (A.1, two in a row)
     stats.update(40001, 900, 2.01)

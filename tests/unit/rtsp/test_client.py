@@ -18,8 +18,9 @@ from relay.rtsp.client import (
     TrackSetup,
     UnsupportedTransport,
 )
-from relay.rtsp.message import NEED_DATA, ConnectionClosed, MessageReader, Request, interleave
 from relay.rtsp.headers import RtpInfo
+from relay.rtsp.message import ConnectionClosed, MessageReader, Request, interleave
+from relay.sansio import NEED_DATA
 from tests.unit.rtsp import _fixtures as fx
 
 Reply = str | Callable[[Request], str]
@@ -92,7 +93,8 @@ def test_live555_conversation() -> None:
         "PLAY", "rtsp://192.0.2.10:8554/stream/", "npt=0.000-", "9A4F6C2B"
     )
     assert isinstance(playing, Playing) and playing.session_timeout == 65
-    assert [(t.media_index, t.control_url, t.interleaved, t.server_ports) for t in playing.tracks] == [
+    tracks = [(t.media_index, t.control_url, t.interleaved, t.server_ports) for t in playing.tracks]
+    assert tracks == [
         (0, "rtsp://192.0.2.10:8554/stream/track1", (0, 1), None),
         (1, "rtsp://192.0.2.10:8554/stream/track2", (2, 3), None),
     ]
@@ -202,7 +204,9 @@ def test_mangled_or_missing_setup_transport_means_what_was_asked() -> None:
                    "Transport: RTP/AVP/TCP;interleaved=x-y\r\n\r\n")
     answer(client, "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: S\r\n\r\n")
     _, [playing] = answer(client, OK)
-    assert [(t.interleaved, t.transport) for t in playing.tracks] == [((0, 1), None), ((2, 3), None)]
+    assert [(t.interleaved, t.transport) for t in playing.tracks] == [
+        ((0, 1), None), ((2, 3), None)
+    ]
 
 
 def test_udp_setup_and_461() -> None:
@@ -456,12 +460,15 @@ def test_teardown_eof_and_without_session() -> None:
     client = new_client()
     client.connect()
     client.teardown()
-    assert drain(client) == [TornDown()] and client.data_to_send() == b"OPTIONS rtsp://192.0.2.10:8554/stream RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: Relay\r\n\r\n"
+    assert drain(client) == [TornDown()] and client.data_to_send() == (
+        b"OPTIONS rtsp://192.0.2.10:8554/stream RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: Relay\r\n\r\n"
+    )
 
 
 def test_state_table_enforced() -> None:
     client = new_client()
-    for call in (client.keepalive, lambda: client.setup([0]), lambda: client.send_interleaved(0, b"")):
+    calls = (client.keepalive, lambda: client.setup([0]), lambda: client.send_interleaved(0, b""))
+    for call in calls:
         with pytest.raises(LocalProtocolError, match="not allowed in state IDLE"):
             call()
     client.connect()

@@ -7,9 +7,10 @@ from relay.errors import AuthError, RemoteProtocolError
 from relay.rtsp.auth import DigestServer, authorization, choose, parse_challenges
 from relay.rtsp.client import Origin, RtspClient, check_redirect
 from relay.rtsp.headers import SessionHeader, Transport, parse_public, parse_range, parse_rtp_info
-from relay.rtsp.message import NEED_DATA, ConnectionClosed, MessageReader
+from relay.rtsp.message import ConnectionClosed, MessageReader
 from relay.rtsp.sdp import SessionDescription, resolve_control
 from relay.rtsp.server import RtspServerConnection
+from relay.sansio import NEED_DATA
 from tests.unit.memory import memory_bounded
 from tests.unit.rtsp import _fixtures as fx
 
@@ -68,7 +69,8 @@ sdp_lines = st.lists(
         st.sampled_from((fx.LIVE555_SDP + fx.HIK_SDP + fx.DAHUA_SDP).splitlines()),
         st.from_regex(r"[a-z]=[ -~]{0,40}", fullmatch=True),
         st.from_regex(r"a=(rtpmap|fmtp|control):[0-9]{0,4}[ -~]{0,30}", fullmatch=True),
-        st.from_regex(r"m=[a-z]{0,6} [0-9/]{0,7} [A-Z/]{0,12}( [0-9a-z]{0,4}){0,4}", fullmatch=True),
+        st.from_regex(r"m=[a-z]{0,6} [0-9/]{0,7} [A-Z/]{0,12}( [0-9a-z]{0,4}){0,4}",
+                      fullmatch=True),
         st.text(max_size=30),
     ),
     max_size=40,
@@ -85,7 +87,7 @@ def test_sdp(lines: list[str], sep: str) -> None:
         assert str(exc).startswith("SDP: ")
         return
     for media in sdp.media:
-        media.encoding, media.clock_rate, media.channels, media.fmtp_params
+        _ = media.encoding, media.clock_rate, media.channels, media.fmtp_params  # none raises
         resolve_control("rtsp://h/p", media.control)
     SessionDescription.parse(sdp.serialize())
 
@@ -173,7 +175,8 @@ def test_server_with_hostile_client(requests: list[bytes]) -> None:
                                   auth=DigestServer("r", {"u": "p"}) if len(requests) % 2 else None)
     try:
         for data in requests:
-            server.receive_data(data.replace(b"RTSP/1.0 200 OK", b"SETUP rtsp://h/stream/track1 RTSP/1.0"))
+            server.receive_data(
+                data.replace(b"RTSP/1.0 200 OK", b"SETUP rtsp://h/stream/track1 RTSP/1.0"))
             while (event := server.next_event()) is not NEED_DATA:
                 if isinstance(event, ConnectionClosed):
                     return

@@ -46,7 +46,8 @@ def test_headers_case_insensitive_ordered_multi() -> None:
         ('RTP/AVP/TCP;unicast;interleaved=0-1;ssrc=3a1b2c4d;mode="play"',
          Transport("RTP/AVP/TCP", interleaved=(0, 1), ssrc=0x3A1B2C4D, mode="PLAY")),
         # Broken replies: server_port=0-1, a single port, no interleaved ids, junk ssrc.
-        ("RTP/AVP/TCP;unicast;server_port=0-1;interleaved", Transport("RTP/AVP/TCP", server_port=(0, 1))),
+        ("RTP/AVP/TCP;unicast;server_port=0-1;interleaved",
+         Transport("RTP/AVP/TCP", server_port=(0, 1))),
         ("RTP/AVP;unicast;client_port=5000;server_port=7000",
          Transport(client_port=(5000, 5001), server_port=(7000, 7001))),
         ("RTP/AVP;unicast;ssrc=zz;x-foo=bar;append",
@@ -54,7 +55,8 @@ def test_headers_case_insensitive_ordered_multi() -> None:
         ("RTP/AVP;multicast;destination=232.0.0.1;port=5000-5001;ttl=16",
          Transport(multicast=True, destination="232.0.0.1", port=(5000, 5001), ttl=16)),
         ("RTP/AVP/TCP;unicast;destination=192.0.2.1;source=192.0.2.10;interleaved=2-3",
-         Transport("RTP/AVP/TCP", destination="192.0.2.1", source="192.0.2.10", interleaved=(2, 3))),
+         Transport("RTP/AVP/TCP", destination="192.0.2.1", source="192.0.2.10",
+                   interleaved=(2, 3))),
     ],
 )
 def test_transport_parse(value: str, expected: Transport) -> None:

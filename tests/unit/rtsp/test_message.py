@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 from relay.errors import LocalProtocolError, RemoteProtocolError
 from relay.rtsp.headers import Headers
 from relay.rtsp.message import (
-    NEED_DATA,
     ConnectionClosed,
     InterleavedFrame,
     MessageReader,
@@ -15,6 +14,7 @@ from relay.rtsp.message import (
     Response,
     interleave,
 )
+from relay.sansio import NEED_DATA
 from tests.unit.rtsp import _fixtures as fx
 
 

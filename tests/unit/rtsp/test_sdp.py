@@ -35,7 +35,9 @@ def test_hikvision_spaces_in_fmtp_and_static_pcma() -> None:
         "sprop-parameter-sets": "Z00AKp2oHgCJ+WbgICAgQA==,aO48gA==",
     }
     assert audio.payload_type == 8 and audio.rtpmap[8] == RtpMap("PCMA", 8000, 1)
-    assert ("Media_header", "MEDIAINFO=494D4B48010100000400010010710110401F000000FA000000000000000000;") in audio.attributes
+    assert ("Media_header",
+            "MEDIAINFO=494D4B48010100000400010010710110401F000000FA000000000000000000;"
+            ) in audio.attributes
 
 
 def test_dahua_h265_and_static_pcmu_without_rtpmap() -> None:
@@ -106,7 +108,8 @@ media = st.builds(
     st.from_regex(r"[A-Z][A-Z0-9-]{0,12}", fullmatch=True),
     st.integers(1, 10**6),
     st.none() | st.integers(1, 8),
-    st.dictionaries(st.from_regex(r"[a-z][a-z0-9-]{0,12}", fullmatch=True), fmtp_values, max_size=4),
+    st.dictionaries(st.from_regex(r"[a-z][a-z0-9-]{0,12}", fullmatch=True), fmtp_values,
+                    max_size=4),
     st.none() | st.from_regex(r"trackID=[0-9]{1,2}", fullmatch=True),
 )
 

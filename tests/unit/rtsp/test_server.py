@@ -5,16 +5,11 @@ import pytest
 from relay.errors import AuthError, RemoteProtocolError
 from relay.rtsp.auth import DigestServer
 from relay.rtsp.client import Described, Playing, RtspClient, TornDown, UnsupportedTransport
-from relay.rtsp.message import (
-    NEED_DATA,
-    ConnectionClosed,
-    InterleavedFrame,
-    MessageReader,
-    Response,
-)
+from relay.rtsp.message import ConnectionClosed, InterleavedFrame, MessageReader, Response
+from relay.rtsp.sdp import MediaDescription, SessionDescription
 from relay.rtsp.server import PlayRequested, RtspServerConnection, interleave
 from relay.rtsp.server import TornDown as ServerTornDown
-from relay.rtsp.sdp import MediaDescription, SessionDescription
+from relay.sansio import NEED_DATA
 
 SDP = SessionDescription(
     [
@@ -165,7 +160,8 @@ def test_setup_play_rules() -> None:
     assert resp.status == 400
     resp = ask(server, "RECORD rtsp://h/demo RTSP/1.0\r\nCSeq: 7\r\nSession: SESSION1\r\n\r\n")
     assert resp.status == 501
-    resp = ask(server, "GET_PARAMETER rtsp://h/demo RTSP/1.0\r\nCSeq: 8\r\nSession: SESSION1\r\n\r\n")
+    resp = ask(server,
+               "GET_PARAMETER rtsp://h/demo RTSP/1.0\r\nCSeq: 8\r\nSession: SESSION1\r\n\r\n")
     assert resp.status == 200
     server.receive_data(b"PLAY rtsp://h/demo RTSP/1.0\r\nCSeq: 9\r\nSession: SESSION1\r\n\r\n")
     assert server.next_event() == PlayRequested("/demo", {1: (0, 1), 0: (2, 3)}, "SESSION1")
