@@ -75,7 +75,6 @@ def capture(seconds: float) -> Path:
 def replay(data: bytes, media_seconds: float) -> dict[str, float]:
     """Run the captured stream through the cores; returns CPU seconds per stage."""
     import os
-    from dataclasses import replace
 
     from relay.bus import Stream
     from relay.hls.segmenter import Segmenter
@@ -126,8 +125,10 @@ def replay(data: bytes, media_seconds: float) -> dict[str, float]:
             packet = RtpPacket.parse(event.data)
             stats[event.channel].update(packet.sequence, packet.timestamp, now)
             for frame in deps[event.channel].push(packet):
-                dts = timeline.place(frame.track.index, frame.dts, now)
-                stream.publish(replace(frame, pts=dts + frame.pts - frame.dts, dts=dts))
+                offset_ts = frame.pts - frame.dts
+                frame.dts = timeline.place(frame.track.index, frame.dts, now)
+                frame.pts = frame.dts + offset_ts
+                stream.publish(frame)
         c1 = time.process_time()
         while True:
             try:
