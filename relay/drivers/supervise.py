@@ -1,12 +1,34 @@
-"""Supervision helpers: retry delays, and the error that really ended a nursery.
+"""Supervision: the one restart loop of every long-lived task (streams, sources, sinks, the web
+process, the test camera's server).
 
-Delays are exponential with jitter, so many streams retrying never move in lockstep.
+``supervise`` runs a task, and when it fails waits (exponential backoff with jitter, so many
+streams retrying never move in lockstep) and runs it again. It is the one place that decides
+which errors are expected (a network or protocol error: one line; anything else is a bug: its
+traceback too) and the only writer of a status's ``state``, ``last_error`` and ``reconnects``.
+Stopping is cancelling: ``Cancelled`` always goes through, and an error raised while the task
+was being cancelled is logged once, never restarted.
 """
 
+from __future__ import annotations
+
+import logging
 import random
 import ssl
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import trio
+
+from relay.config import redact_url
+from relay.errors import RelayError
+from relay.logs import redact
+
+log = logging.getLogger("relay.supervise")
+
+HEALTHY_AFTER = 30.0
+"""A run this long (the longest backoff delay) was healthy: its failure waits the first delay."""
+EXPECTED: tuple[type[BaseException], ...] = (RelayError, OSError, trio.BrokenResourceError)
+"""What a peer, the network or the disk can do to a task: one line, no traceback."""
 
 
 class Backoff:
@@ -24,6 +46,126 @@ class Backoff:
 
     def reset(self) -> None:
         self._next = self.initial
+
+
+class Supervised(Protocol):
+    """A status ``supervise`` keeps (``StreamStatus``, ``RtmpStats``)."""
+
+    state: str
+    last_error: str | None
+    reconnects: int
+
+
+class _Up(trio.TaskStatus[object]):
+    """Handed to each run as ``task_status``: ``started()`` means the task is up."""
+
+    def __init__(self, status: Supervised | None, up_state: str,
+                 outer: trio.TaskStatus[None]) -> None:
+        self._status = status
+        self._up_state = up_state
+        self._outer: trio.TaskStatus[None] | None = outer
+
+    def started(self, value: object = None) -> None:
+        if self._status is not None:
+            self._status.state = self._up_state
+            self._status.last_error = None
+        if self._outer is not None:  # supervise's own caller learns of the first start only
+            self._outer.started()
+            self._outer = None
+
+
+async def supervise(
+    what: str,
+    task: Callable[..., Awaitable[None]],
+    *,
+    status: Supervised | None = None,
+    up_state: str = "playing",
+    backoff: Backoff | None = None,
+    healthy_after: float = HEALTHY_AFTER,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run ``task(task_status=...)`` until it returns, restarting it with backoff when it fails.
+
+    Args:
+        what: names the task in each log line (``stream=cam1 rtmp=rtmp://host/app/***``).
+        task: calls ``task_status.started()`` once it is up (playing, publishing, listening).
+        status: kept here alone: ``connecting`` at each run, ``up_state`` once up (the last
+            error cleared), ``retrying`` with ``last_error`` and one more ``reconnects`` after a
+            failure, ``stopped`` when supervision ends.
+        up_state: the state a run that is up shows.
+        backoff: the retry delays (a fresh ``Backoff`` if None).
+        healthy_after: a run that lasted this long resets the backoff.
+        task_status: started when the first run is up (``nursery.start(supervise, ...)``).
+    """
+    backoff = backoff if backoff is not None else Backoff()
+    up = _Up(status, up_state, task_status)
+    traced: tuple[type[BaseException], str] | None = None  # the bug whose traceback was logged
+    try:
+        while True:
+            if status is not None:
+                status.state = "connecting"
+            began = trio.current_time()
+            try:
+                await task(task_status=up)
+                return
+            except BaseException as exc:  # split below: Cancelled and KeyboardInterrupt go on
+                error, passing = _split(exc)
+                if error is None:
+                    raise
+            text = error_text(error)
+            try:
+                if passing is not None:
+                    raise passing
+                await trio.lowlevel.checkpoint_if_cancelled()
+            except BaseException:
+                log.error("%s failed while stopping: %s", what, text)
+                raise
+            if trio.current_time() - began >= healthy_after:
+                backoff.reset()
+            delay = backoff.next()
+            if status is not None:
+                status.state = "retrying"
+                status.last_error = text
+                status.reconnects += 1
+            expected = isinstance(error, EXPECTED)
+            trace = not expected and (type(error), text) != traced
+            if trace:
+                traced = (type(error), text)
+            log.log(logging.WARNING if expected else logging.ERROR,
+                    "%s error: %s; retrying in %.0f s", what, text, delay,
+                    exc_info=error if trace else None)
+            await trio.sleep(delay)
+    finally:
+        if status is not None:
+            status.state = "stopped"
+
+
+def _split(exc: BaseException) -> tuple[Exception | None, BaseException | None]:
+    """The error that ended a run, and what must propagate still (Cancelled, KeyboardInterrupt)."""
+    if isinstance(exc, BaseExceptionGroup):
+        errors, rest = exc.split(Exception)
+        if errors is None:
+            return None, exc
+        error = first_error(errors)
+        return (error if isinstance(error, Exception) else errors), rest
+    if isinstance(exc, Exception):
+        return exc, None
+    return None, exc
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for an error, safe for logs and the API: credentials scrubbed.
+
+    A socket error (an ``OSError`` without a file name) reads ``connection failed: <reason>``.
+    """
+    if isinstance(exc, RelayError):
+        text = str(exc)
+    elif isinstance(exc, trio.BrokenResourceError) or (
+            isinstance(exc, OSError) and exc.filename is None):
+        text = f"connection failed: {describe(exc)}"
+    else:
+        text = str(exc)
+    return redact(redact_url(text or type(exc).__name__))
 
 
 def first_error(group: BaseExceptionGroup) -> BaseException:
