@@ -11,7 +11,6 @@ everything; drivers close cleanly under shields and the process exits 0.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
@@ -19,7 +18,7 @@ import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,9 @@ from typing import Any
 import trio
 
 from relay.bus import Stream
-from relay.config import Config, StreamConfig, load_config, redact_url
+from relay.config import Config, SourceUrl, StreamConfig, load_config, redact_url
+from relay.demo.camera import TestCamera
+from relay.drivers.demo_camera import PATH, serve_test_camera
 from relay.drivers.hls_sink import HlsStats, run_hls_sink
 from relay.drivers.rtmp_sink import RtmpStats, run_rtmp_sink
 from relay.drivers.rtsp_source import run_rtsp_source
@@ -38,6 +39,7 @@ from relay.files import DiskErrors
 from relay.errors import ConfigError, RelayError
 from relay.logs import redact, set_secrets, use_config_format
 from relay.status import Snapshotter, StreamStatus
+from relay.status_schema import encode_snapshot
 
 log = logging.getLogger("relay")
 
@@ -60,8 +62,6 @@ def run(config: Config, demo_segment_seconds: float | None = None,
         config_path: the file ``config`` came from; SIGHUP reloads it.
     """
     if demo_segment_seconds is not None:
-        from relay.drivers.demo_camera import run_demo
-
         trio.run(run_demo, config, demo_segment_seconds)
     else:
         trio.run(partial(run_relay, config, started=_announce, config_path=config_path))
@@ -69,6 +69,25 @@ def run(config: Config, demo_segment_seconds: float | None = None,
 
 def _announce(address: str) -> None:
     print(f"relay: open {address} to watch", flush=True)
+
+
+async def run_demo(config: Config, segment_seconds: float) -> None:
+    """Start the test camera on a free loopback port and relay it as the stream 'demo'."""
+    camera = TestCamera()
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    source = SourceUrl.parse(f"rtsp://127.0.0.1:{port}{PATH}", "demo")
+    stream = StreamConfig(name="demo", source=source, transport="tcp",
+                          segment_seconds=segment_seconds)
+    log.info("demo camera serving %s", source)
+
+    async def before(nursery: trio.Nursery) -> None:
+        await nursery.start(serve_test_camera, camera, listeners)
+
+    def announce(address: str) -> None:
+        print(f"relay demo: open {address} to watch the test camera", flush=True)
+
+    await run_relay(replace(config, streams=(stream,)), before=before, started=announce)
 
 
 async def run_relay(
@@ -355,23 +374,25 @@ async def publish_status(supervisor: Supervisor, path: Path,
                          disk: DiskErrors | None = None) -> None:
     """Rewrite the web process's snapshot every second, following the running set.
 
-    Each stream entry also carries ``hls_push``: the origin URL (credentials included; the
-    file is private to the relay and its web process) that the web process PUTs HLS to. A
+    The snapshot is the typed ``Snapshot`` of relay/status_schema.py, encoded once per
+    publish. Each stream entry also carries ``hls_push``: the origin URL (credentials included;
+    the file is private to the relay and its web process) that the web process PUTs HLS to. A
     write the disk refuses (a full TMPDIR) is recorded in ``disk`` and tried again a second
     later; the web process serves the previous snapshot meanwhile. The write runs in a worker
     thread: a hung disk never stalls the loop that carries the media.
     """
     disk = disk if disk is not None else DiskErrors("relay")
     snapshotter = Snapshotter()
+
+    def hls_push(name: str) -> str | None:
+        config = supervisor.stream_config(name)
+        return config.hls_push if config is not None else None
+
     while True:
-        snapshot = snapshotter.snapshot(supervisor.statuses, trio.current_time(), time.time())
-        snapshot["disk_errors"] = disk.count  # the snapshot's own failed writes, relay-wide
-        snapshot["disk_error"] = disk.last
-        for entry in snapshot["streams"]:
-            config = supervisor.stream_config(entry["name"])
-            entry["hls_push"] = config.hls_push if config is not None else None
+        snapshot = snapshotter.snapshot(supervisor.statuses, trio.current_time(), time.time(),
+                                        disk, hls_push)
         await trio.to_thread.run_sync(disk.write, "status snapshot", path,
-                                      json.dumps(snapshot).encode())
+                                      encode_snapshot(snapshot))
         await trio.sleep(STATUS_INTERVAL)
 
 
@@ -386,9 +407,6 @@ async def serve_camera(
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the test camera at ``rtsp://HOST:PORT/demo``; ``started()`` with the bound port."""
-    from relay.demo.camera import TestCamera
-    from relay.drivers.demo_camera import PATH, serve_test_camera
-
     host, port = listen
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[1]

@@ -1,18 +1,25 @@
-"""What the relay knows about each stream, and the JSON snapshot the web process serves.
+"""What the relay knows about each stream, and the snapshot of it the web process serves.
 
-Counters are plain attributes bumped by the drivers; ``snapshot`` turns them into the
-``/api/streams`` document (rates from the difference to the previous snapshot). Only redacted
-URLs ever enter this module.
+Counters are plain attributes bumped by the drivers; ``Snapshotter.snapshot`` turns them into
+the typed ``Snapshot`` of relay/status_schema.py (rates from the difference to the previous
+snapshot). Only redacted URLs ever enter this module, except a stream's HLS push URL, which goes
+to the private snapshot file for the web process alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
-from relay.bus import Stream
 from relay.files import DiskErrors
 from relay.media import Kind, Track
+from relay.status_schema import RtmpSnapshot, Snapshot, StreamSnapshot, TrackSnapshot
+
+if TYPE_CHECKING:
+    from relay.bus import Stream
+    from relay.drivers.hls_sink import HlsStats
+    from relay.drivers.rtmp_sink import RtmpStats
 
 
 @dataclass(slots=True)
@@ -41,8 +48,8 @@ class StreamStatus:
     transport_fallbacks: int = 0  # moves from UDP to TCP for sustained loss (transport auto)
     skipped_tracks: list[str] = field(default_factory=list)
     tracks: dict[int, TrackCounters] = field(default_factory=dict)
-    hls: Any = None  # the HLS sink's stats object, if HLS is on
-    rtmp: list[Any] = field(default_factory=list)  # one RtmpStats per destination
+    hls: HlsStats | None = None  # the HLS sink's counters, if HLS is on
+    rtmp: list[RtmpStats] = field(default_factory=list)  # one per destination
     disk: DiskErrors = field(init=False)  # failed writes of its HLS files and thumbnails
 
     def __post_init__(self) -> None:
@@ -62,65 +69,69 @@ class Snapshotter:
     def __init__(self) -> None:
         self._previous: dict[tuple[str, int], tuple[float, int, int]] = {}
 
-    def snapshot(self, statuses: list[StreamStatus], now: float, wall: float) -> dict[str, Any]:
-        return {"updated": wall, "streams": [self._stream(s, now) for s in statuses]}
+    def snapshot(self, statuses: list[StreamStatus], now: float, wall: float,
+                 disk: DiskErrors, hls_push: Callable[[str], str | None]) -> Snapshot:
+        """The snapshot of ``statuses`` at ``now`` (monotonic) and ``wall`` (Unix time).
 
-    def _stream(self, status: StreamStatus, now: float) -> dict[str, Any]:
-        tracks = []
-        for index, track in sorted(status.stream.tracks.items()):
-            counters = status.tracks.get(index, TrackCounters())
-            key = (status.name, index)
-            then, frames, size = self._previous.get(key, (now, counters.frames, counters.bytes))
-            self._previous[key] = (now, counters.frames, counters.bytes)
-            elapsed = now - then
-            # max(0, ...): a stream re-added under the same name starts its counters anew
-            fps = max(0, counters.frames - frames) / elapsed if elapsed > 0 else None
-            bitrate = 8 * max(0, counters.bytes - size) / elapsed if elapsed > 0 else None
-            entry: dict[str, Any] = {"kind": str(track.kind), "codec": str(track.codec)}
-            if track.kind is Kind.VIDEO:
-                entry.update(width=track.width or None, height=track.height or None)
-                entry["fps"] = round(fps, 2) if fps is not None else None
-            else:
-                entry.update(sample_rate=track.sample_rate or track.clock_rate,
-                             channels=track.channels or None)
-            entry["bitrate"] = round(bitrate) if bitrate is not None else None
-            entry["frames"] = counters.frames
-            entry["bytes"] = counters.bytes
-            entry["udp_receive_buffer"] = counters.udp_receive_buffer
-            entry["index"] = index
-            tracks.append(entry)
+        Args:
+            statuses: the running streams, in the order the API lists them.
+            now: the clock the rates are measured on.
+            wall: Unix time, the snapshot's ``updated``.
+            disk: the snapshot file's own failed writes.
+            hls_push: a stream's HLS push URL (credentials included), or None.
+        """
+        return Snapshot(updated=wall, disk_errors=disk.count, disk_error=disk.last,
+                        streams=tuple(self._stream(s, now, hls_push(s.name)) for s in statuses))
+
+    def _track(self, status: StreamStatus, track: Track, now: float) -> TrackSnapshot:
+        counters = status.tracks.get(track.index, TrackCounters())
+        key = (status.name, track.index)
+        then, frames, size = self._previous.get(key, (now, counters.frames, counters.bytes))
+        self._previous[key] = (now, counters.frames, counters.bytes)
+        elapsed = now - then
+        # max(0, ...): a stream re-added under the same name starts its counters anew
+        fps = max(0, counters.frames - frames) / elapsed if elapsed > 0 else None
+        bitrate = 8 * max(0, counters.bytes - size) / elapsed if elapsed > 0 else None
+        video = track.kind is Kind.VIDEO
+        return TrackSnapshot(
+            index=track.index, kind=str(track.kind), codec=str(track.codec),
+            width=track.width or None if video else None,
+            height=track.height or None if video else None,
+            fps=round(fps, 2) if video and fps is not None else None,
+            sample_rate=None if video else track.sample_rate or track.clock_rate,
+            channels=None if video else track.channels or None,
+            bitrate=round(bitrate) if bitrate is not None else None,
+            frames=counters.frames, bytes=counters.bytes,
+            udp_receive_buffer=counters.udp_receive_buffer)
+
+    def _stream(self, status: StreamStatus, now: float, hls_push: str | None) -> StreamSnapshot:
         hls = status.hls
-        return {
-            "name": status.name,
-            "state": status.state,
-            "source": status.source,
-            "transport": status.transport,
-            "tracks": tracks,
-            "skipped_tracks": status.skipped_tracks,
-            "packets_received": status.packets_received,
-            "packets_lost": status.packets_lost,
-            "packets_garbled": status.packets_garbled,
-            "frames_dropped": status.frames_dropped,
-            "frames_damaged": status.frames_damaged,
-            "reconnects": status.reconnects,
-            "transport_fallbacks": status.transport_fallbacks,
-            "last_error": status.last_error,
-            "disk_errors": status.disk.count,
-            "disk_error": status.disk.last,
-            "hls": f"/hls/{status.name}/index.m3u8" if hls is not None else None,
-            "hls_segments": getattr(hls, "segments_written", None),
-            "hls_bytes_written": getattr(hls, "bytes_written", None),
-            "rtmp": [
-                {
-                    "destination": r.destination,
-                    "state": r.state,
-                    "last_error": r.last_error,
-                    "bytes_sent": r.bytes_sent,
-                    "frames_sent": r.frames_sent,
-                    "frames_dropped": r.frames_dropped,
-                    "reconnects": r.reconnects,
-                    "warnings": r.warnings,
-                }
-                for r in status.rtmp
-            ],
-        }
+        return StreamSnapshot(
+            name=status.name,
+            state=status.state,
+            source=status.source,
+            transport=status.transport,
+            tracks=tuple(self._track(status, track, now)
+                         for _, track in sorted(status.stream.tracks.items())),
+            skipped_tracks=tuple(status.skipped_tracks),
+            packets_received=status.packets_received,
+            packets_lost=status.packets_lost,
+            packets_garbled=status.packets_garbled,
+            frames_dropped=status.frames_dropped,
+            frames_damaged=status.frames_damaged,
+            reconnects=status.reconnects,
+            transport_fallbacks=status.transport_fallbacks,
+            last_error=status.last_error,
+            disk_errors=status.disk.count,
+            disk_error=status.disk.last,
+            hls=f"/hls/{status.name}/index.m3u8" if hls is not None else None,
+            hls_segments=hls.segments_written if hls is not None else None,
+            hls_bytes_written=hls.bytes_written if hls is not None else None,
+            rtmp=tuple(
+                RtmpSnapshot(destination=r.destination, state=r.state, last_error=r.last_error,
+                             bytes_sent=r.bytes_sent, frames_sent=r.frames_sent,
+                             frames_dropped=r.frames_dropped, reconnects=r.reconnects,
+                             warnings=tuple(r.warnings))
+                for r in status.rtmp),
+            hls_push=hls_push,
+        )

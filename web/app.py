@@ -1,14 +1,16 @@
 """The HTTP side of Relay (aiohttp): HLS files, the status API, the page (RFC 8216 section 4, 6.2).
 
 It runs as its own process beside the trio relay and shares nothing with it but files: the HLS
-folder the relay writes (atomically) and a JSON status snapshot the relay rewrites about once a
-second. Never import trio or relay's trio code here.
+folder the relay writes (atomically) and a status snapshot the relay rewrites about once a second,
+typed and versioned by relay/status_schema.py (the one relay module imported here: it imports
+neither trio nor aiohttp). Never import trio or relay's trio code here.
 
 - ``/hls/{name}/{file}``: ``index.m3u8`` (no-cache, gzip when accepted) and ``*.ts`` segments
   (immutable: a segment URI is never reused), with CORS. Names are matched by strict regexes
   and the file must be a regular file inside the HLS folder, so no path escapes it.
-- ``/api/streams``: the snapshot's streams, plus what only this process knows (HLS viewers,
-  requests and bytes served, the HLS push's state); ``/healthz``: 200 while the snapshot is fresh.
+- ``/api/streams``: the snapshot's streams (every schema field), plus what only this process
+  knows (HLS viewers, requests and bytes served, the HLS push's state); ``/healthz``: 200 while
+  the snapshot is fresh.
 - ``/api/streams/{name}/thumbnail.jpg``: the JPEG the relay's thumbnail driver keeps current.
 - ``/metrics``: Prometheus text format (web/metrics.py).
 - ``/``: the page; ``/static/hls.min.js`` from ``web/node_modules`` (``make web``; a wheel built
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import logging
 import os
 import re
 import stat
@@ -32,9 +34,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiohttp import web
 from aiohttp.web_response import ContentCoding
+from prometheus_client import CollectorRegistry
 
+from relay.status_schema import (
+    MAX_SNAPSHOT_BYTES,
+    Snapshot,
+    SnapshotError,
+    StreamSnapshot,
+    decode_snapshot,
+)
 from web.auth import bearer_middleware
 from web.metrics import CONTENT_TYPE, ServingStats, SnapshotCollector, make_registry, render
 from web.push import PushManager
@@ -68,49 +79,61 @@ PAGE_CSP = "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; object-
 """Script sources are left open on purpose: browser test tools (Playwright) evaluate strings."""
 
 HLS_DIR_KEY = web.AppKey("hls_dir", Path)
-STATUS_KEY = web.AppKey("status", "StatusFile")
+STATUS_KEY: web.AppKey[StatusFile] = web.AppKey("status")
 HLS_JS_KEY = web.AppKey("hls_js", Path)
-THUMBNAILS_KEY = web.AppKey("thumbnails", "Path | None")
+THUMBNAILS_KEY: web.AppKey[Path | None] = web.AppKey("thumbnails")
 SERVING_KEY = web.AppKey("serving", ServingStats)
 PUSH_KEY = web.AppKey("push", PushManager)
-METRICS_KEY = web.AppKey("metrics", "CollectorRegistry")
+METRICS_KEY: web.AppKey[CollectorRegistry] = web.AppKey("metrics")
 _NAME = re.compile(NAME_RE)
+log = logging.getLogger("web")
 
 
 class StatusFile:
-    """The relay's JSON snapshot, re-read only when the file changes."""
+    """The relay's snapshot, decoded (and checked) only when the file changes.
+
+    A snapshot this process cannot use (too large, not JSON, another schema version, a field of
+    the wrong type) reads as none: /api/streams and /healthz answer 503, ``relay_status_up`` is
+    0. ``problem`` says why in one line, logged once each time it changes.
+    """
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self.clock = clock
+        self.problem: str | None = None
         self._key: tuple[int, int, int] | None = None
-        self._data: dict[str, Any] | None = None
+        self._snapshot: Snapshot | None = None
 
-    def read(self) -> dict[str, Any] | None:
-        """The latest snapshot, or None if there is none (or it is not valid JSON)."""
+    def read(self) -> Snapshot | None:
+        """The latest usable snapshot, or None."""
         try:
             st = os.stat(self.path)
-        except OSError:
-            self._key, self._data = None, None
+        except OSError:  # none yet: stale, not unusable
+            self._key, self._snapshot, self.problem = None, None, None
             return None
         key = (st.st_mtime_ns, st.st_size, st.st_ino)
         if key != self._key:
             self._key = key
-            try:
-                data = json.loads(self.path.read_bytes())
-            except (OSError, ValueError):
-                data = None
-            self._data = data if isinstance(data, dict) else None
-        return self._data
+            self._snapshot, problem = self._load()
+            if problem != self.problem and problem is not None:
+                log.error("status snapshot %s: %s", self.path, problem)
+            self.problem = problem
+        return self._snapshot
+
+    def _load(self) -> tuple[Snapshot | None, str | None]:
+        try:
+            with open(self.path, "rb") as f:
+                return decode_snapshot(f.read(MAX_SNAPSHOT_BYTES + 1)), None
+        except OSError as exc:
+            return None, f"cannot read it: {exc.strerror or type(exc).__name__}"
+        except SnapshotError as exc:
+            return None, str(exc)
 
     def fresh(self) -> bool:
-        data = self.read()
-        if data is None:
+        snapshot = self.read()
+        if snapshot is None:
             return False
-        updated = data.get("updated")
-        if not isinstance(updated, (int, float)):
-            return False
-        return abs(self.clock() - updated) <= FRESH_SECONDS  # same machine: no clock skew
+        return abs(self.clock() - snapshot.updated) <= FRESH_SECONDS  # same machine: no skew
 
 
 def _accepts_gzip(header: str) -> bool:
@@ -176,26 +199,24 @@ async def hls_preflight(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=headers)
 
 
-def _public_stream(app: web.Application, item: dict[str, Any]) -> dict[str, Any]:
-    """A snapshot stream as /api/streams shows it: the push URL replaced by its redacted
-    state, and the figures only this process knows added."""
-    out = dict(item)
-    name = item.get("name")
-    push = app[PUSH_KEY].stats.get(name) if isinstance(name, str) else None
-    out["hls_push"] = push.as_json() if push is not None else None
-    if isinstance(name, str):
-        out.update(app[SERVING_KEY].figures(name))
-        out["thumbnail"] = (f"/api/streams/{name}/thumbnail.jpg"
-                            if _thumbnail_file(app, name) is not None else None)
-    return out
+def _public_stream(app: web.Application, stream: StreamSnapshot) -> dict[str, Any]:
+    """A snapshot stream as /api/streams shows it: every schema field, the push URL replaced
+    by its redacted state, and the figures only this process knows."""
+    push = app[PUSH_KEY].stats.get(stream.name)
+    thumbnail = _thumbnail_file(app, stream.name) is not None
+    return {
+        **msgspec.to_builtins(stream),
+        "hls_push": push.as_json() if push is not None else None,
+        **app[SERVING_KEY].figures(stream.name),
+        "thumbnail": f"/api/streams/{stream.name}/thumbnail.jpg" if thumbnail else None,
+    }
 
 
 async def streams(request: web.Request) -> web.Response:
-    data = request.app[STATUS_KEY].read()
-    items = data.get("streams") if data is not None else None
-    if not isinstance(items, list):
+    snapshot = request.app[STATUS_KEY].read()
+    if snapshot is None:
         return web.json_response([], status=503, headers={"Cache-Control": "no-store"})
-    body = [_public_stream(request.app, item) for item in items if isinstance(item, dict)]
+    body = [_public_stream(request.app, stream) for stream in snapshot.streams]
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
@@ -258,7 +279,8 @@ async def healthz(request: web.Request) -> web.Response:
     status: StatusFile = request.app[STATUS_KEY]
     if status.fresh():
         return web.Response(text="ok", headers={"Cache-Control": "no-store"})
-    text = "stale: the relay has not updated its status for 10 s"
+    text = ("stale: the relay has not updated its status for 10 s" if status.problem is None
+            else f"unusable status snapshot: {status.problem}")
     return web.Response(status=503, text=text, headers={"Cache-Control": "no-store"})
 
 

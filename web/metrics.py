@@ -1,7 +1,8 @@
 """``/metrics`` in the Prometheus text format (exposition format 0.0.4), via prometheus-client.
 
 The relay's figures are not kept here: a custom collector turns the latest status snapshot
-into metric families on each scrape, so the web process holds no second copy that could
+(the typed ``Snapshot`` of relay/status_schema.py; the tables below name the field each metric
+reads) into metric families on each scrape, so the web process holds no second copy that could
 drift. What only the web process sees is counted in ``ServingStats``: HLS requests and bytes
 served per stream, and HLS viewers (distinct clients that fetched a stream's playlist within
 ``VIEWER_WINDOW`` seconds). Counters restart from zero with their process, as Prometheus
@@ -14,11 +15,13 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from relay.status_schema import RtmpSnapshot, Snapshot, StreamSnapshot, TrackSnapshot
 
 if TYPE_CHECKING:
     from web.push import PushStats
@@ -91,10 +94,56 @@ class ServingStats:
         }
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+StreamCounter = tuple[str, str, Callable[[StreamSnapshot], int]]
+STREAM_COUNTERS: tuple[StreamCounter, ...] = (
+    ("packets_received", "RTP packets received from the source", lambda s: s.packets_received),
+    ("packets_lost", "RTP packets the source sent that never arrived", lambda s: s.packets_lost),
+    ("packets_garbled", "Packets from the source that did not parse",
+     lambda s: s.packets_garbled),
+    ("frames_dropped", "Frames the source side dropped", lambda s: s.frames_dropped),
+    ("frames_damaged", "Frames kept with a lost fragment, for the decoder to conceal",
+     lambda s: s.frames_damaged),
+    ("reconnects", "Times the source was reconnected", lambda s: s.reconnects),
+    ("transport_fallbacks", "Moves from RTP over UDP to TCP for sustained loss",
+     lambda s: s.transport_fallbacks),
+    ("disk_errors", "Writes of the stream's HLS files and thumbnails that failed (each retried "
+     "with the next one)", lambda s: s.disk_errors),
+)
+"""``relay_stream_NAME``: help text, and the snapshot field it counts."""
+
+TrackFigure = tuple[type[CounterMetricFamily | GaugeMetricFamily], str, str,
+                    Callable[[TrackSnapshot], float | None]]
+TRACK_FIGURES: tuple[TrackFigure, ...] = (
+    (CounterMetricFamily, "relay_stream_frames_in", "Frames received from the source, per track",
+     lambda t: t.frames),
+    (CounterMetricFamily, "relay_stream_bytes_in",
+     "Media bytes received from the source, per track", lambda t: t.bytes),
+    (GaugeMetricFamily, "relay_stream_fps", "Video frames per second over the last second",
+     lambda t: t.fps),
+    (GaugeMetricFamily, "relay_stream_bitrate_bps",
+     "Media bits per second over the last second, per track", lambda t: t.bitrate),
+    (GaugeMetricFamily, "relay_stream_udp_receive_buffer_bytes", "Receive buffer the kernel "
+     "granted the track's RTP socket (RTP over UDP)", lambda t: t.udp_receive_buffer),
+)
+"""Per-track families (labels stream, track, kind, codec): the snapshot field each reports."""
+
+RtmpCounter = tuple[str, str, Callable[[RtmpSnapshot], int]]
+RTMP_COUNTERS: tuple[RtmpCounter, ...] = (
+    ("frames_sent", "Frames sent to the RTMP destination (frames out of this sink)",
+     lambda r: r.frames_sent),
+    ("frames_dropped", "Frames dropped for the RTMP destination (it fell behind)",
+     lambda r: r.frames_dropped),
+    ("bytes_sent", "Bytes sent to the RTMP destination", lambda r: r.bytes_sent),
+    ("reconnects", "Times the RTMP destination was reconnected", lambda r: r.reconnects),
+)
+"""``relay_rtmp_NAME``: help text, and the snapshot field it counts."""
+
+
+def _state(family: GaugeMetricFamily, labels: list[str], current: str,
+           known: tuple[str, ...]) -> None:
+    """One sample per known state (and the current one, if new): 1 for the current."""
+    for name in known if current in known else (*known, current):
+        family.add_metric([*labels, name], 1.0 if name == current else 0.0)
 
 
 class SnapshotCollector:
@@ -102,7 +151,7 @@ class SnapshotCollector:
 
     def __init__(
         self,
-        snapshot: Callable[[], dict[str, Any] | None],
+        snapshot: Callable[[], Snapshot | None],
         serving: ServingStats,
         push: Callable[[str], PushStats | None],
         wall_clock: Callable[[], float] = time.time,
@@ -113,118 +162,68 @@ class SnapshotCollector:
         self.wall_clock = wall_clock
 
     def collect(self) -> Iterator[Metric]:
-        data = self.snapshot() or {}
-        streams = [s for s in data.get("streams") or [] if isinstance(s, dict)
-                   and isinstance(s.get("name"), str)]
+        snapshot = self.snapshot()
         up = GaugeMetricFamily("relay_status_up",
                                "1 if the relay's status snapshot could be read")
-        up.add_metric([], 1.0 if data else 0.0)
+        up.add_metric([], 1.0 if snapshot is not None else 0.0)
         yield up
-        updated = _number(data.get("updated"))
-        if updated is not None:
+        streams = snapshot.streams if snapshot is not None else ()
+        if snapshot is not None:
             age = GaugeMetricFamily("relay_status_age_seconds",
                                     "Seconds since the relay last wrote its status snapshot")
-            age.add_metric([], max(0.0, self.wall_clock() - updated))
+            age.add_metric([], max(0.0, self.wall_clock() - snapshot.updated))
             yield age
-        disk_errors = _number(data.get("disk_errors"))
-        if disk_errors is not None:
             failed = CounterMetricFamily("relay_status_disk_errors", "Status snapshot writes "
                                          "that failed (this process kept the previous one)")
-            failed.add_metric([], disk_errors)
+            failed.add_metric([], snapshot.disk_errors)
             yield failed
         yield from self._streams(streams)
         yield from self._tracks(streams)
         yield from self._rtmp(streams)
         yield from self._hls(streams)
 
-    def _streams(self, streams: list[dict[str, Any]]) -> Iterator[Metric]:
+    def _streams(self, streams: tuple[StreamSnapshot, ...]) -> Iterator[Metric]:
         state = GaugeMetricFamily("relay_stream_state",
                                   "1 for the stream's current state, 0 for the others",
                                   labels=["stream", "state"])
-        counters = {
-            key: CounterMetricFamily(f"relay_stream_{key}", text, labels=["stream"])
-            for key, text in (
-                ("packets_received", "RTP packets received from the source"),
-                ("packets_lost", "RTP packets the source sent that never arrived"),
-                ("packets_garbled", "Packets from the source that did not parse"),
-                ("frames_dropped", "Frames the source side dropped"),
-                ("frames_damaged", "Frames kept with a lost fragment, for the decoder to "
-                 "conceal"),
-                ("reconnects", "Times the source was reconnected"),
-                ("transport_fallbacks", "Moves from RTP over UDP to TCP for sustained loss"),
-                ("disk_errors", "Writes of the stream's HLS files and thumbnails that failed "
-                 "(each retried with the next one)"),
-            )
-        }
+        counters = [(CounterMetricFamily(f"relay_stream_{key}", text, labels=["stream"]), read)
+                    for key, text, read in STREAM_COUNTERS]
         for s in streams:
-            current = str(s.get("state"))
-            states = STREAM_STATES if current in STREAM_STATES else (*STREAM_STATES, current)
-            for name in states:
-                state.add_metric([s["name"], name], 1.0 if name == current else 0.0)
-            for key, family in counters.items():
-                value = _number(s.get(key))
-                if value is not None:
-                    family.add_metric([s["name"]], value)
+            _state(state, [s.name], s.state, STREAM_STATES)
+            for family, read in counters:
+                family.add_metric([s.name], read(s))
         yield state
-        yield from counters.values()
+        yield from (family for family, _ in counters)
 
-    def _tracks(self, streams: list[dict[str, Any]]) -> Iterator[Metric]:
+    def _tracks(self, streams: tuple[StreamSnapshot, ...]) -> Iterator[Metric]:
         labels = ["stream", "track", "kind", "codec"]
-        frames = CounterMetricFamily("relay_stream_frames_in",
-                                     "Frames received from the source, per track", labels=labels)
-        size = CounterMetricFamily("relay_stream_bytes_in",
-                                   "Media bytes received from the source, per track",
-                                   labels=labels)
-        fps = GaugeMetricFamily("relay_stream_fps", "Video frames per second over the last "
-                                "second", labels=labels)
-        bitrate = GaugeMetricFamily("relay_stream_bitrate_bps", "Media bits per second over "
-                                    "the last second, per track", labels=labels)
-        buffer = GaugeMetricFamily("relay_stream_udp_receive_buffer_bytes", "Receive buffer "
-                                   "the kernel granted the track's RTP socket (RTP over UDP)",
-                                   labels=labels)
+        families = [(kind(name, text, labels=labels), read)
+                    for kind, name, text, read in TRACK_FIGURES]
         for s in streams:
-            for index, track in enumerate(s.get("tracks") or []):
-                if not isinstance(track, dict):
-                    continue
-                values = [s["name"], str(track.get("index", index)), str(track.get("kind")),
-                          str(track.get("codec"))]
-                for family, key in ((frames, "frames"), (size, "bytes"), (fps, "fps"),
-                                    (bitrate, "bitrate"), (buffer, "udp_receive_buffer")):
-                    value = _number(track.get(key))
+            for track in s.tracks:
+                values = [s.name, str(track.index), track.kind, track.codec]
+                for family, read in families:
+                    value = read(track)
                     if value is not None:
                         family.add_metric(values, value)
-        yield from (frames, size, fps, bitrate, buffer)
+        yield from (family for family, _ in families)
 
-    def _rtmp(self, streams: list[dict[str, Any]]) -> Iterator[Metric]:
+    def _rtmp(self, streams: tuple[StreamSnapshot, ...]) -> Iterator[Metric]:
         labels = ["stream", "destination"]
         state = GaugeMetricFamily("relay_rtmp_state", "1 for the RTMP destination's current "
                                   "state, 0 for the others", labels=[*labels, "state"])
-        counters = {
-            key: CounterMetricFamily(f"relay_rtmp_{key}", text, labels=labels)
-            for key, text in (
-                ("frames_sent", "Frames sent to the RTMP destination (frames out of this sink)"),
-                ("frames_dropped", "Frames dropped for the RTMP destination (it fell behind)"),
-                ("bytes_sent", "Bytes sent to the RTMP destination"),
-                ("reconnects", "Times the RTMP destination was reconnected"),
-            )
-        }
+        counters = [(CounterMetricFamily(f"relay_rtmp_{key}", text, labels=labels), read)
+                    for key, text, read in RTMP_COUNTERS]
         for s in streams:
-            for dest in s.get("rtmp") or []:
-                if not isinstance(dest, dict):
-                    continue
-                values = [s["name"], str(dest.get("destination"))]  # redacted by the relay
-                current = str(dest.get("state"))
-                known = RTMP_STATES if current in RTMP_STATES else (*RTMP_STATES, current)
-                for name in known:
-                    state.add_metric([*values, name], 1.0 if name == current else 0.0)
-                for key, family in counters.items():
-                    value = _number(dest.get(key))
-                    if value is not None:
-                        family.add_metric(values, value)
+            for dest in s.rtmp:
+                values = [s.name, dest.destination]  # redacted by the relay
+                _state(state, values, dest.state, RTMP_STATES)
+                for family, read in counters:
+                    family.add_metric(values, read(dest))
         yield state
-        yield from counters.values()
+        yield from (family for family, _ in counters)
 
-    def _hls(self, streams: list[dict[str, Any]]) -> Iterator[Metric]:
+    def _hls(self, streams: tuple[StreamSnapshot, ...]) -> Iterator[Metric]:
         segments = CounterMetricFamily("relay_hls_segments_written",
                                        "HLS segments the relay wrote", labels=["stream"])
         written = CounterMetricFamily("relay_hls_bytes_written", "MPEG-TS bytes the relay "
@@ -247,13 +246,13 @@ class SnapshotCollector:
         latency = GaugeMetricFamily("relay_hls_push_latency_seconds", "From the playlist's "
                                     "local write to its PUT finishing, last push",
                                     labels=["stream", "origin"])
-        names = [s["name"] for s in streams]
+        names = [s.name for s in streams]
         names += [n for n in self.serving.streams if n not in names]
         for s in streams:
-            for family, key in ((segments, "hls_segments"), (written, "hls_bytes_written")):
-                value = _number(s.get(key))
-                if value is not None:
-                    family.add_metric([s["name"]], value)
+            if s.hls_segments is not None:
+                segments.add_metric([s.name], s.hls_segments)
+            if s.hls_bytes_written is not None:
+                written.add_metric([s.name], s.hls_bytes_written)
         for name in names:
             entry = self.serving.streams.get(name)
             if entry is not None:
@@ -271,8 +270,8 @@ class SnapshotCollector:
                 failures.add_metric(values, push.failures)
                 if push.last_latency is not None:
                     latency.add_metric(values, push.last_latency)
-        yield from (segments, written, requests, served, viewers, push_state, pushed, deleted, failures,
-                    latency)
+        yield from (segments, written, requests, served, viewers, push_state, pushed, deleted,
+                    failures, latency)
 
 
 def make_registry(collector: SnapshotCollector) -> CollectorRegistry:

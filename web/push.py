@@ -35,6 +35,8 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from relay.status_schema import Snapshot
+
 log = logging.getLogger("web.push")
 
 POLL_SECONDS = 0.1
@@ -286,7 +288,7 @@ class HlsPusher:
 class PushManager:
     """Runs one HlsPusher per stream whose snapshot entry names an ``hls_push`` URL."""
 
-    def __init__(self, snapshot: Callable[[], dict[str, Any] | None], hls_dir: Path,
+    def __init__(self, snapshot: Callable[[], Snapshot | None], hls_dir: Path,
                  name_ok: Callable[[str], bool]) -> None:
         self.snapshot = snapshot
         self.hls_dir = hls_dir
@@ -297,15 +299,11 @@ class PushManager:
 
     def wanted(self) -> dict[str, str]:
         """Stream name -> push URL, from the snapshot (invalid entries left out)."""
-        data = self.snapshot() or {}
-        out = {}
-        for stream in data.get("streams") or []:
-            if not isinstance(stream, dict):
-                continue
-            name, url = stream.get("name"), stream.get("hls_push")
-            if isinstance(name, str) and isinstance(url, str) and self.name_ok(name):
-                out[name] = url
-        return out
+        snapshot = self.snapshot()
+        if snapshot is None:
+            return {}
+        return {s.name: s.hls_push for s in snapshot.streams
+                if s.hls_push is not None and self.name_ok(s.name)}
 
     def update(self) -> None:
         """Start pushers for new URLs, stop those whose URL went away or changed."""

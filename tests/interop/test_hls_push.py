@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from relay.status_schema import Snapshot, StreamSnapshot, encode_snapshot
 from tests.interop.gstserver import free_port
 from tests.interop.nginx import NGINX, _read, _wait_port
 from tests.interop.relayproc import RelayProcess
@@ -126,9 +127,9 @@ def test_hls_push_to_nginx(tmp_path: Path) -> None:
 
     def write_snapshot() -> None:
         tmp = status.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"updated": time.time(), "streams": [
-            {"name": "demo", "state": "playing", "tracks": [], "hls": "/hls/demo/index.m3u8",
-             "hls_push": push_url}]}))
+        tmp.write_bytes(encode_snapshot(Snapshot(updated=time.time(), streams=(
+            StreamSnapshot(name="demo", state="playing", source="rtsp://127.0.0.1/demo",
+                           hls="/hls/demo/index.m3u8", hls_push=push_url),))))
         os.replace(tmp, status)
 
     def push_state() -> dict:

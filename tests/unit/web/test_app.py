@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import json
 import os
 import re
 import tomllib
@@ -17,6 +16,7 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
+from relay.status_schema import Snapshot, StreamSnapshot, TrackSnapshot, encode_snapshot
 from web.app import HLS_JS, STATIC_DIR, WEB_DIR, _accepts_gzip, make_app
 
 NOW = 1_700_000_000.0
@@ -26,14 +26,19 @@ PLAYLIST = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:11\n" + "".join(
 Run = Callable[[TestClient], Awaitable[None]]
 
 
-def write_status(path: Path, updated: float, streams: list | None = None) -> None:
-    streams = streams if streams is not None else [{
-        "name": "cam1", "state": "playing", "source": "rtsp://192.0.2.10:554/stream1",
-        "tracks": [{"kind": "video", "codec": "h264", "width": 640, "height": 360,
-                    "fps": 25.0, "bitrate": 1200000}],
-        "packets_lost": 0, "last_error": None, "hls": "/hls/cam1/index.m3u8"}]
+CAM1 = StreamSnapshot(
+    name="cam1", state="playing", source="rtsp://192.0.2.10:554/stream1",
+    tracks=(TrackSnapshot(index=0, kind="video", codec="h264", width=640, height=360, fps=25.0,
+                          bitrate=1200000),),
+    hls="/hls/cam1/index.m3u8")
+
+
+def write_status(path: Path, updated: float, streams: list[StreamSnapshot] | None = None
+                 ) -> None:
+    """Write a snapshot as the relay does."""
+    snapshot = Snapshot(updated=updated, streams=tuple(streams if streams is not None else [CAM1]))
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"streams": streams, "updated": updated}))
+    tmp.write_bytes(encode_snapshot(snapshot))
     os.replace(tmp, path)
 
 

@@ -8,41 +8,48 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
+from msgspec.structs import replace
 from prometheus_client.parser import text_string_to_metric_families
 
+from relay.status_schema import (
+    SCHEMA_VERSION,
+    RtmpSnapshot,
+    Snapshot,
+    StreamSnapshot,
+    TrackSnapshot,
+    encode_snapshot,
+)
 from tests.unit.web.test_app import NOW, serve
 
-SNAPSHOT = {
-    "updated": NOW - 2,
-    "streams": [
-        {
-            "name": "cam1", "state": "playing", "source": "rtsp://192.0.2.10/s",
-            "tracks": [
-                {"kind": "video", "codec": "h264", "width": 640, "height": 360, "fps": 25.0,
-                 "bitrate": 1_200_000, "frames": 2500, "bytes": 15_000_000},
-                {"kind": "audio", "codec": "aac", "sample_rate": 48000, "channels": 1,
-                 "bitrate": 64000, "frames": 4700, "bytes": 800_000},
-            ],
-            "packets_received": 12000, "packets_lost": 7, "packets_garbled": 1,
-            "frames_dropped": 3, "reconnects": 2, "hls": "/hls/cam1/index.m3u8",
-            "hls_segments": 42, "hls_bytes_written": 5_000_000,
-            "rtmp": [{"destination": "rtmp://live.example.com/app/***", "state": "publishing",
-                      "last_error": None, "bytes_sent": 9_000_000, "frames_sent": 7000,
-                      "frames_dropped": 5, "reconnects": 1, "warnings": []},
-                     {"destination": "rtmp://other.example.com/app/***", "state": "retrying",
-                      "last_error": "connection refused", "bytes_sent": 0, "frames_sent": 0,
-                      "frames_dropped": 0, "reconnects": 4, "warnings": []}],
-        },
-        {"name": "cam2", "state": "retrying", "source": "rtsp://192.0.2.11/s", "tracks": [],
-         "packets_received": 0, "packets_lost": 0, "packets_garbled": 0, "frames_dropped": 0,
-         "reconnects": 9, "hls": None, "hls_segments": None, "rtmp": []},
-    ],
-}
+SNAPSHOT = Snapshot(
+    updated=NOW - 2,
+    streams=(
+        StreamSnapshot(
+            name="cam1", state="playing", source="rtsp://192.0.2.10/s",
+            tracks=(
+                TrackSnapshot(index=0, kind="video", codec="h264", width=640, height=360,
+                              fps=25.0, bitrate=1_200_000, frames=2500, bytes=15_000_000),
+                TrackSnapshot(index=1, kind="audio", codec="aac", sample_rate=48000, channels=1,
+                              bitrate=64000, frames=4700, bytes=800_000),
+            ),
+            packets_received=12000, packets_lost=7, packets_garbled=1,
+            frames_dropped=3, reconnects=2, hls="/hls/cam1/index.m3u8",
+            hls_segments=42, hls_bytes_written=5_000_000,
+            rtmp=(RtmpSnapshot(destination="rtmp://live.example.com/app/***", state="publishing",
+                               bytes_sent=9_000_000, frames_sent=7000, frames_dropped=5,
+                               reconnects=1),
+                  RtmpSnapshot(destination="rtmp://other.example.com/app/***", state="retrying",
+                               last_error="connection refused", reconnects=4)),
+        ),
+        StreamSnapshot(name="cam2", state="retrying", source="rtsp://192.0.2.11/s",
+                       reconnects=9),
+    ),
+)
 
 
-def write(path: Path, data: object) -> None:
+def write(path: Path, data: Snapshot) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
+    tmp.write_bytes(encode_snapshot(data))
     os.replace(tmp, path)
 
 
@@ -128,24 +135,25 @@ def test_metrics_without_snapshot(folders: tuple[Path, Path]) -> None:
         assert r.status == 200
         found = samples(await r.text())
         assert value(found, "relay_status_up") == 0
-        folders[1].write_text('{"streams": [{"name": 5}, "x", {"name": "a", "tracks": [1]}]}')
+        folders[1].write_text(json.dumps({"schema_version": SCHEMA_VERSION, "updated": 1,
+                                          "streams": [{"name": 5}, "x", {"name": "a"}]}))
         found = samples(await (await client.get("/metrics")).text())
-        assert value(found, "relay_stream_state", stream="a", state="None") == 1
+        assert value(found, "relay_status_up") == 0  # refused whole, never half read
+        assert not any(name == "relay_stream_state" for name, _ in found)
 
     serve(folders, body)
 
 
 def test_disk_errors_are_counted(folders: tuple[Path, Path]) -> None:
     disk_full = "hls segment seg00004.ts: No space left on device (ENOSPC)"
-    snapshot = json.loads(json.dumps(SNAPSHOT))
-    snapshot["streams"][0].update(disk_errors=6, disk_error=disk_full)
-    snapshot.update(disk_errors=3, disk_error="status snapshot status.json: No space left")
-    write(folders[1], snapshot)
+    cam1 = replace(SNAPSHOT.streams[0], disk_errors=6, disk_error=disk_full)
+    write(folders[1], replace(SNAPSHOT, streams=(cam1, *SNAPSHOT.streams[1:]), disk_errors=3,
+                              disk_error="status snapshot status.json: No space left"))
 
     async def body(client: TestClient) -> None:
         found = samples(await (await client.get("/metrics")).text())
         assert value(found, "relay_stream_disk_errors_total", stream="cam1") == 6
-        assert ("relay_stream_disk_errors_total", frozenset({("stream", "cam2")})) not in found
+        assert value(found, "relay_stream_disk_errors_total", stream="cam2") == 0
         assert value(found, "relay_status_disk_errors_total") == 3
         api = await (await client.get("/api/streams")).json()
         assert (api[0]["disk_errors"], api[0]["disk_error"]) == (6, disk_full)

@@ -16,7 +16,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from msgspec.structs import replace
 
+from relay.status_schema import Snapshot, StreamSnapshot, encode_snapshot
 from web.app import make_app
 from web.push import (
     MAX_RESPONSE_BYTES,
@@ -275,9 +277,11 @@ def test_web_app_pushes_what_the_snapshot_names(tmp_path: Path) -> None:
 
     async def main() -> None:
         async with origin_server() as (origin, url):
-            stream = {"name": "cam", "state": "playing", "tracks": [], "hls_push": url}
-            status.write_text(json.dumps({"updated": time.time(), "streams": [
-                stream, {"name": "../evil", "hls_push": url}]}))
+            stream = StreamSnapshot(name="cam", state="playing", source="rtsp://192.0.2.1/s",
+                                    hls_push=url)
+            evil = replace(stream, name="../evil")
+            status.write_bytes(encode_snapshot(Snapshot(updated=time.time(),
+                                                        streams=(stream, evil))))
             app = make_app(hls, status)
             async with TestClient(TestServer(app)) as client:
                 deadline = time.monotonic() + 10
@@ -294,8 +298,8 @@ def test_web_app_pushes_what_the_snapshot_names(tmp_path: Path) -> None:
                 assert PASSWORD not in metrics
                 assert 'relay_hls_push_segments_total{origin="http://127.0.0.1' in metrics
                 # the push goes away with its URL
-                status.write_text(json.dumps({"updated": time.time(), "streams": [
-                    dict(stream, hls_push=None)]}))
+                status.write_bytes(encode_snapshot(Snapshot(
+                    updated=time.time(), streams=(replace(stream, hls_push=None),))))
                 while (await (await client.get("/api/streams")).json())[0]["hls_push"]:
                     assert time.monotonic() < deadline
                     await asyncio.sleep(0.05)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from relay.status_schema import StreamSnapshot
 from tests.unit.web.test_app import NOW, write_status
 from web.app import make_app
 from web.metrics import MAX_CLIENTS_PER_STREAM, VIEWER_WINDOW, ServingStats
@@ -50,9 +51,10 @@ def test_streams_api_adds_figures_and_thumbnail(folders: tuple[Path, Path], tmp_
     (tmp_path / "outside.jpg").write_bytes(b"secret")
     (thumbs / "cam2.jpg").symlink_to(tmp_path / "outside.jpg")
     write_status(folders[1], NOW, [
-        {"name": "cam1", "state": "playing", "tracks": [], "hls": "/hls/cam1/index.m3u8",
-         "hls_push": "http://user:hunter2hunter2@origin.example/live/cam1/"},
-        {"name": "cam2", "state": "retrying", "tracks": [], "hls": None}])
+        StreamSnapshot(name="cam1", state="playing", source="rtsp://192.0.2.10/s",
+                       hls="/hls/cam1/index.m3u8",
+                       hls_push="http://user:hunter2hunter2@origin.example/live/cam1/"),
+        StreamSnapshot(name="cam2", state="retrying", source="rtsp://192.0.2.11/s")])
 
     async def body(client: TestClient) -> None:
         await client.get("/hls/cam1/index.m3u8", headers={"User-Agent": "a"})
