@@ -397,7 +397,6 @@ class LatmDepacketizer:
         self._parts.append(bytes(payload))
         self._size += len(payload)
         if not packet.marker:
-        units: list[bytes] | list[memoryview]
             return []
         data = b"".join(self._parts)
         self._parts, self._size = [], 0
@@ -409,6 +408,7 @@ class LatmDepacketizer:
         self._step = asc.frame_length * self.track.clock_rate / asc.sample_rate
 
     def _elements(self, data: bytes | memoryview, ts: int) -> list[Frame]:
+        units: list[bytes] | list[memoryview]
         if self.mux_config_present:
             units = self._split_bits(data)
         else:
