@@ -1,9 +1,9 @@
-"""``relay demo``: the built-in test camera served over real RTSP on loopback, then relayed.
+"""``relay demo``'s camera: the built-in test camera served over real RTSP on loopback.
 
 The camera (relay.demo.camera) encodes a moving pattern with a burned-in clock and a tone; this
 driver packetizes it once and sends it, interleaved over TCP, to every client that PLAYs, with
-RTCP sender reports so clients can align audio and video. The relay then pulls it like any other
-camera, so the demo exercises the same path a real camera does.
+RTCP sender reports so clients can align audio and video. ``relay.app.run_demo`` then pulls it like
+any other camera, so the demo exercises the same path a real camera does.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ import logging
 import secrets
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 
 import trio
 
-from relay.app import run_relay
-from relay.config import Config, SourceUrl, StreamConfig
 from relay.demo.camera import TestCamera
 from relay.errors import RelayError
 from relay.media import Frame, Kind
@@ -201,22 +199,3 @@ async def _write(sock: trio.SocketStream, receive: trio.MemoryReceiveChannel[byt
     async for chunk in receive:
         await sock.send_all(chunk)
     await sock.aclose()
-
-
-async def run_demo(config: Config, segment_seconds: float) -> None:
-    """Start the test camera on a free loopback port and relay it as the stream 'demo'."""
-    camera = TestCamera()
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    port = listeners[0].socket.getsockname()[1]
-    source = SourceUrl.parse(f"rtsp://127.0.0.1:{port}{PATH}", "demo")
-    stream = StreamConfig(name="demo", source=source, transport="tcp",
-                          segment_seconds=segment_seconds)
-    log.info("demo camera serving %s", source)
-
-    async def before(nursery: trio.Nursery) -> None:
-        await nursery.start(serve_test_camera, camera, listeners)
-
-    def announce(address: str) -> None:
-        print(f"relay demo: open {address} to watch the test camera", flush=True)
-
-    await run_relay(replace(config, streams=(stream,)), before=before, started=announce)
