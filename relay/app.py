@@ -12,7 +12,6 @@ everything; drivers close cleanly under shields and the process exits 0.
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import signal
 import tempfile
@@ -21,22 +20,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import trio
 
 from relay.bus import Stream
-from relay.config import Config, SourceUrl, StreamConfig, load_config, redact_url
+from relay.config import Config, SourceUrl, StreamConfig, load_config
 from relay.demo.camera import TestCamera
 from relay.drivers.demo_camera import PATH, serve_test_camera
 from relay.drivers.hls_sink import HlsStats, run_hls_sink
 from relay.drivers.rtmp_sink import RtmpStats, run_rtmp_sink
 from relay.drivers.rtsp_source import run_rtsp_source
+from relay.drivers.supervise import HEALTHY_AFTER, Backoff, supervise
 from relay.drivers.thumbnails import run_thumbnails
-from relay.drivers.supervise import Backoff, describe, first_error
 from relay.drivers.web_process import run_web
-from relay.files import DiskErrors
 from relay.errors import ConfigError, RelayError
+from relay.files import DiskErrors
 from relay.logs import redact, set_secrets, use_config_format
 from relay.status import Snapshotter, StreamStatus
 from relay.status_schema import encode_snapshot
@@ -45,9 +43,6 @@ log = logging.getLogger("relay")
 
 STATUS_INTERVAL = 1.0
 """How often the web process's status snapshot is rewritten (seconds)."""
-
-HEALTHY_AFTER = 60.0
-"""A task that ran this long before failing starts its backoff again from the first delay."""
 
 StreamRunner = Callable[[StreamConfig, StreamStatus, Path], Awaitable[None]]
 
@@ -273,43 +268,19 @@ class Supervisor:
                 if previous is not None:
                     # one writer per HLS folder: the old run must finish its ENDLIST first
                     await previous.wait()
-                await self._supervise(entry)
-        except* Exception as group:  # raised while stopping: log it, never spread it
-            log.error("stream=%s failed while stopping: %s", name,
-                      redact(str(first_error(group))))
+                await supervise(f"stream={name}", partial(self._run_once, entry),
+                                status=entry.status, backoff=self._backoff(),
+                                healthy_after=self._healthy_after)
         finally:
             entry.done.set()
             if self._last_run.get(name) is entry.done:
                 del self._last_run[name]
 
-    async def _supervise(self, entry: _Entry) -> None:
-        name = entry.config.name
-        status = entry.status
-        backoff = self._backoff()
-        while True:
-            status.stream = Stream(name)  # a run closes its stream when it ends
-            status.state = "connecting"
-            began = trio.current_time()
-            try:
-                await self._runner(entry.config, status, self._hls_dir)
-                error = "the stream's tasks ended"
-            except Exception as exc:  # one stream's bug never takes down another
-                cause = first_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
-                error = redact(redact_url(str(cause) or type(cause).__name__))
-                if trio.current_effective_deadline() == -math.inf:
-                    # being stopped: the error came from cleaning up, nothing to restart
-                    log.error("stream=%s failed while stopping: %s", name, error)
-                    return
-                log.error("stream=%s failed: %s", name, error,
-                          exc_info=not isinstance(cause, RelayError | OSError))
-            if trio.current_time() - began >= self._healthy_after:
-                backoff.reset()
-            delay = backoff.next()
-            status.state = "retrying"
-            status.last_error = error
-            status.reconnects += 1
-            log.warning("stream=%s restarting in %.0f s (%s)", name, delay, error)
-            await trio.sleep(delay)
+    async def _run_once(self, entry: _Entry, *, task_status: trio.TaskStatus[object]) -> None:
+        """One run of the stream: an end without an error is a failure too (it is restarted)."""
+        entry.status.stream = Stream(entry.config.name)  # a run closes its stream when it ends
+        await self._runner(entry.config, entry.status, self._hls_dir)
+        raise RelayError("the stream's tasks ended")
 
 
 async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path, *,
@@ -324,50 +295,29 @@ async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path, 
     """
     status.hls = None
     status.rtmp = []
+    name = config.name
+    sinks: list[Callable[[], Awaitable[None]]] = []
+    if config.hls:
+        status.hls = HlsStats()
+        sinks.append(partial(supervise, f"stream={name} hls", partial(
+            run_hls_sink, status.stream, hls_dir / name, config.segment_seconds, config.window,
+            status.hls, disk=status.disk)))
+    for url in config.rtmp:
+        stats = RtmpStats(url.redacted)
+        status.rtmp.append(stats)
+        sinks.append(partial(supervise, f"stream={name} rtmp={url.redacted}",
+                             partial(run_rtmp_sink, status.stream, url, stats),
+                             status=stats, up_state="publishing"))
+    if thumbnails is not None:
+        sinks.append(partial(supervise, f"stream={name} thumbnails", partial(
+            run_thumbnails, status.stream, thumbnails / f"{name}.jpg", disk=status.disk)))
     try:
         async with trio.open_nursery() as nursery:
-            sinks: list[tuple[Any, ...]] = []
-            if config.hls:
-                status.hls = HlsStats()
-                sinks.append((f"stream={config.name} hls",
-                              partial(run_hls_sink, disk=status.disk), status.stream,
-                              hls_dir / config.name, config.segment_seconds, config.window,
-                              status.hls))
-            for url in config.rtmp:
-                stats = RtmpStats(url.redacted)
-                status.rtmp.append(stats)
-                sinks.append((f"stream={config.name} rtmp={url.redacted}", run_rtmp_sink,
-                              status.stream, url, stats))
-            if thumbnails is not None:
-                sinks.append((f"stream={config.name} thumbnails",
-                              partial(run_thumbnails, disk=status.disk), status.stream,
-                              thumbnails / f"{config.name}.jpg"))
             await nursery.start(run_rtsp_source, config, status.stream, status)
-            for what, sink, *args in sinks:
-                nursery.start_soon(supervise_task, what, sink, *args)
+            for sink in sinks:
+                nursery.start_soon(sink)
     finally:
-        status.state = "stopped"
         status.stream.close()
-
-
-async def supervise_task(what: str, task: Callable[..., Awaitable[None]], *args: object,
-                         backoff: Backoff | None = None,
-                         healthy_after: float = HEALTHY_AFTER) -> None:
-    """Run a sink, restarting it with backoff when it fails; Cancelled passes through."""
-    backoff = backoff or Backoff()
-    while True:
-        began = trio.current_time()
-        try:
-            await task(*args)
-            return
-        except Exception as exc:  # a sink's bug must not take the stream down
-            cause = first_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
-            if trio.current_time() - began >= healthy_after:
-                backoff.reset()
-            delay = backoff.next()
-            log.error("%s failed: %s; restarting in %.0f s", what, redact(str(cause)), delay,
-                      exc_info=not isinstance(cause, RelayError | OSError))
-            await trio.sleep(delay)
 
 
 async def publish_status(supervisor: Supervisor, path: Path,
@@ -411,28 +361,23 @@ async def serve_camera(
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[1]
 
-    async def serve_forever(*, task_status: trio.TaskStatus[None]) -> None:
-        # Safety net: an error escaping the camera server restarts it instead of exiting.
-        first = True
-        current = listeners
-        while True:
-            try:
-                if not current:  # serving closes its listeners when it ends
-                    current = await trio.open_tcp_listeners(bound, host=host)
-                async with trio.open_nursery() as inner:
-                    await inner.start(serve_test_camera, TestCamera(), current)
-                    if first:
-                        first = False
-                        task_status.started()
-            except Exception as exc:
-                cause = first_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
-                log.warning("camera server failed (%s); restarting it", describe(cause))
-                current = []
-                await trio.sleep(0.5)
+    current = listeners
+
+    async def serve(*, task_status: trio.TaskStatus[object]) -> None:
+        """One run of the camera server: an error escaping it restarts it (``supervise``)."""
+        nonlocal current
+        if not current:  # serving closes its listeners when it ends
+            current = await trio.open_tcp_listeners(bound, host=host)
+        try:
+            async with trio.open_nursery() as inner:
+                await inner.start(serve_test_camera, TestCamera(), current)
+                task_status.started()
+        finally:
+            current = []
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(serve_forever)
+            await nursery.start(supervise, "camera server", serve)
             log.info("camera serving rtsp://%s:%d%s", host, bound, PATH)
             print(f"relay camera: serving rtsp://{host}:{bound}{PATH}", flush=True)
             task_status.started(bound)

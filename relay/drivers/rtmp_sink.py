@@ -2,16 +2,16 @@
 ``RtmpPublisher``.
 
 Each destination is its own bus subscriber, so a dead or slow destination never touches HLS or
-the other destinations: its bounded queue drops frames up to the next keyframe (counted), and on
-a broken connection it reconnects with backoff and resumes from a keyframe (the bus's GOP cache).
-Timestamps sent within one publish session never go backwards.
+the other destinations: its bounded queue drops frames up to the next keyframe (counted). A broken
+connection ends ``run_rtmp_sink``; the stream's ``supervise()`` reconnects with backoff, and the
+new session resumes from a keyframe (the bus's GOP cache). Timestamps sent within one publish
+session never go backwards.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import ssl
 from dataclasses import dataclass, field
 
 import trio
@@ -19,7 +19,7 @@ import trio
 from relay.bus import Stream
 from relay.codecs.h265 import hevc_decoder_configuration
 from relay.drivers.net import open_stream
-from relay.drivers.supervise import Backoff, describe, first_error
+from relay.drivers.supervise import first_error
 from relay.errors import ProtocolError, RelayError
 from relay.media import Codec, Frame, Kind, Track
 from relay.rtmp import flv
@@ -49,7 +49,7 @@ class RtmpStats:
     """A destination's state for /api/streams (the URL kept redacted)."""
 
     destination: str
-    state: str = "connecting"  # connecting | publishing | retrying
+    state: str = "connecting"  # connecting | publishing | retrying | stopped (by supervise)
     last_error: str | None = None
     bytes_sent: int = 0
     frames_sent: int = 0
@@ -58,44 +58,38 @@ class RtmpStats:
     warnings: list[str] = field(default_factory=list)
 
 
-async def run_rtmp_sink(stream: Stream, url: RtmpUrl, stats: RtmpStats) -> None:
-    """Publish ``stream`` to ``url`` until cancelled, reconnecting with backoff."""
-    backoff = Backoff()
-    while True:
-        if not stream.tracks:
-            # Sinks start before the source plays; connect must already say whether H.265
-            # (Enhanced RTMP, fourCcList) is coming, so wait for the source's first frame.
-            with stream.subscribe(1) as first:
-                try:
-                    await first.receive()
-                except trio.EndOfChannel:
-                    return
-        session = _Publish(stream, url, stats)
-        try:
-            await session.run()
-            error = "the server closed the connection"
-        except RelayError as exc:
-            error = str(exc)
-        except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
-            error = f"connection failed: {describe(exc)}"
-        if session.published:
-            backoff.reset()
-        delay = backoff.next()
-        stats.state = "retrying"
-        stats.last_error = error
-        stats.reconnects += 1
-        log.warning("stream=%s rtmp=%s error: %s; retrying in %.0f s", stream.name,
-                    url.redacted, error, delay)
-        await trio.sleep(delay)
+async def run_rtmp_sink(
+    stream: Stream,
+    url: RtmpUrl,
+    stats: RtmpStats,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Publish ``stream`` to ``url`` over one connection, until the stream closes.
+
+    A refused publish or a broken connection raises (``RelayError``, ``OSError``); run under
+    ``supervise()``, which reconnects. ``task_status.started()`` once the server publishes.
+    """
+    if not stream.tracks:
+        # Sinks start before the source plays; connect must already say whether H.265
+        # (Enhanced RTMP, fourCcList) is coming, so wait for the source's first frame.
+        with stream.subscribe(1) as first:
+            try:
+                await first.receive()
+            except trio.EndOfChannel:
+                return
+    await _Publish(stream, url, stats, task_status).run()
 
 
 class _Publish:
     """One connection: connect, publish, then send frames until something breaks."""
 
-    def __init__(self, stream: Stream, url: RtmpUrl, stats: RtmpStats) -> None:
+    def __init__(self, stream: Stream, url: RtmpUrl, stats: RtmpStats,
+                 task_status: trio.TaskStatus[None]) -> None:
         self.stream = stream
         self.url = url
         self.stats = stats
+        self.task_status = task_status
         hevc = any(t.codec is Codec.H265 for t in stream.tracks.values())
         self.publisher = RtmpPublisher(url, os.urandom(1528),
                                        fourcc_list=("hvc1", "avc1") if hevc else ())
@@ -111,7 +105,6 @@ class _Publish:
         self.connect_warnings: list[str] = []
 
     async def run(self) -> None:
-        self.stats.state = "connecting"
         with trio.move_on_after(CONNECT_TIMEOUT) as scope:
             sock = await open_stream(self.url.host, self.url.port, tls=self.url.scheme == "rtmps")
         if scope.cancelled_caught:
@@ -130,8 +123,7 @@ class _Publish:
                     raise RelayError("the server did not start the publish within "
                                      f"{CONNECT_TIMEOUT:.0f} s")
                 self.published = True
-                self.stats.state = "publishing"
-                self.stats.last_error = None
+                self.task_status.started()
                 log.info("stream=%s rtmp=%s publishing", self.stream.name, self.url.redacted)
                 self._preflight()
                 await self._send_frames()

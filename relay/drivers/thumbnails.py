@@ -86,8 +86,15 @@ def save_thumbnail(data: bytes, out_path: Path, disk: DiskErrors) -> None:
     disk.write("thumbnail", out_path, data)
 
 
-async def run_thumbnails(stream: Stream, out_path: Path, interval: float = 5.0,
-                         width: int = THUMBNAIL_WIDTH, *, disk: DiskErrors | None = None) -> None:
+async def run_thumbnails(
+    stream: Stream,
+    out_path: Path,
+    interval: float = 5.0,
+    width: int = THUMBNAIL_WIDTH,
+    *,
+    disk: DiskErrors | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
     """Keep ``out_path`` a JPEG of ``stream``'s latest keyframe until cancelled or it closes.
 
     The first thumbnail is written as soon as the first keyframe arrives (the GOP cache makes
@@ -100,12 +107,14 @@ async def run_thumbnails(stream: Stream, out_path: Path, interval: float = 5.0,
         interval: seconds between thumbnails.
         width: thumbnail width in pixels.
         disk: where failed writes are recorded (the stream's, kept across restarts).
+        task_status: ``started()`` once subscribed.
     """
     disk = disk if disk is not None else DiskErrors(f"stream={stream.name}")
     latest: list[Frame] = []  # the newest keyframe not yet turned into a thumbnail
     arrived = trio.Event()
     failing = False
     with stream.subscribe(QUEUE_FRAMES) as subscription:
+        task_status.started()
         async with trio.open_nursery() as nursery:
 
             async def keep_latest() -> None:

@@ -2,7 +2,7 @@
 
 HTTP lives in its own process (DESIGN.md: viewers' load never takes the GIL from ingest); it
 learns the relay's state from a JSON file in a private runtime directory, replaced atomically
-once a second.
+once a second. A web process that exits is started again by ``supervise()``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import trio
 
-from relay.drivers.supervise import Backoff
+from relay.drivers.supervise import supervise
+from relay.errors import RelayError
 
 log = logging.getLogger("relay.web")
 
@@ -30,7 +31,11 @@ async def run_web(
     token_file: Path | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Start ``python -m web`` and restart it with backoff should it die."""
+    """Start ``python -m web`` and restart it with backoff should it die.
+
+    ``task_status.started()`` once the first web process listens; one that never does ends
+    the relay (``SystemExit``): the page could never be served.
+    """
     host, port = http
     command = [
         sys.executable, "-m", "web",
@@ -42,20 +47,22 @@ async def run_web(
         command += ["--thumbnails", str(thumbnails)]
     if token_file is not None:
         command += ["--token-file", str(token_file)]
-    backoff = Backoff()
-    started = False
-    while True:
+    listened = False
+
+    async def serve(*, task_status: trio.TaskStatus[object]) -> None:
+        nonlocal listened
         async with trio.open_nursery() as nursery:
             process = await nursery.start(_run, command)
-            if not started:
-                await _wait_listening(host, port, process)
-                started = True
-                task_status.started()
+            if not await _wait_listening(host, port, process):
+                if not listened:
+                    raise SystemExit(f"the web process did not start listening on {host}:{port}")
+                raise RelayError(f"not listening on {host}:{port} within {READY_TIMEOUT:.0f} s")
+            listened = True
+            task_status.started()
             code = await process.wait()
-            nursery.cancel_scope.cancel()
-        delay = backoff.next()
-        log.warning("web process exited with code %s; restarting in %.0f s", code, delay)
-        await trio.sleep(delay)
+        raise RelayError(f"exited with code {code}")
+
+    await supervise("web process", serve, task_status=task_status)
 
 
 async def _run(command: list[str], *, task_status: trio.TaskStatus[trio.Process]) -> None:
@@ -63,7 +70,8 @@ async def _run(command: list[str], *, task_status: trio.TaskStatus[trio.Process]
                            stdin=subprocess.DEVNULL)
 
 
-async def _wait_listening(host: str, port: int, process: trio.Process) -> None:
+async def _wait_listening(host: str, port: int, process: trio.Process) -> bool:
+    """Whether ``process`` listens within ``READY_TIMEOUT`` (False: it exited or hangs)."""
     with trio.move_on_after(READY_TIMEOUT):
         while process.returncode is None:
             try:
@@ -72,5 +80,5 @@ async def _wait_listening(host: str, port: int, process: trio.Process) -> None:
                 await trio.sleep(0.05)
                 continue
             await conn.aclose()
-            return
-    raise SystemExit(f"the web process did not start listening on {host}:{port}")
+            return True
+    return False
