@@ -7,6 +7,8 @@ discontinuity. A GOP cache (frames since the last video keyframe: an IDR/IRAP or
 see ``Frame.key``) lets a new subscriber start at once on a keyframe instead of waiting up to a GOP.
 The cache is bounded in bytes and frames; a GOP that outgrows it is dropped from the cache (new
 subscribers then wait for the next keyframe), counted, and logged once until a GOP fits again.
+A subscriber's fall behind is counted and logged as one line when it ends (how many frames it
+lost), never a line per frame; ``Stream.statistics()`` feeds the status snapshot.
 """
 
 from __future__ import annotations
@@ -31,25 +33,56 @@ video frame once this much video came without one: a camera that sends none (int
 without recovery points, an IDR only on request) still reaches every consumer."""
 GOP_CACHE_MAX_BYTES = 64 * 1024 * 1024
 """Default per-stream bound on the GOP cache's payload bytes (``Stream(gop_cache_bytes=...)``):
-about 50 s of a 10 Mbit/s camera. A larger GOP is not cached; new subscribers wait for a keyframe."""
+about 50 s of a 10 Mbit/s camera. A larger GOP is not cached; new subscribers wait for a
+keyframe."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StreamStatistics:
+    """A Stream's counters at one instant (trio's ``statistics()`` idiom).
+
+    Attributes:
+        frames_in: frames published.
+        bytes_in: their payload bytes.
+        subscribers: current subscriptions.
+        subscriber_drops: frames subscribers lost by falling behind (their queue full), up to
+            the keyframe each resumed at; the first wait for a keyframe is not counted.
+        gop_cache_bytes: payload bytes in the GOP cache now.
+        gop_cache_overflows: GOPs dropped from the cache for outgrowing its bounds.
+    """
+
+    frames_in: int
+    bytes_in: int
+    subscribers: int
+    subscriber_drops: int
+    gop_cache_bytes: int
+    gop_cache_overflows: int
 
 
 class Subscription:
-    """One consumer's bounded view of a Stream; iterate it to receive frames."""
+    """One consumer's bounded view of a Stream; iterate it to receive frames.
 
-    def __init__(self, stream: Stream, max_frames: int) -> None:
+    Attributes:
+        name: what consumes it (``hls``, ``rtmp``...), for the log line when it falls behind.
+        delivered: frames queued for the consumer.
+        dropped: frames it never got: before its first keyframe, and while behind.
+    """
+
+    def __init__(self, stream: Stream, max_frames: int, name: str) -> None:
         self._stream = stream
+        self.name = name
         self._send, self._receive = trio.open_memory_channel[Frame](max_frames)
         self._waiting_for_key = True
         self._waiting_from: tuple[int, int] | None = None  # (track index, pts) first dropped
         self._resume_flag = False
+        self._behind = 0  # frames lost in the current fall behind, logged when it ends
         self.delivered = 0
         self.dropped = 0
 
     def _offer(self, frame: Frame) -> None:
         if self._waiting_for_key:
             if not _starts_gop(frame, self._stream.has_video) and not self._waited(frame):
-                self.dropped += 1
+                self._drop()
                 return
             self._waiting_for_key = False
             self._waiting_from = None
@@ -58,13 +91,26 @@ class Subscription:
         try:
             self._send.send_nowait(frame)
         except trio.WouldBlock:
-            self.dropped += 1
             self._waiting_for_key = True
             self._resume_flag = True
+            self._drop()
         except trio.ClosedResourceError:
             pass
         else:
             self.delivered += 1
+            if self._behind:
+                self._log_behind("resumed at a keyframe")
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        if self._resume_flag:  # behind, not the first wait for a keyframe
+            self._behind += 1
+            self._stream.subscriber_drops += 1
+
+    def _log_behind(self, end: str) -> None:
+        log.warning("stream=%s subscriber=%s fell behind: lost %d frames; %s",
+                    self._stream.name, self.name, self._behind, end)
+        self._behind = 0
 
     def _waited(self, frame: Frame) -> bool:
         """Whether video came for KEYFRAME_WAIT_SECONDS without a keyframe, up to this frame."""
@@ -85,6 +131,8 @@ class Subscription:
         return self._receive.__aiter__()
 
     def close(self) -> None:
+        if self._behind:
+            self._log_behind("closed before the next keyframe")
         self._stream._subscribers.discard(self)
         self._send.close()
         self._receive.close()
@@ -117,6 +165,7 @@ class Stream:
 
     Attributes:
         gop_cache_overflows: GOPs dropped from the cache for outgrowing its frame or byte bound.
+        subscriber_drops: frames subscribers lost by falling behind (see StreamStatistics).
     """
 
     def __init__(self, name: str, gop_cache_bytes: int = GOP_CACHE_MAX_BYTES) -> None:
@@ -131,6 +180,7 @@ class Stream:
         self.frames_in = 0
         self.bytes_in = 0
         self.gop_cache_overflows = 0
+        self.subscriber_drops = 0
 
     @property
     def has_video(self) -> bool:
@@ -178,25 +228,30 @@ class Stream:
                         "wait for the next keyframe", self.name, self._gop_cache_bytes,
                         GOP_CACHE_MAX_FRAMES)
 
-    def subscribe(self, max_frames: int = 512) -> Subscription:
-        """A new subscription, primed from the GOP cache so it starts on a keyframe at once."""
+    def subscribe(self, max_frames: int = 512, name: str = "subscriber") -> Subscription:
+        """A new subscription, primed from the GOP cache so it starts on a keyframe at once.
+
+        Args:
+            max_frames: its queue's bound; a consumer this far behind loses frames.
+            name: what consumes it, for the log line when it falls behind.
+        """
         if self._closed:
             raise trio.ClosedResourceError(f"stream {self.name} is closed")
-        sub = Subscription(self, max_frames)
+        sub = Subscription(self, max_frames, name)
         for frame in self._gop[:max_frames]:
             sub._offer(frame)
         self._subscribers.add(sub)
         return sub
 
-    def statistics(self) -> dict[str, int]:
-        return {
-            "frames_in": self.frames_in,
-            "bytes_in": self.bytes_in,
-            "subscribers": len(self._subscribers),
-            "dropped": sum(s.dropped for s in self._subscribers),
-            "gop_cache_bytes": self._gop_bytes,
-            "gop_cache_overflows": self.gop_cache_overflows,
-        }
+    def statistics(self) -> StreamStatistics:
+        return StreamStatistics(
+            frames_in=self.frames_in,
+            bytes_in=self.bytes_in,
+            subscribers=len(self._subscribers),
+            subscriber_drops=self.subscriber_drops,
+            gop_cache_bytes=self._gop_bytes,
+            gop_cache_overflows=self.gop_cache_overflows,
+        )
 
     def close(self) -> None:
         """End the stream: every subscriber's iteration finishes after its queued frames."""

@@ -106,6 +106,7 @@ class Snapshotter:
 
     def _stream(self, status: StreamStatus, now: float, hls_push: str | None) -> StreamSnapshot:
         hls = status.hls
+        bus = status.stream.statistics()
         return StreamSnapshot(
             name=status.name,
             state=status.state,
@@ -121,6 +122,8 @@ class Snapshotter:
             frames_damaged=status.frames_damaged,
             reconnects=status.reconnects,
             transport_fallbacks=status.transport_fallbacks,
+            subscriber_drops=bus.subscriber_drops,
+            gop_cache_overflows=bus.gop_cache_overflows,
             last_error=status.last_error,
             disk_errors=status.disk.count,
             disk_error=status.disk.last,

@@ -67,6 +67,8 @@ class StreamSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     frames_damaged: int = 0  # kept with a lost fragment, for the decoder to conceal
     reconnects: int = 0
     transport_fallbacks: int = 0  # moves from UDP to TCP for sustained loss
+    subscriber_drops: int = 0  # frames the bus's consumers (HLS, RTMP...) lost by falling behind
+    gop_cache_overflows: int = 0  # GOPs too large for the bus's GOP cache
     last_error: str | None = None
     disk_errors: int = 0  # failed writes of its HLS files and thumbnails
     disk_error: str | None = None  # the last one: KIND FILE: REASON

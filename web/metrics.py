@@ -106,6 +106,10 @@ STREAM_COUNTERS: tuple[StreamCounter, ...] = (
     ("reconnects", "Times the source was reconnected", lambda s: s.reconnects),
     ("transport_fallbacks", "Moves from RTP over UDP to TCP for sustained loss",
      lambda s: s.transport_fallbacks),
+    ("subscriber_drops", "Frames the relay's own consumers (HLS, RTMP, thumbnails) lost by "
+     "falling behind", lambda s: s.subscriber_drops),
+    ("gop_cache_overflows", "GOPs too large for the bus's GOP cache (new consumers then wait for "
+     "a keyframe)", lambda s: s.gop_cache_overflows),
     ("disk_errors", "Writes of the stream's HLS files and thumbnails that failed (each retried "
      "with the next one)", lambda s: s.disk_errors),
 )

@@ -249,7 +249,7 @@ async def run_hls_sink(
                         await trio.to_thread.run_sync(writer.write, segments, segmenter,
                                                       wall_clock(), last[1])
 
-    with stream.subscribe() as subscription:
+    with stream.subscribe(name="hls") as subscription:
         task_status.started(stats)
         try:
             async with trio.open_nursery() as nursery:

@@ -167,7 +167,7 @@ class _Publish:
                 raise RelayError("the server closed the connection")
 
     async def _send_frames(self) -> None:
-        with self.stream.subscribe(QUEUE_FRAMES) as sub:
+        with self.stream.subscribe(QUEUE_FRAMES, name="rtmp") as sub:
             try:
                 async for frame in sub:
                     self.stats.frames_dropped = sub.dropped

@@ -113,7 +113,7 @@ async def run_thumbnails(
     latest: list[Frame] = []  # the newest keyframe not yet turned into a thumbnail
     arrived = trio.Event()
     failing = False
-    with stream.subscribe(QUEUE_FRAMES) as subscription:
+    with stream.subscribe(QUEUE_FRAMES, name="thumbnails") as subscription:
         task_status.started()
         async with trio.open_nursery() as nursery:
 

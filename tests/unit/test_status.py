@@ -116,6 +116,7 @@ def test_the_relay_snapshots_every_counter_and_rates_over_the_interval() -> None
     snapshotter = Snapshotter()
     disk = DiskErrors("relay")
     push = {"cam1": "http://u:p@origin.example/live/"}.get
+    status.stream.subscriber_drops, status.stream.gop_cache_overflows = 6, 1
     first = snapshotter.snapshot([status], 100.0, 1_700_000_000.0, disk, push)
     assert [t.fps for t in first.streams[0].tracks] == [None, None]  # no interval yet
     for _ in range(25):
@@ -136,7 +137,8 @@ def test_the_relay_snapshots_every_counter_and_rates_over_the_interval() -> None
                                   udp_receive_buffer=4 << 20)),
             skipped_tracks=("2 (video/VP8)",), packets_received=900, packets_lost=3,
             packets_garbled=1, frames_dropped=2, frames_damaged=4, reconnects=5,
-            transport_fallbacks=1, last_error="camera went away", disk_errors=1,
+            transport_fallbacks=1, subscriber_drops=6, gop_cache_overflows=1,
+            last_error="camera went away", disk_errors=1,
             disk_error="hls segment seg00007.ts: No space (ENOSPC)",
             hls="/hls/cam1/index.m3u8", hls_segments=7, hls_bytes_written=70_000,
             rtmp=(RtmpSnapshot(destination="rtmp://a.example/app/***", state="publishing",

@@ -80,6 +80,33 @@ def test_slow_subscriber_drops_to_next_keyframe_and_is_told() -> None:
     assert got_fast[6] is not got_slow[3]
 
 
+def test_falling_behind_is_one_log_line_per_outage_and_counted(caplog) -> None:
+    stream = Stream("cam")
+    stream.set_tracks([VIDEO])
+    with stream.subscribe(max_frames=2, name="hls") as slow:
+        stream.publish(video(0))  # before the first keyframe: not a fall behind
+        for outage in range(2):
+            first = 1 + 50 * outage
+            stream.publish(video(first, key=True))
+            for n in range(first + 1, first + 40):  # the queue holds 2: 38 lost
+                stream.publish(video(n))
+            drain(slow)
+            stream.publish(video(first + 40, key=True))
+            drain(slow)
+        stream.publish(video(200))
+        for n in range(201, 206):  # 4 lost, then the subscriber goes away behind
+            stream.publish(video(n))
+    lines = [r.getMessage() for r in caplog.records if "fell behind" in r.getMessage()]
+    assert lines == [
+        "stream=cam subscriber=hls fell behind: lost 38 frames; resumed at a keyframe",
+        "stream=cam subscriber=hls fell behind: lost 38 frames; resumed at a keyframe",
+        "stream=cam subscriber=hls fell behind: lost 4 frames; closed before the next keyframe",
+    ]
+    statistics = stream.statistics()
+    assert statistics.subscriber_drops == 80 and slow.dropped == 81
+    assert statistics.subscribers == 0 and statistics.frames_in == 89
+
+
 async def test_close_ends_iteration() -> None:
     stream = Stream("cam")
     stream.set_tracks([AUDIO])
@@ -110,7 +137,7 @@ def test_gop_cache_bounded_in_bytes(caplog) -> None:
             stream.publish(Frame(VIDEO, n * 3600, n * 3600, n == first, data))
 
     gop(0, 65, big)  # 65 MiB: over GOP_CACHE_MAX_BYTES (64 MiB), far under 1500 frames
-    assert stream.statistics()["gop_cache_bytes"] == 0
+    assert stream.statistics().gop_cache_bytes == 0
     with stream.subscribe() as sub:
         assert drain(sub) == []  # it waits for the next keyframe instead
     gop(65, 65, big)

@@ -33,7 +33,7 @@ SNAPSHOT = Snapshot(
                               bitrate=64000, frames=4700, bytes=800_000),
             ),
             packets_received=12000, packets_lost=7, packets_garbled=1,
-            frames_dropped=3, reconnects=2, hls="/hls/cam1/index.m3u8",
+            frames_dropped=3, reconnects=2, subscriber_drops=11, hls="/hls/cam1/index.m3u8",
             hls_segments=42, hls_bytes_written=5_000_000,
             rtmp=(RtmpSnapshot(destination="rtmp://live.example.com/app/***", state="publishing",
                                bytes_sent=9_000_000, frames_sent=7000, frames_dropped=5,
@@ -96,6 +96,7 @@ def test_metrics_from_snapshot_and_serving(folders: tuple[Path, Path]) -> None:
         assert v("relay_stream_packets_received_total", stream="cam1") == 12000
         assert v("relay_stream_packets_lost_total", stream="cam1") == 7
         assert v("relay_stream_packets_garbled_total", stream="cam1") == 1
+        assert v("relay_stream_subscriber_drops_total", stream="cam1") == 11
         assert v("relay_stream_reconnects_total", stream="cam2") == 9
         dest = dict(stream="cam1", destination="rtmp://live.example.com/app/***")
         other = dict(stream="cam1", destination="rtmp://other.example.com/app/***")
