@@ -269,7 +269,8 @@ class Supervisor:
                     # one writer per HLS folder: the old run must finish its ENDLIST first
                     await previous.wait()
                 await supervise(f"stream={name}", partial(self._run_once, entry),
-                                status=entry.status, backoff=self._backoff(),
+                                status=entry.status, final_state="stopped",
+                                backoff=self._backoff(),
                                 healthy_after=self._healthy_after)
         finally:
             entry.done.set()

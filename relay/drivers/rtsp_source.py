@@ -3,7 +3,8 @@
 One task reads the TCP connection (RTSP replies and interleaved RTP/RTCP); with UDP, one task
 per socket. Beside them: keepalives before the session times out, RTCP receiver reports every
 few seconds, and a watchdog that ends the session when media stops. Any error ends the session
-with one log line; ``run_rtsp_source`` reconnects with backoff, continuing the same timeline.
+with one log line; ``run_rtsp_source`` reconnects with backoff (``supervise``), continuing the
+same timeline.
 
 RTP over UDP: each RTP socket asks for a large receive buffer (what the kernel granted is
 logged and in /api), and with ``transport = "auto"`` a session whose loss stays above
@@ -27,7 +28,7 @@ from relay.audio.policy import AudioStage
 from relay.bus import Stream
 from relay.config import StreamConfig, redact_url
 from relay.drivers.net import open_stream
-from relay.drivers.supervise import Backoff, describe, first_error
+from relay.drivers.supervise import EXPECTED, error_text, first_error, supervise
 from relay.errors import AuthError, RelayError, RemoteProtocolError, UnsupportedError
 from relay.media import Frame, Kind
 from relay.rtp.dts import DtsExtractor
@@ -117,8 +118,11 @@ async def run_rtsp_source(
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Keep ``config.source`` playing into ``stream`` until cancelled."""
-    backoff = Backoff()
+    """Keep ``config.source`` playing into ``stream`` until cancelled.
+
+    ``task_status.started()`` at once: the sinks need not wait for the camera. Each try is one
+    run of ``supervise()``, which retries with backoff and keeps the status's state.
+    """
     timeline = Timeline()
     epoch = trio.current_time()
     tls = Origin.of(config.source.url).scheme == "rtsps"
@@ -126,49 +130,44 @@ async def run_rtsp_source(
     if tls and config.transport == "udp":
         log.warning("stream=%s rtsps:// carries RTP inside its TLS connection: using TCP, "
                     "not UDP", config.name)
-    url = config.source.url
-    redirects = 0
-    task_status.started()
-    while True:
-        transport = "tcp" if use_tcp else "udp"
-        session = _Session(config, stream, status, timeline, epoch, url, transport)
-        try:
-            await session.run()
-            raise RelayError("the server closed the connection")
-        except _Redirect as redirect:
-            redirects += 1
-            if redirects > MAX_REDIRECTS:
-                error = f"more than {MAX_REDIRECTS} redirects"
-            else:
-                url = redirect.url
-                log.info("stream=%s redirected to %s", config.name, redact_url(url))
-                continue
-        except (UnsupportedTransport, _NoUdpMedia, _LossyUdp) as exc:
-            if config.transport == "auto":
-                log.warning("stream=%s %s; falling back to TCP", config.name, exc)
-                use_tcp = True
-                status.transport_fallbacks += isinstance(exc, _LossyUdp)
-                continue
-            error = str(exc)
-        except AuthError as exc:
-            error = session.withheld_error() or str(exc)
-        except RelayError as exc:
-            error = str(exc)
-        except (OSError, trio.BrokenResourceError) as exc:
-            error = f"connection failed: {describe(exc)}"
-        if redirects:
-            error = f"{error} (redirected to {url})"
-        if session.played:
-            backoff.reset()
+
+    async def connect(*, task_status: trio.TaskStatus[None]) -> None:
+        """One try from the configured URL, until its session ends (it raises why). Redirects
+        and the move to TCP are followed within the try: neither is a failure."""
+        nonlocal use_tcp
         url = config.source.url
         redirects = 0
-        delay = backoff.next()
-        status.state = "retrying"
-        status.last_error = redact_url(error)
-        status.reconnects += 1
-        log.warning("stream=%s error: %s; retrying in %.0f s", config.name,
-                    status.last_error, delay)
-        await trio.sleep(delay)
+        try:
+            while True:
+                session = _Session(config, stream, status, timeline, epoch, url,
+                                   "tcp" if use_tcp else "udp", task_status=task_status)
+                try:
+                    await session.run()
+                    raise RelayError("the server closed the connection")
+                except _Redirect as redirect:
+                    redirects += 1
+                    if redirects > MAX_REDIRECTS:
+                        raise RelayError(f"more than {MAX_REDIRECTS} redirects") from None
+                    url = redirect.url
+                    log.info("stream=%s redirected to %s", config.name, redact_url(url))
+                except (UnsupportedTransport, _NoUdpMedia, _LossyUdp) as exc:
+                    if config.transport != "auto":
+                        raise
+                    log.warning("stream=%s %s; falling back to TCP", config.name, exc)
+                    use_tcp = True
+                    status.transport_fallbacks += isinstance(exc, _LossyUdp)
+                except AuthError:
+                    withheld = session.withheld_error()
+                    if withheld is None:
+                        raise
+                    raise RelayError(withheld) from None
+        except EXPECTED as exc:
+            if not redirects:
+                raise
+            raise RelayError(f"{error_text(exc)} (redirected to {url})") from None
+
+    task_status.started()
+    await supervise(f"stream={config.name}", connect, status=status)
 
 
 class _Session:
@@ -183,8 +182,11 @@ class _Session:
         epoch: float,
         url: str,
         transport: str,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         self.config = config
+        self.task_status = task_status  # started() once playing: supervise() keeps the state
         self.stream = stream
         self.status = status
         self.timeline = timeline
@@ -222,7 +224,6 @@ class _Session:
 
     async def run(self) -> None:
         host, port = self.origin.host, self.origin.port
-        self.status.state = "connecting"
         log.info("stream=%s connecting to %s over %s%s", self.config.name,
                  redact_url(self.url), self.transport.upper(),
                  " in TLS" if self.origin.scheme == "rtsps" else "")
@@ -373,9 +374,8 @@ class _Session:
                 nursery.start_soon(self._udp_rtcp, track, rtcp_sock, server_ip)
         self._report_receive_buffers()
         self.played = True
-        self.status.state = "playing"
         self.status.transport = self.transport
-        self.status.last_error = None
+        self.task_status.started()
         log.info("stream=%s playing over %s: %s", self.config.name, self.transport.upper(),
                  ", ".join(f"{t.depacketizer.track.codec}" for t in self.tracks))
         nursery.start_soon(self._keepalive, self.client.session_timeout)

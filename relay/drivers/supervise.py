@@ -80,6 +80,7 @@ async def supervise(
     *,
     status: Supervised | None = None,
     up_state: str = "playing",
+    final_state: str | None = None,
     backoff: Backoff | None = None,
     healthy_after: float = HEALTHY_AFTER,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
@@ -91,8 +92,10 @@ async def supervise(
         task: calls ``task_status.started()`` once it is up (playing, publishing, listening).
         status: kept here alone: ``connecting`` at each run, ``up_state`` once up (the last
             error cleared), ``retrying`` with ``last_error`` and one more ``reconnects`` after a
-            failure, ``stopped`` when supervision ends.
+            failure.
         up_state: the state a run that is up shows.
+        final_state: the state left when supervision ends (a stream's ``stopped``); None
+            leaves the last one (a source sharing its stream's status).
         backoff: the retry delays (a fresh ``Backoff`` if None).
         healthy_after: a run that lasted this long resets the backoff.
         task_status: started when the first run is up (``nursery.start(supervise, ...)``).
@@ -136,8 +139,8 @@ async def supervise(
                     exc_info=error if trace else None)
             await trio.sleep(delay)
     finally:
-        if status is not None:
-            status.state = "stopped"
+        if status is not None and final_state is not None:
+            status.state = final_state
 
 
 def _split(exc: BaseException) -> tuple[Exception | None, BaseException | None]:

@@ -92,7 +92,8 @@ async def test_status_is_written_by_supervise_alone(
     task = Flaky(RelayError("no media within 10 s of PLAY"), run_for=5.0, up_after=2.0)
     with trio.fail_after(100):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(partial(supervise, "cam", task, status=status))
+            nursery.start_soon(partial(supervise, "cam", task, status=status,
+                                       final_state="stopped"))
             await trio.sleep(1)
             assert (status.state, status.reconnects) == ("connecting", 0)
             await trio.sleep(2)  # up at 2 s
@@ -116,7 +117,7 @@ async def test_up_state_names_what_up_means(autojump_clock: trio.testing.MockClo
             await trio.sleep(2)
             assert status.state == "publishing"
             nursery.cancel_scope.cancel()
-    assert status.state == "stopped"
+    assert status.state == "publishing"  # no final_state: the last one stays
 
 
 async def test_expected_errors_are_one_line_each(
@@ -195,7 +196,7 @@ async def test_an_error_while_stopping_is_logged_and_not_restarted(
         caplog.clear()
         status = Status()
         with trio.move_on_after(5) as scope:
-            await supervise("stream=cam", task, status=status)
+            await supervise("stream=cam", task, status=status, final_state="stopped")
         assert scope.cancelled_caught
         messages = [r.getMessage() for r in caplog.records]
         assert messages == ["stream=cam failed while stopping: "
@@ -231,7 +232,7 @@ async def test_a_task_that_returns_is_done(autojump_clock: trio.testing.MockCloc
         runs.append(trio.current_time())  # the stream closed: nothing more to do
 
     with trio.fail_after(1):
-        await supervise("stream=cam hls", sink, status=status)
+        await supervise("stream=cam hls", sink, status=status, final_state="stopped")
     assert len(runs) == 1 and status.state == "stopped" and status.reconnects == 0
 
 
