@@ -1,12 +1,13 @@
 """The relay process: one nursery holding the supervisor's streams and the web process.
 
 A ``Supervisor`` runs each enabled stream in a cancel scope of its own and restarts it with
-backoff (and jitter) when it fails; inside a stream (``run_stream``) the source and each sink are
-tasks of one nursery, and a sink that fails is restarted the same way without touching the
-source or the other sinks. ``Supervisor.apply`` takes a new config (SIGHUP): added streams start,
-removed ones are cancelled (the HLS playlist gets ENDLIST, RTSP is torn down), changed ones
-restart once the old run has finished, unchanged ones are not touched. SIGINT/SIGTERM cancel
-everything; drivers close cleanly under shields and the process exits 0.
+backoff (``supervise()``, relay/drivers/supervise.py) when it fails; inside a stream
+(``run_stream``) the source and each sink are tasks of one nursery, and a sink that fails is
+restarted the same way without touching the source or the other sinks. ``Supervisor.apply``
+takes a new config (SIGHUP): added streams start, removed ones are cancelled (the HLS playlist
+gets ENDLIST, RTSP is torn down), changed ones restart once the old run has finished, unchanged
+ones are not touched. SIGINT/SIGTERM cancel everything; drivers close cleanly under shields and
+the process exits 0.
 """
 
 from __future__ import annotations
