@@ -36,7 +36,7 @@ from relay.drivers.thumbnails import run_thumbnails
 from relay.drivers.web_process import run_web
 from relay.errors import ConfigError, RelayError
 from relay.files import DiskErrors
-from relay.logs import redact, set_secrets, use_config_format
+from relay.logs import LogOutput, Redactor
 from relay.status import Snapshotter, StreamStatus
 from relay.status_schema import encode_snapshot
 
@@ -48,26 +48,27 @@ STATUS_INTERVAL = 1.0
 StreamRunner = Callable[[StreamConfig, StreamStatus, Path], Awaitable[None]]
 
 
-def run(config: Config, demo_segment_seconds: float | None = None,
+def run(config: Config, logs: LogOutput, demo_segment_seconds: float | None = None,
         config_path: Path | None = None) -> None:
     """Run the relay (or, with ``demo_segment_seconds``, the demo) until SIGINT/SIGTERM.
 
     Args:
         config: what to relay.
+        logs: the process's log output (its secrets are set from the config).
         demo_segment_seconds: run the built-in demo camera instead, with this segment target.
         config_path: the file ``config`` came from; SIGHUP reloads it.
     """
     if demo_segment_seconds is not None:
-        trio.run(run_demo, config, demo_segment_seconds)
+        trio.run(run_demo, config, logs, demo_segment_seconds)
     else:
-        trio.run(partial(run_relay, config, started=_announce, config_path=config_path))
+        trio.run(partial(run_relay, config, logs, started=_announce, config_path=config_path))
 
 
 def _announce(address: str) -> None:
     print(f"relay: open {address} to watch", flush=True)
 
 
-async def run_demo(config: Config, segment_seconds: float) -> None:
+async def run_demo(config: Config, logs: LogOutput, segment_seconds: float) -> None:
     """Start the test camera on a free loopback port and relay it as the stream 'demo'."""
     camera = TestCamera()
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
@@ -83,11 +84,12 @@ async def run_demo(config: Config, segment_seconds: float) -> None:
     def announce(address: str) -> None:
         print(f"relay demo: open {address} to watch the test camera", flush=True)
 
-    await run_relay(replace(config, streams=(stream,)), before=before, started=announce)
+    await run_relay(replace(config, streams=(stream,)), logs, before=before, started=announce)
 
 
 async def run_relay(
     config: Config,
+    logs: LogOutput,
     *,
     before: Callable[[trio.Nursery], Awaitable[None]] | None = None,
     started: Callable[[str], None] | None = None,
@@ -97,6 +99,7 @@ async def run_relay(
 
     Args:
         config: what to relay.
+        logs: the process's log output; its secrets are set from the config.
         before: started first in the main nursery (the demo camera), awaited until it is up.
         started: called with the page's address once the web process is listening.
         config_path: reloaded on SIGHUP (without it SIGHUP is ignored).
@@ -104,7 +107,7 @@ async def run_relay(
     runtime = Path(tempfile.mkdtemp(prefix="relay-"))
     hls_dir = config.server.hls_dir
     hls_dir.mkdir(parents=True, exist_ok=True)
-    set_secrets(_log_secrets(config))
+    logs.redact.set_secrets(_log_secrets(config))
     try:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             async with trio.open_nursery() as nursery:
@@ -121,9 +124,9 @@ async def run_relay(
                                         partial(run_stream, thumbnails=thumbnails))
                 supervisor.apply(config)
                 nursery.start_soon(_on_signals, signals, nursery.cancel_scope, supervisor,
-                                   config_path)
+                                   config_path, logs)
                 status_file = runtime / "status.json"
-                nursery.start_soon(publish_status, supervisor, status_file)
+                nursery.start_soon(publish_status, supervisor, status_file, logs.redact)
                 await nursery.start(partial(run_web, thumbnails=thumbnails, token_file=token_file),
                                     config.server.http, hls_dir, status_file)
                 host, port = config.server.http
@@ -138,34 +141,35 @@ async def _on_signals(
     scope: trio.CancelScope,
     supervisor: Supervisor,
     config_path: Path | None,
+    logs: LogOutput,
 ) -> None:
     async for signum in signals:
         if signum == signal.SIGHUP:
             if config_path is None:
                 log.info("received SIGHUP; no config file to reload")
             else:
-                reload(supervisor, config_path)
+                reload(supervisor, config_path, logs)
             continue
         log.info("received %s; stopping", signal.Signals(signum).name)
         scope.cancel()
         return
 
 
-def reload(supervisor: Supervisor, path: Path) -> None:
+def reload(supervisor: Supervisor, path: Path, logs: LogOutput) -> None:
     """Load ``path`` again and apply it; a file that does not load leaves everything running."""
     try:
         config = load_config(path)
     except ConfigError as exc:
-        log.error("reload failed, still running the previous config: %s", redact(str(exc)))
+        log.error("reload failed, still running the previous config: %s", exc)
         return
     old = supervisor.config
-    set_secrets(_log_secrets(config) + (_log_secrets(old) if old else []))
+    logs.redact.set_secrets(_log_secrets(config) + (_log_secrets(old) if old else []))
     if old is not None:
         for key in ("http", "hls_dir", "token"):
             if getattr(old.server, key) != getattr(config.server, key):
                 log.warning("reload: server.%s changed; restart the relay to apply it", key)
         if old.server.log_format != config.server.log_format:
-            use_config_format(config.server.log_format)
+            logs.use_config_format(config.server.log_format)
     changes = supervisor.apply(config)
     log.info("reloaded %s: %s", path, ", ".join(
         f"{what} {' '.join(names) or '-'}" for what, names in changes.items()))
@@ -322,7 +326,7 @@ async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path, 
         status.stream.close()
 
 
-async def publish_status(supervisor: Supervisor, path: Path,
+async def publish_status(supervisor: Supervisor, path: Path, redact: Redactor,
                          disk: DiskErrors | None = None) -> None:
     """Rewrite the web process's snapshot every second, following the running set.
 
@@ -331,10 +335,11 @@ async def publish_status(supervisor: Supervisor, path: Path,
     the file is private to the relay and its web process) that the web process PUTs HLS to. A
     write the disk refuses (a full TMPDIR) is recorded in ``disk`` and tried again a second
     later; the web process serves the previous snapshot meanwhile. The write runs in a worker
-    thread: a hung disk never stalls the loop that carries the media.
+    thread: a hung disk never stalls the loop that carries the media. Error texts leave the
+    process here, so ``redact`` scrubs the configured secrets from them.
     """
     disk = disk if disk is not None else DiskErrors("relay")
-    snapshotter = Snapshotter()
+    snapshotter = Snapshotter(redact)
 
     def hls_push(name: str) -> str | None:
         config = supervisor.stream_config(name)

@@ -25,7 +25,7 @@ from relay.config import (
     redact_url,
 )
 from relay.errors import ConfigError
-from relay.logs import FORMATS, setup_logging, use_config_format
+from relay.logs import FORMATS, setup_logging
 from relay.rtmp.url import RtmpUrl
 
 log = logging.getLogger("relay")
@@ -129,7 +129,8 @@ def _summary(config: Config) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    setup_logging(args.log_format or "text", args.verbose, pinned=args.log_format is not None)
+    logs = setup_logging(args.log_format or "text", args.verbose,
+                         pinned=args.log_format is not None)
     if args.command == "camera":
         try:
             listen = parse_hostport(args.listen, "--listen")
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             print(_summary(config))
             return 0
-        use_config_format(config.server.log_format)
+        logs.use_config_format(config.server.log_format)
     from relay.app import run
 
     if args.command == "demo":
@@ -163,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             print(f"relay: {exc}", file=sys.stderr)
             return 2
-        run(config, demo_segment_seconds=segment)
+        run(config, logs, demo_segment_seconds=segment)
     else:
-        run(config, config_path=args.config if args.command == "run" else None)
+        run(config, logs, config_path=args.config if args.command == "run" else None)
     return 0
 
 

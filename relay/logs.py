@@ -16,6 +16,7 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from relay.config import redact_url
@@ -23,22 +24,30 @@ from relay.config import redact_url
 FORMATS = ("text", "json")
 _FIELD = re.compile(r"([a-z_]+)=(\S+)\s*")
 _BARE = re.compile(r"^[^\s\"=\\]+$")
-_secrets: set[str] = set()
 
 
-def set_secrets(secrets: list[str]) -> None:
-    """Replace the strings redacted from every log line (call again after a reload)."""
-    _secrets.clear()
-    _secrets.update(s for s in secrets if len(s) >= 3)  # a 1-2 char "secret" would eat the log
+class Redactor:
+    """The configured secrets, each replaced by ``***`` wherever text leaves the process.
 
+    One per process, made by ``setup_logging`` and handed to what needs it (the log formatters,
+    the status snapshot, a config reload), so no module holds the secrets.
+    """
 
-def redact(text: str) -> str:
-    """``text`` with every registered secret (longest first) and every URL credential replaced
-    by ``***``."""
-    for secret in sorted(_secrets, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, "***")
-    return redact_url(text)
+    def __init__(self) -> None:
+        self._secrets: tuple[str, ...] = ()
+
+    def set_secrets(self, secrets: Iterable[str]) -> None:
+        """Replace the strings redacted (call again after a reload)."""
+        # longest first, so a secret containing another is replaced whole; a 1-2 character
+        # "secret" would eat the log
+        self._secrets = tuple(sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True))
+
+    def __call__(self, text: str) -> str:
+        """``text`` with every secret and every URL credential replaced by ``***``."""
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return redact_url(text)
 
 
 def split_fields(message: str) -> tuple[dict[str, str], str]:
@@ -51,7 +60,8 @@ def split_fields(message: str) -> tuple[dict[str, str], str]:
     return fields, message[pos:]
 
 
-def _record_fields(record: logging.LogRecord) -> tuple[dict[str, Any], str]:
+def _record_fields(record: logging.LogRecord, redact: Redactor
+                   ) -> tuple[dict[str, Any], str]:
     message = redact(record.getMessage())
     fields, rest = split_fields(message)
     stream = getattr(record, "stream", None)  # logging's extra={"stream": name}
@@ -70,9 +80,14 @@ def _quote(value: object) -> str:
 class LogfmtFormatter(logging.Formatter):
     """``time=... level=info logger=relay.rtsp stream=cam1 msg="playing over TCP"``."""
 
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self.redact = redact
+
     def format(self, record: logging.LogRecord) -> str:
+        redact = self.redact
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
-        entry, rest = _record_fields(record)
+        entry, rest = _record_fields(record, redact)
         line = f"time={stamp} " + " ".join(f"{k}={_quote(v)}" for k, v in entry.items())
         if rest:
             line += f" msg={_quote(rest)}"
@@ -85,35 +100,56 @@ class LogfmtFormatter(logging.Formatter):
 class JsonFormatter(logging.Formatter):
     """``{"time": 1700000000.1, "level": "info", "stream": "cam1", "msg": "..."}``."""
 
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self.redact = redact
+
     def format(self, record: logging.LogRecord) -> str:
-        entry, rest = _record_fields(record)
+        redact = self.redact
+        entry, rest = _record_fields(record, redact)
         out: dict[str, Any] = {"time": round(record.created, 3), **entry, "msg": rest}
         if record.exc_info:
             out["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(out)
 
 
-_pinned = False
+class LogOutput:
+    """The process's log output: stderr, one line per record, in a format that a config file may
+    change unless the command line chose it.
+
+    Attributes:
+        redact: the secrets scrubbed from every line.
+    """
+
+    def __init__(self, verbose: bool = False, *, pinned: bool = False) -> None:
+        self.redact = Redactor()
+        self._verbose = verbose
+        self._pinned = pinned
+
+    def install(self, fmt: str) -> None:
+        """Send every logger's records to stderr in ``fmt`` ("text" or "json")."""
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter(self.redact) if fmt == "json"
+                             else LogfmtFormatter(self.redact))
+        root = logging.getLogger()
+        root.handlers[:] = [handler]
+        root.setLevel(logging.DEBUG if self._verbose else logging.INFO)
+
+    def use_config_format(self, fmt: str) -> None:
+        """Switch to a config file's ``log_format``, unless the command line pinned one."""
+        if not self._pinned:
+            self.install(fmt)
 
 
-def setup_logging(fmt: str = "text", verbose: bool = False, *, pinned: bool = False) -> None:
-    """Send every logger's records to stderr, one line each, in ``fmt`` ("text" or "json").
+def setup_logging(fmt: str = "text", verbose: bool = False, *, pinned: bool = False
+                  ) -> LogOutput:
+    """The process's log output, installed once at start.
 
     Args:
         fmt: "text" (logfmt) or "json".
         verbose: debug lines too.
         pinned: the format was chosen on the command line; a config file cannot change it.
     """
-    global _pinned
-    _pinned = pinned
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-
-
-def use_config_format(fmt: str) -> None:
-    """Switch to a config file's ``log_format``, unless the command line pinned one."""
-    if not _pinned:
-        setup_logging(fmt, logging.getLogger().level <= logging.DEBUG)
+    output = LogOutput(verbose, pinned=pinned)
+    output.install(fmt)
+    return output

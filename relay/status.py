@@ -64,9 +64,14 @@ class StreamStatus:
 
 
 class Snapshotter:
-    """Builds snapshots; remembers the previous counters to report per-second rates."""
+    """Builds snapshots; remembers the previous counters to report per-second rates.
 
-    def __init__(self) -> None:
+    Args:
+        redact: scrubs the configured secrets from error texts, which leave the process here.
+    """
+
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        self._redact = redact
         self._previous: dict[tuple[str, int], tuple[float, int, int]] = {}
 
     def snapshot(self, statuses: list[StreamStatus], now: float, wall: float,
@@ -106,6 +111,7 @@ class Snapshotter:
 
     def _stream(self, status: StreamStatus, now: float, hls_push: str | None) -> StreamSnapshot:
         hls = status.hls
+        redact = self._redact
         bus = status.stream.statistics()
         return StreamSnapshot(
             name=status.name,
@@ -124,14 +130,15 @@ class Snapshotter:
             transport_fallbacks=status.transport_fallbacks,
             subscriber_drops=bus.subscriber_drops,
             gop_cache_overflows=bus.gop_cache_overflows,
-            last_error=status.last_error,
+            last_error=redact(status.last_error) if status.last_error else None,
             disk_errors=status.disk.count,
             disk_error=status.disk.last,
             hls=f"/hls/{status.name}/index.m3u8" if hls is not None else None,
             hls_segments=hls.segments_written if hls is not None else None,
             hls_bytes_written=hls.bytes_written if hls is not None else None,
             rtmp=tuple(
-                RtmpSnapshot(destination=r.destination, state=r.state, last_error=r.last_error,
+                RtmpSnapshot(destination=r.destination, state=r.state,
+                             last_error=redact(r.last_error) if r.last_error else None,
                              bytes_sent=r.bytes_sent, frames_sent=r.frames_sent,
                              frames_dropped=r.frames_dropped, reconnects=r.reconnects,
                              warnings=tuple(r.warnings))

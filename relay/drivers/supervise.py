@@ -21,7 +21,6 @@ import trio
 
 from relay.config import redact_url
 from relay.errors import RelayError
-from relay.logs import redact
 
 log = logging.getLogger("relay.supervise")
 
@@ -157,7 +156,8 @@ def _split(exc: BaseException) -> tuple[Exception | None, BaseException | None]:
 
 
 def error_text(exc: BaseException) -> str:
-    """One line for an error, safe for logs and the API: credentials scrubbed.
+    """One line for an error, URL credentials scrubbed (the log output and the status snapshot
+    scrub the configured secrets).
 
     A socket error (an ``OSError`` without a file name) reads ``connection failed: <reason>``.
     """
@@ -168,7 +168,7 @@ def error_text(exc: BaseException) -> str:
         text = f"connection failed: {describe(exc)}"
     else:
         text = str(exc)
-    return redact(redact_url(text or type(exc).__name__))
+    return redact_url(text or type(exc).__name__)
 
 
 def first_error(group: BaseExceptionGroup) -> BaseException:

@@ -16,6 +16,7 @@ from relay.app import Supervisor, publish_status, reload
 from relay.config import Config, ServerConfig, SourceUrl, StreamConfig
 from relay.errors import RelayError
 from relay.files import DiskErrors
+from relay.logs import LogOutput, Redactor
 from relay.status import StreamStatus
 from tests.smalldisk import FILLER, small_disk
 
@@ -211,14 +212,14 @@ async def test_reload_keeps_running_on_a_bad_file(
     runner = FakeRunner()
     async with trio.open_nursery() as nursery:
         sup = Supervisor(nursery, Path("/hls"), runner)
-        reload(sup, path)
+        reload(sup, path, LogOutput())
         await trio.sleep(1)
         assert [s.name for s in sup.statuses] == ["a", "b"]
 
         path.write_text("[streams.a]\nsource = 'rtsp://a.cam/x'\nwindow = 'x'\n")
         caplog.clear()
         with caplog.at_level(logging.INFO):
-            reload(sup, path)
+            reload(sup, path, LogOutput())
         await trio.sleep(1)
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 1, errors
@@ -230,7 +231,7 @@ async def test_reload_keeps_running_on_a_bad_file(
                         "[streams.c]\nsource = 'rtsp://c.cam/x'\n")
         caplog.clear()
         with caplog.at_level(logging.INFO):
-            reload(sup, path)
+            reload(sup, path, LogOutput())
         await trio.sleep(1)
         assert [s.name for s in sup.statuses] == ["a", "c"]
         assert runner.count("end", "b") == 1 and runner.count("start", "a") == 1
@@ -254,7 +255,7 @@ async def test_a_full_runtime_disk_never_stops_the_status_snapshot(
         async with trio.open_nursery() as nursery:
             sup = Supervisor(nursery, Path("/hls"), FakeRunner())
             sup.apply(config(stream("a")))
-            nursery.start_soon(publish_status, sup, path, errors)
+            nursery.start_soon(publish_status, sup, path, Redactor(), errors)
             await wait_until(path.exists)
             last_good = path.read_bytes()
             disk.fill()

@@ -12,7 +12,7 @@ import pytest
 
 from relay.config import load_config
 from relay.errors import ConfigError
-from relay.logs import JsonFormatter, LogfmtFormatter, set_secrets, split_fields
+from relay.logs import JsonFormatter, LogfmtFormatter, Redactor, split_fields
 
 
 def record(msg: str, *args: object, exc: bool = False, **extra: object) -> logging.LogRecord:
@@ -29,11 +29,8 @@ def record(msg: str, *args: object, exc: bool = False, **extra: object) -> loggi
     return rec
 
 
-@pytest.fixture(autouse=True)
-def secrets() -> None:
-    set_secrets(["hunter2", "streamkey123"])
-    yield
-    set_secrets([])
+REDACT = Redactor()
+REDACT.set_secrets(["hunter2", "streamkey123"])
 
 
 def parse_logfmt(line: str) -> dict[str, str]:
@@ -47,7 +44,7 @@ def test_split_fields() -> None:
 
 
 def test_logfmt_line_is_one_parseable_line() -> None:
-    line = LogfmtFormatter().format(
+    line = LogfmtFormatter(REDACT).format(
         record("stream=%s error: %s; retrying in %.0f s", "cam1", 'bad "quote"', 4.0, exc=True))
     assert "\n" not in line
     fields = parse_logfmt(line)
@@ -58,13 +55,13 @@ def test_logfmt_line_is_one_parseable_line() -> None:
 
 
 def test_json_line() -> None:
-    line = JsonFormatter().format(record("connecting to %s", "rtsp://h/x", stream="cam2"))
+    line = JsonFormatter(REDACT).format(record("connecting to %s", "rtsp://h/x", stream="cam2"))
     entry = json.loads(line)
     assert entry["stream"] == "cam2" and entry["msg"] == "connecting to rtsp://h/x"
     assert entry["logger"] == "relay.rtsp" and isinstance(entry["time"], float)
 
 
-@pytest.mark.parametrize("formatter", [LogfmtFormatter(), JsonFormatter()])
+@pytest.mark.parametrize("formatter", [LogfmtFormatter(REDACT), JsonFormatter(REDACT)])
 def test_secrets_are_redacted_everywhere(formatter: logging.Formatter) -> None:
     line = formatter.format(record("stream=c key %s and pw %s", "streamkey123", "hunter2",
                                    exc=True))
@@ -72,23 +69,21 @@ def test_secrets_are_redacted_everywhere(formatter: logging.Formatter) -> None:
 
 
 def test_command_line_format_wins_over_the_config() -> None:
-    from relay.logs import setup_logging, use_config_format
+    from relay.logs import setup_logging
 
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
-        setup_logging("text", pinned=True)
-        use_config_format("json")
+        setup_logging("text", pinned=True).use_config_format("json")
         assert isinstance(root.handlers[0].formatter, LogfmtFormatter)
-        setup_logging("text")
-        use_config_format("json")
+        setup_logging("text").use_config_format("json")
         assert isinstance(root.handlers[0].formatter, JsonFormatter)
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
 
 
-@pytest.mark.parametrize("formatter", [LogfmtFormatter(), JsonFormatter()])
+@pytest.mark.parametrize("formatter", [LogfmtFormatter(REDACT), JsonFormatter(REDACT)])
 def test_url_credentials_are_redacted_without_registration(formatter: logging.Formatter) -> None:
     """A reload whose new file fails to load registers no secrets: its URLs (in the error
     line, which may quote them) are still scrubbed."""
@@ -109,7 +104,15 @@ def test_reload_error_line_never_shows_the_new_config_secrets(tmp_path: Path) ->
         path.write_text(body)
         with pytest.raises(ConfigError) as info:
             load_config(path)
-        line = LogfmtFormatter().format(
+        line = LogfmtFormatter(REDACT).format(
             record("reload failed, still running the previous config: %s", str(info.value)))
         assert "N3w" not in line and "98765" not in line and "streams.cam" in line or \
             "server.token" in line
+
+
+def test_two_redactors_hold_their_own_secrets() -> None:
+    """No module state: a second relay in the process (a test) does not share the secrets."""
+    other = Redactor()
+    other.set_secrets(["0ther-secret"])
+    assert REDACT("hunter2 0ther-secret") == "*** 0ther-secret"
+    assert other("hunter2 0ther-secret") == "hunter2 ***"

@@ -15,6 +15,7 @@ from relay.bus import Stream
 from relay.drivers.hls_sink import HlsStats
 from relay.drivers.rtmp_sink import RtmpStats
 from relay.files import DiskErrors
+from relay.logs import Redactor
 from relay.media import Codec, Track
 from relay.status import Snapshotter, StreamStatus
 from relay.status_schema import (
@@ -113,7 +114,7 @@ def live_status() -> StreamStatus:
 
 def test_the_relay_snapshots_every_counter_and_rates_over_the_interval() -> None:
     status = live_status()
-    snapshotter = Snapshotter()
+    snapshotter = Snapshotter(str)
     disk = DiskErrors("relay")
     push = {"cam1": "http://u:p@origin.example/live/"}.get
     status.stream.subscriber_drops, status.stream.gop_cache_overflows = 6, 1
@@ -156,3 +157,17 @@ def test_the_snapshot_carries_every_field_of_the_live_status() -> None:
     assert live <= set(StreamSnapshot.__struct_fields__)
     assert {"tracks", "hls", "rtmp", "disk_errors", "disk_error"} <= set(
         StreamSnapshot.__struct_fields__)
+
+
+def test_the_snapshot_scrubs_the_configured_secrets_from_error_texts() -> None:
+    """Error texts leave the process in the snapshot: a peer may quote a key outside a URL."""
+    status = live_status()
+    status.last_error = "camera said: bad password hunter2"
+    status.rtmp[0].last_error = "server refused key streamkey123"
+    redact = Redactor()
+    redact.set_secrets(["hunter2", "streamkey123"])
+    stream = Snapshotter(redact).snapshot([status], 1.0, 2.0, DiskErrors("relay"),
+                                          lambda _: None).streams[0]
+    assert stream.last_error == "camera said: bad password ***"
+    assert stream.rtmp[0].last_error == "server refused key ***"
+    assert stream.rtmp[1].last_error is None

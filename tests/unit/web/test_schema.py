@@ -84,7 +84,7 @@ def every_field(tp: Any, values: Iterator[int]) -> Any:
 def test_the_relays_snapshot_is_what_the_api_serves(folders: tuple[Path, Path]) -> None:
     status = live_status()
     push = {"cam1": "http://user:hunter2hunter2@origin.example/live/"}.get
-    snapshot = Snapshotter().snapshot([status], 5.0, NOW, DiskErrors("relay"), push)
+    snapshot = Snapshotter(str).snapshot([status], 5.0, NOW, DiskErrors("relay"), push)
     write(folders[1], encode_snapshot(snapshot))  # as relay/app.py's publish_status does
 
     async def body(client: TestClient) -> None:
