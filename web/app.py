@@ -36,6 +36,7 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from aiohttp.web_response import ContentCoding
 from prometheus_client import CollectorRegistry
 
@@ -350,7 +351,7 @@ def make_app(
     Returns:
         The aiohttp application (request limits included).
     """
-    middlewares = [common_headers]
+    middlewares: list[Middleware] = [common_headers]
     if token is not None:
         middlewares.append(bearer_middleware(token, protect_hls))
     app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=middlewares,

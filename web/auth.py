@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 TOKEN_ENV = "RELAY_API_TOKEN"
 MIN_TOKEN_LENGTH = 16
@@ -83,8 +84,7 @@ class BearerCheck:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def bearer_middleware(token: str,
-                      protect_hls: bool) -> Callable[..., Awaitable[web.StreamResponse]]:
+def bearer_middleware(token: str, protect_hls: bool) -> Middleware:
     """A middleware requiring the token on /api/, /metrics (and /hls/ with ``protect_hls``)."""
     check = BearerCheck(token)
 
