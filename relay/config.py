@@ -318,8 +318,8 @@ def _server(data: dict[str, Any], path: Path) -> ServerConfig:
 
 
 def _stream(name: str, table: Any, path: Path) -> StreamConfig:
+    check_name(name, f"{path}: [streams]")
     where = f"{path}: streams.{name}"
-    check_name(name, where)
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table [streams.{name}], "
                           f"got {type(table).__name__}")
