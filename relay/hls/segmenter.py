@@ -132,6 +132,7 @@ class Segmenter:
         self._last_key_track: Track | None = None
         self._interval = 0  # lead track's frame interval, carried across segments
         self._waiting_from: int | None = None  # pts of the first video frame dropped waiting
+        self._templates = StreamTemplates()
 
     def push(self, frame: Frame) -> list[Segment]:
         """Add one frame.
@@ -281,7 +282,7 @@ class Segmenter:
         self._open = None
         self._interval = seg.interval
         try:
-            data = mux_ts(seg.frames, seg.tracks)
+            data = mux_ts(seg.frames, seg.tracks, self._templates)
         except av.FFmpegError:
             # Frames FFmpeg refuses (the checks in push should leave none): lose this
             # segment, not the sink.
@@ -324,27 +325,31 @@ def safe_target_duration(segment_seconds: float, max_gop: float) -> int:
     return max(math.ceil(segment_seconds), math.ceil(segment_seconds + max_gop - 1e-9))
 
 
-_template_container: Any = None
-_templates: dict[Codec, Any] = {}
+class StreamTemplates:
+    """A never-opened output stream per codec, in a container never written: a segment's
+    streams are copied from them, so PyAV opens no encoder. Each Segmenter holds its own."""
+
+    def __init__(self) -> None:
+        self._container: Any = None  # made at the first use
+        self._streams: dict[Codec, Any] = {}
+
+    def get(self, codec: Codec) -> Any:
+        """The template stream for ``codec``."""
+        stream = self._streams.get(codec)
+        if stream is None:
+            if self._container is None:
+                self._container = av.open(io.BytesIO(), "w", format="mpegts")
+            stream = self._streams[codec] = self._container.add_stream(codec.value)
+        return stream
 
 
-def _template(codec: Codec) -> Any:
-    """A never-opened output stream per codec: lets segments add streams without an encoder."""
-    global _template_container
-    stream = _templates.get(codec)
-    if stream is None:
-        if _template_container is None:
-            _template_container = av.open(io.BytesIO(), "w", format="mpegts")
-        stream = _templates[codec] = _template_container.add_stream(codec.value)
-    return stream
-
-
-def mux_ts(frames: list[Frame], tracks: dict[int, Track]) -> bytes:
+def mux_ts(frames: list[Frame], tracks: dict[int, Track], templates: StreamTemplates) -> bytes:
     """Mux frames into one self-contained MPEG-TS segment (PAT/PMT first), in memory.
 
     Args:
         frames: the segment's frames in arrival order, DTS increasing per track.
         tracks: the Track of each index present in ``frames``.
+        templates: the caller's stream templates, reused from segment to segment.
 
     Returns:
         The TS bytes.
@@ -358,7 +363,7 @@ def mux_ts(frames: list[Frame], tracks: dict[int, Track]) -> bytes:
         for index in sorted(tracks):
             track = tracks[index]
             # A stream copied from a template is marked initialised, so no encoder is opened.
-            stream = container.add_stream_from_template(_template(track.codec), opaque=True)
+            stream = container.add_stream_from_template(templates.get(track.codec), opaque=True)
             ctx = stream.codec_context
             if track.kind is Kind.VIDEO:
                 ctx.width = track.width

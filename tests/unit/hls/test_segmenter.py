@@ -20,6 +20,7 @@ from relay.hls.segmenter import (
     TS_OFFSET_SECONDS,
     Segment,
     Segmenter,
+    StreamTemplates,
     mux_ts,
     safe_target_duration,
 )
@@ -276,8 +277,9 @@ def test_mux_speed_per_packet() -> None:
     tracks = {f.track.index: f.track for f in frames}
     started = time.perf_counter()
     rounds = 5
+    templates = StreamTemplates()
     for _ in range(rounds):
-        mux_ts(frames, tracks)
+        mux_ts(frames, tracks, templates)
     per_packet = (time.perf_counter() - started) / (rounds * len(frames))
     print(f"mux: {per_packet * 1e6:.1f} us/packet")
     assert per_packet < 200e-6
