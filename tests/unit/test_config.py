@@ -83,7 +83,7 @@ SRC = "[streams.cam]\nsource = 'rtsp://h/x'\n"
     ("[server]\ntoken = '${NOPE_UNSET}'\n" + SRC, r"server.token: environment variable NOPE"),
     # [streams.NAME]
     ("[streams]\ncam = 5", r"streams.cam: expected a table"),
-    ("[streams.'bad name']\nsource = 'rtsp://h/x'", r"streams.bad name: stream name 'bad name'"),
+    ("[streams.'bad name']\nsource = 'rtsp://h/x'", r"\[streams\]: stream name 'bad name'"),
     ("[streams.cam]\nsource = 5", r"streams.cam.source: expected an rtsp:// URL string, got int"),
     ("[streams.cam]\nhls = true", r"streams.cam.source: expected an rtsp:// URL string, got "
                                   "nothing"),
