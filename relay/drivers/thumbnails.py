@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import av
 import trio
@@ -30,7 +31,8 @@ JPEG_QSCALE = 5
 """FFmpeg's mjpeg quantiser (2 best .. 31 worst): about 10-20 kB at 320x180."""
 QUEUE_FRAMES = 64
 """A thumbnail only needs keyframes: a subscriber this far behind drops to the next one."""
-DECODERS = {Codec.H264: "h264", Codec.H265: "hevc"}
+DECODERS: dict[Codec, Literal["h264", "hevc"]] = {Codec.H264: "h264", Codec.H265: "hevc"}
+"""FFmpeg's decoder per codec (literal names, so PyAV's types know a video decoder comes back)."""
 
 
 class ThumbnailError(Exception):
