@@ -30,21 +30,12 @@ from relay.config import StreamConfig, redact_url
 from relay.drivers.net import open_stream
 from relay.drivers.supervise import EXPECTED, error_text, first_error, supervise
 from relay.errors import AuthError, RelayError, RemoteProtocolError, UnsupportedError
-from relay.media import Frame, Kind
-from relay.rtp.dts import DtsExtractor
-from relay.rtp.nal import NalDepacketizer
-from relay.rtp.packet import RtpPacket
+from relay.ingest import SourceIngest
+from relay.media import Frame
 from relay.rtp.registry import Depacketizer, make_depacketizer
-from relay.rtp.reorder import ReorderBuffer
-from relay.rtp.rtcp import (
-    SenderReport,
-    middle_ntp,
-    ntp_to_seconds,
-    parse_compound,
-    receiver_report_compound,
-)
+from relay.rtp.rtcp import receiver_report_compound
 from relay.rtp.sync import Timeline
-from relay.rtp.timing import LossWindow, ReceptionStats
+from relay.rtp.timing import LossWindow
 from relay.rtsp.client import (
     Described,
     InterleavedData,
@@ -95,17 +86,12 @@ class _Redirect(Exception):
 
 @dataclass(slots=True)
 class _Track:
+    """A track's transport: what the driver needs to move its bytes (the rest is the ingest's)."""
+
     index: int
-    depacketizer: Depacketizer
-    stats: ReceptionStats
-    reorder: ReorderBuffer | None = None
-    dts: DtsExtractor | None = None  # video: decode times from picture order counts
-    remote_ssrc: int = 0
     rtcp_channel: int | None = None  # TCP interleaved
     rtcp_socket: trio.socket.SocketType | None = None  # UDP
     rtcp_address: tuple[str, int] | None = None
-    last_sr: int = 0
-    last_sr_at: float | None = None
     sockets: list[trio.socket.SocketType] = field(default_factory=list)
     receive_buffer: int | None = None  # UDP: bytes the kernel granted the RTP socket
     loss: LossWindow = field(default_factory=lambda: LossWindow(AUTO_TCP_SECONDS))
@@ -203,15 +189,16 @@ class _Session:
             config.source.password if trusted else None,
         )
         self.tracks: list[_Track] = []
-        self.by_channel: dict[int, tuple[_Track, bool]] = {}
+        self.depacketizers: list[Depacketizer] = []
+        self.ingest: SourceIngest | None = None  # from PLAY on
+        self.by_channel: dict[int, tuple[int, bool]] = {}  # channel: track index, is RTCP
         self.sock: trio.abc.Stream | None = None
         self.write_lock = trio.Lock()
         self.played = False
-        self.last_media: float | None = None
-        self.first_frame = True
         self.local_ssrc = secrets.randbits(32)
         self.audio = AudioStage(config.audio, needs_audio=bool(config.rtmp))
-        self.reported = (0, 0, 0)  # packets lost, frames dropped, damaged already in the status
+        # received, garbled, lost, dropped, damaged: the ingest's counts already in the status
+        self.reported = (0, 0, 0, 0, 0)
         self.warned_oversized = False  # one line a session for oversized parameter sets
 
     def withheld_error(self) -> str | None:
@@ -259,9 +246,14 @@ class _Session:
                 data = await self.sock.receive_some(RECEIVE_SIZE)
                 self.client.receive_data(data)
                 while (event := self.client.next_event()) is not NEED_DATA:
-                    if isinstance(event, ConnectionClosed):
+                    if isinstance(event, InterleavedData):
+                        self._on_interleaved(event)
+                    elif isinstance(event, ConnectionClosed):
                         return
-                    await self._handle(event, nursery)
+                    else:
+                        await self._handle(event, nursery)
+                if self.ingest is not None:
+                    self._update_counters(self.ingest)
                 await self._flush()
         finally:
             if self.played:
@@ -274,16 +266,19 @@ class _Session:
                             RelayError):
                         pass
 
+    def _on_interleaved(self, event: InterleavedData) -> None:
+        entry = self.by_channel.get(event.channel)
+        if entry is None or self.ingest is None:
+            return
+        index, is_rtcp = entry
+        now = trio.current_time()
+        if is_rtcp:
+            self.ingest.receive_rtcp(index, event.data, now)
+        else:
+            self._publish(self.ingest.receive_rtp(index, event.data, now))
+
     async def _handle(self, event: object, nursery: trio.Nursery) -> None:
-        if isinstance(event, InterleavedData):
-            entry = self.by_channel.get(event.channel)
-            if entry is not None:
-                track, is_rtcp = entry
-                if is_rtcp:
-                    self._on_rtcp(track, event.data)
-                else:
-                    self._on_rtp(track, event.data)
-        elif isinstance(event, Described):
+        if isinstance(event, Described):
             await self._setup(event)
         elif isinstance(event, Playing):
             self._playing(event, nursery)
@@ -309,15 +304,13 @@ class _Session:
                 skipped.append(f"{media.kind} {media.encoding}")
                 log.warning("stream=%s skipping %s track: %s", self.config.name, media.kind, exc)
                 continue
-            track = depacketizer.track
-            self.tracks.append(_Track(
-                track.index, depacketizer, ReceptionStats(track.clock_rate),
-                dts=DtsExtractor() if track.kind is Kind.VIDEO else None,
-            ))
+            self.tracks.append(_Track(depacketizer.track.index))
+            self.depacketizers.append(depacketizer)
             chosen.append(media_index)
         self.status.skipped_tracks = skipped
         if not chosen:
-            raise RelayError("the source offers no track the relay can carry: " + ", ".join(skipped))
+            raise RelayError("the source offers no track the relay can carry: "
+                             + ", ".join(skipped))
         udp_ports = None
         if self.transport == "udp":
             udp_ports = [await self._bind_udp(track) for track in self.tracks]
@@ -343,44 +336,40 @@ class _Session:
             rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
             track.receive_buffer = rtp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
             track.sockets = [rtp, rtcp]
-            track.reorder = ReorderBuffer()
             return port, port + 1
         raise RelayError("no free UDP port pair for RTP")
 
     def _playing(self, event: Playing, nursery: trio.Nursery) -> None:
-        self.timeline.reset()
-        reference = next(
-            (t.index for t in self.tracks if t.depacketizer.track.kind is Kind.VIDEO), None
+        ingest = self.ingest = SourceIngest(
+            self.depacketizers, self.timeline, self.audio, epoch=self.epoch,
+            reorder=self.transport == "udp", ssrcs=[setup.ssrc or 0 for setup in event.tracks],
+            discontinuity=self.status.reconnects > 0, name=self.config.name,
         )
-        self.timeline.reference = reference
-        for track in self.tracks:
-            self.timeline.add_track(track.index, track.depacketizer.track.clock_rate)
-        self.stream.set_tracks(self.audio.tracks([t.depacketizer.track for t in self.tracks]))
+        self.stream.set_tracks(ingest.output_tracks)
         sock = self.sock
         server_ip = sock.socket.getpeername()[0] if isinstance(sock, trio.SocketStream) else ""
         for setup, track in zip(event.tracks, self.tracks, strict=True):
-            track.remote_ssrc = setup.ssrc or 0
             if setup.interleaved is not None:
                 rtp_channel, rtcp_channel = setup.interleaved
-                self.by_channel[rtp_channel] = (track, False)
-                self.by_channel[rtcp_channel] = (track, True)
+                self.by_channel[rtp_channel] = (track.index, False)
+                self.by_channel[rtcp_channel] = (track.index, True)
                 track.rtcp_channel = rtcp_channel
             else:
                 rtp_sock, rtcp_sock = track.sockets
                 track.rtcp_socket = rtcp_sock
                 if setup.server_ports and setup.server_ports[1]:
                     track.rtcp_address = (server_ip, setup.server_ports[1])
-                nursery.start_soon(self._udp_rtp, track, rtp_sock, server_ip)
-                nursery.start_soon(self._udp_rtcp, track, rtcp_sock, server_ip)
+                nursery.start_soon(self._udp_rtp, ingest, track.index, rtp_sock, server_ip)
+                nursery.start_soon(self._udp_rtcp, ingest, track.index, rtcp_sock, server_ip)
         self._report_receive_buffers()
         self.played = True
         self.status.transport = self.transport
         self.task_status.started()
         log.info("stream=%s playing over %s: %s", self.config.name, self.transport.upper(),
-                 ", ".join(f"{t.depacketizer.track.codec}" for t in self.tracks))
+                 ", ".join(f"{d.track.codec}" for d in self.depacketizers))
         nursery.start_soon(self._keepalive, self.client.session_timeout)
-        nursery.start_soon(self._receiver_reports)
-        nursery.start_soon(self._watchdog)
+        nursery.start_soon(self._receiver_reports, ingest)
+        nursery.start_soon(self._watchdog, ingest)
 
     def _report_receive_buffers(self) -> None:
         """Puts each track's granted UDP receive buffer (None over TCP) in the status, and
@@ -396,85 +385,31 @@ class _Session:
                      "twice the request, capped at net.core.rmem_max)", self.config.name,
                      ", ".join(map(str, granted)), UDP_RECEIVE_BUFFER)
 
-    def _on_rtp(self, track: _Track, data: bytes | memoryview) -> None:
-        try:
-            packet = RtpPacket.parse(data)
-        except RemoteProtocolError as exc:
-            self.status.packets_garbled += 1
-            log.debug("stream=%s garbled RTP: %s", self.config.name, exc)
-            return
-        now = trio.current_time()
-        self.last_media = now
-        self.status.packets_received += 1
-        track.stats.update(packet.sequence, packet.timestamp, now)
-        if track.reorder is None:
-            self._depacketize(track, packet, now)
-        else:
-            for ready in track.reorder.push(packet, now):
-                self._depacketize(track, ready, now)
-
-    def _depacketize(self, track: _Track, packet: RtpPacket, now: float) -> None:
-        try:
-            frames = track.depacketizer.push(packet)
-        except RemoteProtocolError as exc:
-            self.status.packets_garbled += 1
-            log.debug("stream=%s bad payload: %s", self.config.name, exc)
-            return
+    def _publish(self, frames: list[Frame]) -> None:
         for frame in frames:
-            self._publish(track, frame, now)
+            self.status.count(frame.track, len(frame.data))
+            self.stream.publish(frame)
 
-    def _publish(self, track: _Track, frame: Frame, now: float) -> None:
-        index = frame.track.index
-        frame.pts = self.timeline.place(index, frame.pts, now - self.epoch)
-        dts = frame.pts
-        if track.dts is not None:
-            try:
-                dts = track.dts.extract(frame)
-            except RemoteProtocolError as exc:
-                self.status.frames_dropped += 1
-                log.debug("stream=%s frame dropped: %s", self.config.name, exc)
-                return
-        frame.pts, frame.dts = self.timeline.stamp(index, frame.pts, dts)
-        if self.first_frame:
-            frame.discontinuity = self.status.reconnects > 0
-            self.first_frame = False
-        for out in self.audio.push(frame):
-            self.status.count(out.track, len(out.data))
-            self.stream.publish(out)
-
-    def _on_rtcp(self, track: _Track, data: bytes | memoryview) -> None:
-        try:
-            packets = parse_compound(data)
-        except RemoteProtocolError as exc:
-            log.debug("stream=%s garbled RTCP: %s", self.config.name, exc)
-            return
-        now = trio.current_time()
-        for packet in packets:
-            if isinstance(packet, SenderReport):
-                track.last_sr = middle_ntp(packet.ntp_timestamp)
-                track.last_sr_at = now
-                self.timeline.sender_report(
-                    track.index, packet.rtp_timestamp, ntp_to_seconds(packet.ntp_timestamp)
-                )
-
-    async def _udp_rtp(self, track: _Track, sock: trio.socket.SocketType, server_ip: str) -> None:
-        assert track.reorder is not None
+    async def _udp_rtp(
+        self, ingest: SourceIngest, index: int, sock: trio.socket.SocketType, server_ip: str
+    ) -> None:
         while True:
-            deadline = track.reorder.deadline()
+            deadline = ingest.deadline(index)
             with trio.move_on_at(deadline if deadline is not None else float("inf")):
                 data, address = await sock.recvfrom(RECEIVE_SIZE)
                 if address[0] == server_ip:
-                    self._on_rtp(track, data)
+                    self._publish(ingest.receive_rtp(index, data, trio.current_time()))
+                    self._update_counters(ingest)
                 continue
-            now = trio.current_time()
-            for packet in track.reorder.release_due(now):
-                self._depacketize(track, packet, now)
+            self._publish(ingest.release_due(index, trio.current_time()))
 
-    async def _udp_rtcp(self, track: _Track, sock: trio.socket.SocketType, server_ip: str) -> None:
+    async def _udp_rtcp(
+        self, ingest: SourceIngest, index: int, sock: trio.socket.SocketType, server_ip: str
+    ) -> None:
         while True:
             data, address = await sock.recvfrom(RECEIVE_SIZE)
             if address[0] == server_ip:
-                self._on_rtcp(track, data)
+                ingest.receive_rtcp(index, data, trio.current_time())
 
     async def _keepalive(self, timeout: float) -> None:
         interval = max(1.0, timeout * 0.5)
@@ -483,16 +418,12 @@ class _Session:
             self.client.keepalive()
             await self._flush()
 
-    async def _receiver_reports(self) -> None:
+    async def _receiver_reports(self, ingest: SourceIngest) -> None:
         """RTCP receiver reports (RFC 3550 6.4.2), so the camera knows we are still there."""
         while True:
             await trio.sleep(RR_INTERVAL)
-            now = trio.current_time()
-            for track in self.tracks:
-                dlsr = 0
-                if track.last_sr_at is not None:
-                    dlsr = int((now - track.last_sr_at) * 65536)
-                block = track.stats.report_block(track.remote_ssrc, track.last_sr, dlsr)
+            blocks = ingest.report_blocks(trio.current_time())
+            for track, block in zip(self.tracks, blocks, strict=True):
                 report = receiver_report_compound(self.local_ssrc, [block], "relay")
                 if track.rtcp_channel is not None:
                     self.client.send_interleaved(track.rtcp_channel, report)
@@ -506,48 +437,47 @@ class _Session:
             raise RelayError(f"the server did not get to PLAY within {SETUP_TIMEOUT:.0f} s "
                              f"(stuck in {self.client.state.name})")
 
-    async def _watchdog(self) -> None:
+    async def _watchdog(self, ingest: SourceIngest) -> None:
         started = trio.current_time()
         while True:
             await trio.sleep(1)
             now = trio.current_time()
-            if self.last_media is None:
+            if ingest.last_media is None:
                 auto = self.config.transport == "auto"
                 if auto and self.transport == "udp" and now - started > UDP_PROBE_TIMEOUT:
                     raise _NoUdpMedia(f"no RTP over UDP within {UDP_PROBE_TIMEOUT:.0f} s")
                 if now - started > RTP_TIMEOUT:
                     raise RelayError(f"no media within {RTP_TIMEOUT:.0f} s of PLAY")
-            elif now - self.last_media > RTP_TIMEOUT:
+            elif now - ingest.last_media > RTP_TIMEOUT:
                 raise RelayError(f"media stopped for {RTP_TIMEOUT:.0f} s")
-            self._update_counters()
+            self._update_counters(ingest)
             if self.config.transport == "auto" and self.transport == "udp":
-                self._check_loss(now)
+                self._check_loss(ingest, now)
 
-    def _check_loss(self, now: float) -> None:
+    def _check_loss(self, ingest: SourceIngest, now: float) -> None:
         """Ends a UDP session (``run_rtsp_source`` moves it to TCP) whose loss stayed high."""
-        for track in self.tracks:
-            fraction = track.loss.sample(track.stats, now)
+        for track, counted in zip(self.tracks, ingest.tracks, strict=True):
+            fraction = track.loss.sample(counted.stats, now)
             if fraction is not None and fraction > AUTO_TCP_LOSS:
                 raise _LossyUdp(
                     f"track {track.index} lost {fraction:.1%} of its RTP packets over UDP in "
                     f"the last {AUTO_TCP_SECONDS:.0f} s (more than {AUTO_TCP_LOSS:.0%})")
 
-    def _update_counters(self) -> None:
-        """Fold this session's losses, dropped and damaged frames into the status."""
-        lost = sum(t.stats.lost for t in self.tracks)
-        dropped = sum(t.depacketizer.dropped for t in self.tracks)
-        damaged = sum(t.depacketizer.damaged for t in self.tracks
-                      if isinstance(t.depacketizer, NalDepacketizer))
-        self.status.packets_lost += lost - self.reported[0]
-        self.status.frames_dropped += dropped - self.reported[1]
-        self.status.frames_damaged += damaged - self.reported[2]
-        self.reported = (lost, dropped, damaged)
-        if not self.warned_oversized and any(
-            isinstance(t.depacketizer, NalDepacketizer) and t.depacketizer.oversized_parameter_sets
-            for t in self.tracks
-        ):
+    def _update_counters(self, ingest: SourceIngest) -> None:
+        """Fold what the ingest counted since the last call into the status."""
+        counts = (ingest.packets_received, ingest.packets_garbled + ingest.payloads_bad,
+                  ingest.packets_lost, ingest.frames_dropped, ingest.frames_damaged)
+        if counts == self.reported:
+            return
+        received, garbled, lost, dropped, damaged = self.reported
+        self.status.packets_received += counts[0] - received
+        self.status.packets_garbled += counts[1] - garbled
+        self.status.packets_lost += counts[2] - lost
+        self.status.frames_dropped += counts[3] - dropped
+        self.status.frames_damaged += counts[4] - damaged
+        self.reported = counts
+        if not self.warned_oversized and ingest.oversized_parameter_sets:
             self.warned_oversized = True
             log.warning("stream=%s in-band parameter sets over the size limit "
                         "(MAX_PARAMETER_SET_SIZE): their access units are dropped",
                         self.config.name)
-

@@ -102,7 +102,7 @@ class AacDepacketizer:
     Attributes:
         track: the Track (constant for AAC).
         dropped: access units lost to gaps, malformed packets or size limits.
-        late: packets dropped as older than ones already processed.
+        bad: payloads whose AU header section breaks RFC 3640 (their units are dropped).
     """
 
     def __init__(self, track: Track, fmtp: dict[str, str]) -> None:
@@ -115,26 +115,21 @@ class AacDepacketizer:
             except RemoteProtocolError:
                 pass
         self.dropped = 0
-        self.late = 0
-        self._expected: int | None = None
+        self.bad = 0
         self._fragment: bytearray | None = None
         self._fragment_size = 0
         self._fragment_ts = 0
         self._dropped_ts: int | None = None
 
-    def push(self, packet: RtpPacket) -> list[Frame]:
-        """Takes the next packet; returns the access units it completes."""
-        seq = packet.sequence
-        if self._expected is not None and seq != self._expected:
-            if 0 < (self._expected - seq) % 65536 <= 1000:
-                self.late += 1
-                return []
-            if self._fragment is not None:
-                self._drop_fragment()
-        self._expected = (seq + 1) % 65536
+    def push(self, packet: RtpPacket, lost: int = 0) -> list[Frame]:
+        """Takes the next packet in sequence order, ``lost`` packets missing just before it
+        (``SequenceCheck``); returns the access units it completes."""
+        if lost and self._fragment is not None:
+            self._drop_fragment()
         try:
             units = self._parse(packet.payload)
         except RemoteProtocolError:
+            self.bad += 1
             self.dropped += 1
             if self._fragment is not None:
                 self._drop_fragment()

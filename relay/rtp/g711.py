@@ -7,7 +7,7 @@ types 0 (PCMU) and 8 (PCMA) are 8000 Hz mono; a dynamic rtpmap may give another 
 
 from __future__ import annotations
 
-from relay.errors import RemoteProtocolError, UnsupportedError
+from relay.errors import UnsupportedError
 from relay.media import Codec, Frame, Track
 from relay.rtp.packet import RtpPacket
 
@@ -39,26 +39,24 @@ class G711Depacketizer:
     Attributes:
         track: the PCMA/PCMU Track.
         dropped: packets with no samples (empty payload); they carry nothing to lose.
+        bad: payloads that are not a whole number of sample frames (dropped).
     """
 
     def __init__(self, track: Track) -> None:
         self.track = track
         self.dropped = 0
+        self.bad = 0
 
-    def push(self, packet: RtpPacket) -> list[Frame]:
-        """Returns the packet's samples as one key Frame (or nothing for an empty payload).
-
-        Raises:
-            RemoteProtocolError: the payload is not a whole number of sample frames.
-        """
+    def push(self, packet: RtpPacket, lost: int = 0) -> list[Frame]:
+        """Returns the packet's samples as one key Frame, or nothing for an empty or bad
+        payload; each packet stands alone, so ``lost`` changes nothing."""
         payload = packet.payload
         if not payload:
             self.dropped += 1
             return []
         if len(payload) % self.track.channels:
-            raise RemoteProtocolError(
-                f"G.711: {len(payload)} bytes is not a multiple of {self.track.channels} channels"
-            )
+            self.bad += 1
+            return []
         ts = packet.timestamp
         return [Frame(self.track, ts, ts, True, bytes(payload))]
 

@@ -14,9 +14,14 @@ from relay.codecs import h264
 from relay.codecs.h264 import AUD, FU_A, IDR, PPS, SEI, SPS, STAP_A, VCL_TYPES
 from relay.errors import RemoteProtocolError, UnsupportedError
 from relay.media import Codec, Track
-from relay.rtp.nal import MAX_ACCESS_UNIT_SIZE, MAX_NALS_PER_ACCESS_UNIT, NalDepacketizer
-from relay.rtp.nal import STALE_WINDOW as STALE_WINDOW  # re-exported: this module's name for it
-from relay.rtp.nal import NalPacketizer, NalUnit, nal_roles
+from relay.rtp.nal import (
+    MAX_ACCESS_UNIT_SIZE,
+    MAX_NALS_PER_ACCESS_UNIT,
+    NalDepacketizer,
+    NalPacketizer,
+    NalUnit,
+    nal_roles,
+)
 from relay.rtp.packet import RtpPacket
 
 _INTERLEAVED_TYPES = frozenset((h264.STAP_B, h264.MTAP16, h264.MTAP24, h264.FU_B))
@@ -61,7 +66,7 @@ class H264Depacketizer(NalDepacketizer):
             MAX_PARAMETER_SET_SIZE (65535 bytes: more than avcC can carry).
         waiting_for_keyframe: complete access units dropped before the first keyframe.
         unsupported: interleaved-mode packets (STAP-B, MTAP, FU-B) seen.
-        late: packets dropped as older than ones already processed.
+        bad: payloads that broke RFC 6184's rules (their access units are dropped).
     """
 
     def __init__(self, track: Track) -> None:
@@ -91,7 +96,7 @@ class H264Depacketizer(NalDepacketizer):
                 self._add(payload)
         elif kind == FU_A:
             if len(payload) < 2:
-                self._break()
+                self._malformed()
                 return
             header = payload[1]
             start = bytearray(((payload[0] & 0xE0) | (header & 0x1F),)) if header & 0x80 else None

@@ -15,9 +15,14 @@ from relay.codecs import h265
 from relay.codecs.h265 import AP, AUD, FU, PACI, PPS, SEI_PREFIX, SPS, VPS
 from relay.errors import RemoteProtocolError
 from relay.media import Codec, Track
-from relay.rtp.nal import MAX_ACCESS_UNIT_SIZE, MAX_NALS_PER_ACCESS_UNIT, NalDepacketizer
-from relay.rtp.nal import STALE_WINDOW as STALE_WINDOW  # re-exported: this module's name for it
-from relay.rtp.nal import NalPacketizer, NalUnit, nal_roles
+from relay.rtp.nal import (
+    MAX_ACCESS_UNIT_SIZE,
+    MAX_NALS_PER_ACCESS_UNIT,
+    NalDepacketizer,
+    NalPacketizer,
+    NalUnit,
+    nal_roles,
+)
 from relay.rtp.packet import RtpPacket
 
 MAX_DON_DIFF = 32767  # RFC 7798 7.1: sprop-max-don-diff is 0..32767
@@ -87,7 +92,7 @@ class H265Depacketizer(NalDepacketizer):
             relay.codecs.h265.MAX_PARAMETER_SET_SIZE (4096 bytes).
         waiting_for_keyframe: complete access units dropped before the first keyframe.
         unsupported: PACI packets seen.
-        late: packets dropped as older than ones already processed.
+        bad: payloads that broke RFC 7798's rules (their access units are dropped).
     """
 
     def __init__(self, track: Track, *, donl: bool = False) -> None:
@@ -114,7 +119,7 @@ class H265Depacketizer(NalDepacketizer):
 
     def _consume(self, payload: bytes | memoryview) -> None:
         if len(payload) < 2:
-            self._break()  # shorter than the payload header
+            self._malformed()  # shorter than the payload header
             return
         kind = (payload[0] >> 1) & 0x3F
         if kind < AP:
@@ -122,21 +127,21 @@ class H265Depacketizer(NalDepacketizer):
                 self._break()  # the fragmented NAL unit never got its end
             elif self._donl:
                 if len(payload) < 2 + self._donl:
-                    self._break()
+                    self._malformed()
                 else:
                     self._add(bytes(payload[:2]) + payload[2 + self._donl :])
             else:
                 self._add(payload)
         elif kind == FU:
             if len(payload) < 3:
-                self._break()  # no FU header
+                self._malformed()  # no FU header
                 return
             header = payload[2]
             end = header & 0x40
             if not header & 0x80:
                 self._fragment(None, payload[3:], end)
             elif end or len(payload) < 3 + self._donl:
-                self._break()  # S and E both set is forbidden (4.4.3), or no room for DONL
+                self._malformed()  # S and E both set is forbidden (4.4.3), or no room for DONL
             else:
                 start = bytearray(((payload[0] & 0x81) | (header & 0x3F) << 1, payload[1]))
                 self._fragment(start, payload[3 + self._donl :], end)

@@ -35,7 +35,6 @@ MAX_ELEMENT_SIZE = 1 << 18
 MAX_UNITS_PER_PAYLOAD = 256
 """Access units one payload may carry: four elements of the most sub-frames (64); senders put
 one element in a packet. Each unit becomes a Frame, so this bounds the work per packet."""
-STALE_WINDOW = 1000
 _ER_OBJECT_TYPES = frozenset((17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 39))
 
 __all__ = ["LatmDepacketizer", "LatmPacketizer", "StreamMuxConfig", "audio_mux_element",
@@ -341,7 +340,7 @@ class LatmDepacketizer:
         track: the current Track.
         config: the current StreamMuxConfig (None until known).
         dropped: elements lost: partial ones after a gap, oversize, or before any config.
-        late: packets dropped as older than ones already processed.
+        bad: payloads holding a malformed element (their units are dropped).
     """
 
     def __init__(self, track: Track, config: StreamMuxConfig | None,
@@ -353,29 +352,19 @@ class LatmDepacketizer:
             self._set_config(config)
         self.mux_config_present = mux_config_present
         self.dropped = 0
-        self.late = 0
-        self._expected: int | None = None
+        self.bad = 0
         self._parts: list[bytes] = []
         self._size = 0
         self._ts = 0
         self._skip_ts: int | None = None
 
-    def push(self, packet: RtpPacket) -> list[Frame]:
-        """Takes the next packet; returns the access units of the elements it completes.
-
-        Raises:
-            RemoteProtocolError: a malformed element (the packet's units are dropped).
-        """
-        seq = packet.sequence
-        if self._expected is not None and seq != self._expected:
-            if 0 < (self._expected - seq) % 65536 <= STALE_WINDOW:
-                self.late += 1
-                return []
-            if self._parts:
-                self.dropped += 1
-                self._skip_ts = self._ts  # the lost packets may hold this element's middle
-                self._parts, self._size = [], 0
-        self._expected = (seq + 1) % 65536
+    def push(self, packet: RtpPacket, lost: int = 0) -> list[Frame]:
+        """Takes the next packet in sequence order, ``lost`` packets missing just before it
+        (``SequenceCheck``); returns the access units of the elements it completes."""
+        if lost and self._parts:
+            self.dropped += 1
+            self._skip_ts = self._ts  # the lost packets may hold this element's middle
+            self._parts, self._size = [], 0
         ts = packet.timestamp
         if self._skip_ts is not None:
             if ts == self._skip_ts:
@@ -409,10 +398,11 @@ class LatmDepacketizer:
 
     def _elements(self, data: bytes | memoryview, ts: int) -> list[Frame]:
         units: list[bytes] | list[memoryview]
-        if self.mux_config_present:
-            units = self._split_bits(data)
-        else:
-            units = self._split_bytes(data)
+        try:
+            units = self._split_bits(data) if self.mux_config_present else self._split_bytes(data)
+        except RemoteProtocolError:
+            self.bad += 1
+            return []
         if not units:
             return []
         step = self._step

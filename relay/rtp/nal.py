@@ -1,5 +1,5 @@
 """Access-unit assembly shared by the NAL-unit payload formats, H.264 (RFC 6184) and H.265
-(RFC 7798): sequence tracking, the end of an access unit on the marker bit or a timestamp change
+(RFC 7798): the end of an access unit on the marker bit or a timestamp change
 (RFC 6184 5.1, RFC 7798 4.1), aggregation and fragmentation buffering, size limits, and the
 Frame built from an access unit's NAL units. The subclasses parse their own payload headers.
 """
@@ -13,8 +13,6 @@ from relay.rtp.packet import HEADER_SIZE, RtpPacket
 
 MAX_ACCESS_UNIT_SIZE = 8 * 1024 * 1024
 MAX_NALS_PER_ACCESS_UNIT = 4096
-STALE_WINDOW = 1000
-"""A packet this many sequence numbers behind the expected one is stale, not a restart."""
 MAX_PARAMETER_SET_SIZE = 0xFFFF
 """The largest in-band parameter set: avcC and hvcC give each one a 16-bit length (ISO/IEC
 14496-15 5.3.3.1.2, 8.3.3.1.2), and RTMP and MP4 need them there. An H.264 PPS with a slice
@@ -74,7 +72,7 @@ class NalDepacketizer:
     picture the decoder never had, and a lost keyframe (a keyframe spans tens of packets) a
     whole GOP without a start: what a viewer sees is worse, for longer (docs/loss.md).
     ``dropped`` counts access units that yield nothing: malformed, over a limit, or damaged
-    with no slice left.
+    with no slice left; ``bad`` the payloads that broke their format's rules.
 
     Subclasses implement ``_opens_access_unit``, ``_consume`` (one payload into NAL units,
     through ``_add``, ``_aggregate`` and ``_fragment``) and ``_update_parameter_sets``.
@@ -110,7 +108,7 @@ class NalDepacketizer:
         self.oversized_parameter_sets = 0
         self.waiting_for_keyframe = 0
         self.unsupported = 0
-        self.late = 0
+        self.bad = 0
         self._roles = roles
         self._parameter_set_count = parameter_set_count
         self._to_annexb = to_annexb
@@ -118,7 +116,7 @@ class NalDepacketizer:
         self._max_size = max_size
         self._max_nals = max_nals
         self._max_parameter_set_size = max_parameter_set_size
-        self._expected: int | None = None
+        self._started = False
         self._ts: int | None = None
         self._nals: list[NalUnit] = []
         self._size = 0
@@ -127,15 +125,12 @@ class NalDepacketizer:
         self._damaged = False
         self._have_keyframe = False
 
-    def push(self, packet: RtpPacket) -> list[Frame]:
-        """Takes the next packet; returns the access units it completes (usually 0 or 1)."""
-        seq = packet.sequence
-        expected = self._expected
-        gap = seq != expected
-        if gap and expected is not None and 0 < (expected - seq) % 65536 <= STALE_WINDOW:
-            self.late += 1
-            return []
-        self._expected = (seq + 1) % 65536
+    def push(self, packet: RtpPacket, lost: int = 0) -> list[Frame]:
+        """Takes the next packet in sequence order, ``lost`` packets missing just before it
+        (``SequenceCheck``); returns the access units it completes (usually 0 or 1)."""
+        first = not self._started
+        self._started = True
+        gap = lost > 0 or first
         out: list[Frame] = []
         if self._ts is not None and packet.timestamp != self._ts:
             # the previous access unit ended without its marker; after a loss it may lack its tail
@@ -146,7 +141,7 @@ class NalDepacketizer:
         if self._ts is None:
             self._ts = packet.timestamp
             if gap and not self._opens_access_unit(payload):
-                if expected is None:
+                if first:
                     self._break()  # joined mid access unit: no picture yet to conceal from
                 else:
                     self._damage()
@@ -192,18 +187,18 @@ class NalDepacketizer:
         while offset < end:
             offset += field
             if offset + 2 > end:
-                self._break()
+                self._malformed()
                 return
             size = payload[offset] << 8 | payload[offset + 1]
             offset += 2
             if size < min_size or offset + size > end:
-                self._break()
+                self._malformed()
                 return
             nals.append(payload[offset : offset + size])
             offset += size
             field = skip
         if len(nals) < min_count:
-            self._break()
+            self._malformed()
             return
         for nal in nals:
             if not self._broken:
@@ -244,6 +239,12 @@ class NalDepacketizer:
         self._nals = []
         self._fu = None
         self._size = 0
+
+    def _malformed(self) -> None:
+        """A payload that breaks its format's rules: counted in ``bad``, its access unit
+        dropped."""
+        self.bad += 1
+        self._break()
 
     def _damage(self) -> None:
         """Notes a loss in the access unit being assembled; a slice it was inside is kept up

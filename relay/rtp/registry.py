@@ -19,12 +19,19 @@ __all__ = ["Depacketizer", "make_depacketizer", "supported_encodings"]
 
 
 class Depacketizer(Protocol):
-    """What a source driver needs from a payload format's depacketizer."""
+    """What the ingest needs from a payload format's depacketizer.
+
+    ``push`` takes packets in sequence order with the count of packets lost just before each
+    (``relay.rtp.sequence.SequenceCheck``: loss is detected once, by the ingest), and never
+    raises on what the network sent: a payload that breaks its format counts in ``bad``, an
+    access unit that yields nothing in ``dropped``.
+    """
 
     track: Track
     dropped: int
+    bad: int
 
-    def push(self, packet: RtpPacket) -> list[Frame]: ...
+    def push(self, packet: RtpPacket, lost: int = 0) -> list[Frame]: ...
 
 
 Factory = Callable[[int, int, int, dict[str, str]], Depacketizer]

@@ -30,8 +30,8 @@ def test_pcmu_and_rtpmap_rate_and_channels() -> None:
     assert (dep.track.codec, dep.track.clock_rate, dep.track.channels) == (Codec.PCMU, 16000, 2)
     packet = RtpPacket(True, 0, 1, 99, 5, b"\xff\x7f\xff\x7f")
     assert dep.push(packet)[0].data == b"\xff\x7f\xff\x7f"
-    with pytest.raises(RemoteProtocolError, match="multiple of 2 channels"):
-        dep.push(RtpPacket(True, 0, 2, 101, 5, b"\xff\x7f\xff"))
+    assert dep.push(RtpPacket(True, 0, 2, 101, 5, b"\xff\x7f\xff")) == []  # not 2 channels
+    assert dep.bad == 1
 
 
 def test_empty_payload_is_counted_not_framed() -> None:

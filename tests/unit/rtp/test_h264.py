@@ -18,6 +18,7 @@ from relay.media import Codec, Frame, Track
 from relay.rtp import h264 as rtp_h264
 from relay.rtp.h264 import H264Depacketizer, H264Packetizer, h264_fmtp, h264_track
 from relay.rtp.packet import RtpPacket
+from tests.unit.rtp.sequenced import check_of, push_sequenced
 
 from .h264_samples import (
     PPS_360P_HIGH,
@@ -294,7 +295,7 @@ def stap_a(*nals: bytes) -> bytes:
 
 
 def push_all(d: H264Depacketizer, packets: list[RtpPacket]) -> list[Frame]:
-    return [f for p in packets for f in d.push(p)]
+    return push_sequenced(d, packets)
 
 
 def test_keyframe_gets_parameter_sets_from_sdp_and_aud_is_removed() -> None:
@@ -462,7 +463,7 @@ def test_parameter_sets_alone_are_kept_for_the_next_keyframe() -> None:
 def test_stale_and_duplicate_packets_are_ignored() -> None:
     d = keyed()
     assert len(push_all(d, [rtp(P_SLICE, 1, 3000, True), rtp(P_SLICE, 1, 3000, True)])) == 1
-    assert d.late == 1 and d.dropped == 0
+    assert check_of(d).late == 1 and d.dropped == 0
 
 
 def test_access_unit_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,6 +27,7 @@ from tests.unit.codecs.test_h265_codec import (
     nals_of,
 )
 from tests.unit.memory import memory_bounded
+from tests.unit.rtp.sequenced import check_of, push_sequenced
 
 PARAMS_360 = (VPS_360, SPS_360, PPS_X265)
 PARAMS_1080 = (VPS_1080, SPS_1080, PPS_X265)
@@ -54,7 +55,7 @@ def payload_type_of(packet: RtpPacket) -> int:
 
 
 def run(depacketizer: H265Depacketizer, packets: list[RtpPacket]) -> list[Frame]:
-    return [f for p in packets for f in depacketizer.push(p)]
+    return push_sequenced(depacketizer, packets)
 
 
 # --- one table of cases for packetizer and depacketizer --------------------------------------
@@ -170,7 +171,7 @@ def test_round_trip(aus: list[list[bytes]], mtu: int, first_seq: int, donl: bool
         expected = [*PARAMS_360, *au] if key and au[0] != VPS_360 else au
         assert len(frames) == 1
         assert (frames[0].data, frames[0].key, frames[0].pts) == (annexb(expected), key, n * 3000)
-    assert (depacketizer.dropped, depacketizer.late) == (0, 0)
+    assert (depacketizer.dropped, check_of(depacketizer).late) == (0, 0)
 
 
 # --- loss and malformed input ----------------------------------------------------------------
@@ -233,7 +234,7 @@ def test_late_duplicate_is_counted_not_used() -> None:
     flat = [p for au in packets for p in au]
     depacketizer = H265Depacketizer(TRACK)
     frames = run(depacketizer, [*flat[:3], flat[1], *flat[3:]])
-    assert [f.data for f in frames] == aus and depacketizer.late == 1
+    assert [f.data for f in frames] == aus and check_of(depacketizer).late == 1
 
 
 FU_START = bytes((49 << 1, 1, 0x80 | 1)) + b"\x81" * 10
