@@ -196,7 +196,7 @@ class Stream:
         """Hand a frame to every subscriber without blocking."""
         track = frame.track
         self.tracks[track.index] = track
-        size = len(frame.data)
+        size = frame.size
         self.frames_in += 1
         self.bytes_in += size
         gop = self._gop

@@ -6,8 +6,11 @@ relay speaks in these two types.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
+
+NalUnits = tuple[bytes, ...]
+"""A video access unit: its NAL units without start codes, in decoding order."""
 
 
 class Kind(StrEnum):
@@ -64,9 +67,9 @@ class Track:
         return self.codec.kind
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Frame:
-    """One access unit.
+    """One access unit, immutable: the bus hands the same Frame to every subscriber.
 
     Attributes:
         track: the Track this frame belongs to (its config as of this frame).
@@ -77,9 +80,10 @@ class Frame:
             intra-refresh cameras, which send no IDR, mark where a decoder may join; it shows
             a clean picture after the refresh period); every audio frame. HLS cuts, the GOP
             cache and RTMP starts all go by this flag, as FFmpeg's and x264's keyframe flag.
-        data: the payload. H.264/H.265: Annex B, NAL units each behind a 4-byte start code,
-            parameter sets in front of every keyframe. AAC: one raw access unit (no ADTS).
-            G.711: the samples.
+        data: the payload. H.264/H.265: the NAL units (``NalUnits``, no start codes),
+            parameter sets in front of every keyframe; each writer joins them once in its own
+            framing (Annex B for TS, 4-byte lengths for FLV), so nothing scans for start codes.
+            AAC: one raw access unit (no ADTS). G.711: the samples.
         discontinuity: True on the first frame after a gap this consumer did not see
             (a dropped GOP, a source reconnect).
     """
@@ -88,5 +92,11 @@ class Frame:
     pts: int
     dts: int
     key: bool
-    data: bytes
-    discontinuity: bool = field(default=False)
+    data: bytes | NalUnits
+    discontinuity: bool = False
+
+    @property
+    def size(self) -> int:
+        """Payload bytes (what byte bounds such as the GOP cache and segment size count)."""
+        data = self.data
+        return len(data) if isinstance(data, bytes) else sum(map(len, data))

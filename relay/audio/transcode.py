@@ -147,7 +147,9 @@ class AacTranscoder:
     def push(self, frame: Frame) -> list[Frame]:
         """Takes one input frame (pts in ``source.clock_rate`` units); returns the AAC frames
         completed so far (each 1024 samples, pts in output samples)."""
-        packet = av.Packet(frame.data)
+        samples = frame.data
+        assert isinstance(samples, bytes), "an audio Frame carries bytes"
+        packet = av.Packet(samples)
         packet.pts = packet.dts = frame.pts
         packet.time_base = self._in_time_base
         try:

@@ -14,6 +14,7 @@ the DTS extractor survives the jump it causes) and H.265 multi-layer extensions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from relay.codecs import h264, h265
@@ -55,17 +56,17 @@ class Picture:
 
 
 def first_slice(
-    data: bytes | memoryview, vcl: frozenset[int], parameter_sets: frozenset[int], shift: int,
+    nals: Sequence[bytes], vcl: frozenset[int], parameter_sets: frozenset[int], shift: int,
     mask: int,
-) -> tuple[memoryview | None, list[memoryview]]:
-    """Finds the head of the first slice NAL unit of an Annex B access unit, and the parameter
-    set NAL units before it.
+) -> tuple[memoryview | None, list[bytes]]:
+    """Finds the head of the first slice NAL unit of an access unit, and the parameter set NAL
+    units before it.
 
-    Only the NAL units up to the first slice are delimited, and of the slice only its first
-    ``SLICE_HEAD_LIMIT`` bytes, so a large picture costs no more than a small one.
+    Of the slice only its first ``SLICE_HEAD_LIMIT`` bytes are taken (a view, no copy), so a
+    large picture costs no more than a small one.
 
     Args:
-        data: the access unit, Annex B.
+        nals: the access unit's NAL units (``Frame.data``).
         vcl: NAL unit types that are slices.
         parameter_sets: NAL unit types to return whole.
         shift: right shift of the first header byte to its type field (0 H.264, 1 H.265).
@@ -74,26 +75,15 @@ def first_slice(
     Returns:
         (head of the first slice NAL unit or None when there is none, parameter sets before it)
     """
-    buf = data if isinstance(data, bytes) else bytes(data)
-    view = memoryview(buf)
-    params: list[memoryview] = []
-    pos = buf.find(b"\x00\x00\x01")
-    while pos >= 0:
-        start = pos + 3
-        if start >= len(buf):
-            break
-        kind = (buf[start] >> shift) & mask
+    params: list[bytes] = []
+    for nal in nals:
+        if not nal:
+            continue
+        kind = (nal[0] >> shift) & mask
         if kind in vcl:
-            nxt = buf.find(b"\x00\x00\x01", start, start + SLICE_HEAD_LIMIT + 3)
-            end = min(len(buf), start + SLICE_HEAD_LIMIT) if nxt < 0 else nxt
-            return view[start:end], params
-        nxt = buf.find(b"\x00\x00\x01", start)
+            return memoryview(nal)[:SLICE_HEAD_LIMIT], params
         if kind in parameter_sets:
-            end = len(buf) if nxt < 0 else nxt
-            while end > start and buf[end - 1] == 0:
-                end -= 1
-            params.append(view[start:end])
-        pos = nxt
+            params.append(nal)
     return None, params
 
 
@@ -239,8 +229,8 @@ class H264PocDecoder:
             pps = h264.parse_pps_order(nal)
             self.pps_by_id[pps.pps_id] = pps
 
-    def decode(self, access_unit: bytes | memoryview) -> Picture:
-        """The POC of an access unit (Annex B), from its first slice.
+    def decode(self, access_unit: Sequence[bytes]) -> Picture:
+        """The POC of an access unit (its NAL units), from its first slice.
 
         Raises:
             RemoteProtocolError: no slice, a garbled slice header or parameter set, or a
@@ -422,8 +412,8 @@ class H265PocDecoder:
             pps = h265.parse_pps_order(nal)
             self.pps_by_id[pps.pps_id] = pps
 
-    def decode(self, access_unit: bytes | memoryview) -> Picture:
-        """The POC of an access unit (Annex B), from its first slice segment.
+    def decode(self, access_unit: Sequence[bytes]) -> Picture:
+        """The POC of an access unit (its NAL units), from its first slice segment.
 
         Raises:
             RemoteProtocolError: no slice, a garbled slice header or parameter set, or a

@@ -20,9 +20,9 @@ from fractions import Fraction
 
 import av
 
+from relay.codecs.h264 import split_annexb
 from relay.errors import ConfigError
-from relay.codecs.h264 import split_annexb, to_annexb
-from relay.media import Codec, Frame, Track
+from relay.media import Codec, Frame, NalUnits, Track
 
 __all__ = ["TestCamera"]
 
@@ -154,12 +154,12 @@ class TestCamera:
         )
         first, _ = self._encode_picture()
         sps = pps = b""
-        for nal in split_annexb(first):
+        for nal in first:
             kind = nal[0] & 0x1F
             if kind == 7 and not sps:
-                sps = bytes(nal)
+                sps = nal
             elif kind == 8 and not pps:
-                pps = bytes(nal)
+                pps = nal
         if not sps or not pps:
             raise RuntimeError("TestCamera: libx264 emitted no SPS/PPS in its first picture")
         self.video_track = Track(
@@ -269,16 +269,16 @@ class TestCamera:
         frame.pts = n
         return frame
 
-    def _encode_picture(self) -> tuple[bytes, bool]:
+    def _encode_picture(self) -> tuple[NalUnits, bool]:
         n = self._video_n
         self._video_n += 1
         packets = self._venc.encode(self._draw(n, self._wallclock()))
         if len(packets) != 1:
             raise RuntimeError(f"TestCamera: libx264 gave {len(packets)} packets for one picture")
-        # Rewrite with 4-byte start codes (x264 uses 3-byte ones inside a picture).
-        nals = split_annexb(bytes(packets[0]))
+        # x264 writes Annex B: split once here, where the picture enters the relay
+        nals = tuple(map(bytes, split_annexb(bytes(packets[0]))))
         key = any(nal[0] & 0x1F == 5 for nal in nals)
-        return to_annexb(nals), key
+        return nals, key
 
     # -- audio ------------------------------------------------------------------------------
 

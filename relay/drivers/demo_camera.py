@@ -83,10 +83,11 @@ class _Broadcast:
         for frame in frames:
             index = frame.track.index
             ts = self.rtp_timestamp(index, frame.pts)
-            if frame.track.kind is Kind.VIDEO:
-                packets = self.video_packetizer.packetize(frame.data, ts)
+            data = frame.data
+            if isinstance(data, tuple):  # video: NAL units
+                packets = self.video_packetizer.packetize(data, ts)
             else:
-                packets = self.audio_packetizer.packetize([frame.data], ts)
+                packets = self.audio_packetizer.packetize([data], ts)
             wires = [bytes(p) for p in packets]
             self.counts[index][0] += len(wires)
             self.counts[index][1] += sum(len(p.payload) for p in packets)

@@ -197,10 +197,12 @@ class _Publish:
             if self.sent_config.get(track.index) != track:
                 self._video_config(track, ms)
             composition = (frame.pts - frame.dts) * 1000 // clock
+            nals = frame.data
+            assert isinstance(nals, tuple), "a video Frame carries NAL units"
             if track.codec is Codec.H265:
-                body = flv.hevc_coded_frames(frame.data, frame.key, composition)
+                body = flv.hevc_coded_frames(nals, frame.key, composition)
             else:
-                body = flv.avc_nalus(frame.data, frame.key, composition)
+                body = flv.avc_nalus(nals, frame.key, composition)
             self.publisher.send_video(body, ms)
             if frame.key:
                 self._keyframe(ms)
@@ -208,7 +210,9 @@ class _Publish:
             if self.sent_config.get(track.index) != track:
                 self.publisher.send_audio(flv.aac_sequence_header(track.audio_config), ms)
                 self.sent_config[track.index] = track
-            self.publisher.send_audio(flv.aac_raw(frame.data), ms)
+            aac = frame.data
+            assert isinstance(aac, bytes), "an audio Frame carries bytes"
+            self.publisher.send_audio(flv.aac_raw(aac), ms)
         else:
             return  # other audio needs transcoding first
         self.stats.frames_sent += 1

@@ -387,7 +387,7 @@ class _Session:
 
     def _publish(self, frames: list[Frame]) -> None:
         for frame in frames:
-            self.status.count(frame.track, len(frame.data))
+            self.status.count(frame.track, frame.size)
             self.stream.publish(frame)
 
     async def _udp_rtp(

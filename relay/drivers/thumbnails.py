@@ -21,6 +21,7 @@ import av
 import trio
 
 from relay.bus import Stream
+from relay.codecs.h264 import to_annexb
 from relay.files import DiskErrors
 from relay.media import Codec, Frame, Kind
 
@@ -43,7 +44,7 @@ def encode_thumbnail(frame: Frame, width: int = THUMBNAIL_WIDTH) -> bytes:
     """Decode one video keyframe and return it as a JPEG ``width`` pixels wide.
 
     Args:
-        frame: a video keyframe whose Annex B payload starts with its parameter sets.
+        frame: a video keyframe whose NAL units start with its parameter sets.
         width: the thumbnail's width; the height keeps the aspect ratio (rounded to even).
 
     Returns:
@@ -55,9 +56,11 @@ def encode_thumbnail(frame: Frame, width: int = THUMBNAIL_WIDTH) -> bytes:
     name = DECODERS.get(frame.track.codec)
     if name is None:
         raise ThumbnailError(f"no video decoder for {frame.track.codec}")
+    nals = frame.data
+    assert isinstance(nals, tuple), "a video Frame carries NAL units"
     decoder = av.CodecContext.create(name, "r")
     try:
-        pictures = decoder.decode(av.Packet(frame.data))
+        pictures = decoder.decode(av.Packet(to_annexb(nals)))
         pictures += decoder.decode(None)  # flush: the decoder holds the picture back otherwise
     except av.FFmpegError as exc:
         raise ThumbnailError(f"{name} decode failed: {exc}") from None

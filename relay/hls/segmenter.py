@@ -36,6 +36,7 @@ from typing import Any
 
 import av
 
+from relay.codecs.h264 import to_annexb
 from relay.media import Codec, Frame, Kind, Track
 
 TS_OFFSET_SECONDS = 1
@@ -187,7 +188,7 @@ class Segmenter:
                 cut = span > 0 and span >= target - seg.interval // 2
             else:
                 cut = not self.has_video and span >= target
-            if not cut and seg.size + len(frame.data) > MAX_SEGMENT_BYTES:
+            if not cut and seg.size + frame.size > MAX_SEGMENT_BYTES:
                 cut = True
                 self.cuts_for_size += 1
             elif (not cut and self.has_video and frame.pts > seg.max_pts
@@ -270,7 +271,7 @@ class Segmenter:
         seg.last_dts[index] = frame.dts
         seg.tracks[index] = frame.track
         seg.frames.append(frame)
-        seg.size += len(frame.data) + _FRAME_COST
+        seg.size += frame.size + _FRAME_COST
 
     @staticmethod
     def _estimated_duration(seg: _Open) -> float:
@@ -347,7 +348,8 @@ def mux_ts(frames: list[Frame], tracks: dict[int, Track], templates: StreamTempl
     """Mux frames into one self-contained MPEG-TS segment (PAT/PMT first), in memory.
 
     Args:
-        frames: the segment's frames in arrival order, DTS increasing per track.
+        frames: the segment's frames in arrival order, DTS increasing per track; a video
+            frame's NAL units are joined once here, as Annex B (what TS carries).
         tracks: the Track of each index present in ``frames``.
         templates: the caller's stream templates, reused from segment to segment.
 
@@ -380,7 +382,8 @@ def mux_ts(frames: list[Frame], tracks: dict[int, Track], templates: StreamTempl
             streams[index] = stream
         for frame in frames:
             index = frame.track.index
-            packet = av.Packet(frame.data)
+            data = frame.data
+            packet = av.Packet(data if isinstance(data, bytes) else to_annexb(data))
             offset = offsets[index]
             packet.pts = frame.pts + offset
             packet.dts = frame.dts + offset

@@ -16,8 +16,9 @@ from __future__ import annotations
 import struct
 from typing import IO, Any
 
-from relay.codecs.h264 import avc_decoder_configuration, split_annexb
+from relay.codecs.h264 import avc_decoder_configuration
 from relay.errors import LocalProtocolError
+from relay.media import NalUnits
 
 # FLV SoundFormat / CodecID values (E.4.2.1, E.4.3.1).
 SOUND_FORMAT_AAC = 10
@@ -47,15 +48,16 @@ TAG_AUDIO = 8
 TAG_VIDEO = 9
 TAG_SCRIPT = 18
 
-_H264_DROP = {7, 8, 9, 12}  # SPS, PPS, access unit delimiter, filler data
-_H265_DROP = {32, 33, 34, 35, 38}  # VPS, SPS, PPS, AUD, filler data
+_H264_DROP = frozenset({7, 8, 9, 12})  # SPS, PPS, access unit delimiter, filler data
+_H265_DROP = frozenset({32, 33, 34, 35, 38})  # VPS, SPS, PPS, AUD, filler data
 _U32 = struct.Struct(">I")
 _MAX_CTS = (1 << 23) - 1
 
 
-def _avcc(frame_annexb: bytes, drop: set[int], hevc: bool) -> list[bytes | memoryview]:
-    parts: list[bytes | memoryview] = []
-    for nal in split_annexb(frame_annexb):
+def _avcc(nals: NalUnits, drop: frozenset[int], hevc: bool) -> list[bytes]:
+    """The parts of AVCC NAL units (4-byte length, unit), for the caller's one join."""
+    parts: list[bytes] = []
+    for nal in nals:
         nal_type = (nal[0] >> 1) & 0x3F if hevc else nal[0] & 0x1F
         if nal_type in drop:
             continue
@@ -81,16 +83,16 @@ def avc_sequence_header(sps: bytes, pps: bytes) -> bytes:
     )
 
 
-def avc_nalus(frame_annexb: bytes, key: bool, composition_ms: int = 0) -> bytes:
+def avc_nalus(nals: NalUnits, key: bool, composition_ms: int = 0) -> bytes:
     """An AVC coded-frame tag body: AVCPacketType 1, composition time, AVCC NAL units.
 
     Args:
-        frame_annexb: one access unit in Annex B (``Frame.data``).
+        nals: one access unit's NAL units (``Frame.data``).
         key: the frame is an IDR frame.
         composition_ms: pts - dts in milliseconds.
     """
     head = bytes([((FRAME_KEY if key else FRAME_INTER) << 4) | VIDEO_CODEC_AVC, AVC_NALU])
-    return b"".join([head, _cts(composition_ms), *_avcc(frame_annexb, _H264_DROP, False)])
+    return b"".join([head, _cts(composition_ms), *_avcc(nals, _H264_DROP, False)])
 
 
 def avc_end_of_sequence() -> bytes:
@@ -106,10 +108,10 @@ def hevc_sequence_start(hvcc: bytes) -> bytes:
     return bytes([0x80 | (FRAME_KEY << 4) | PACKET_SEQUENCE_START]) + FOURCC_HEVC + hvcc
 
 
-def hevc_coded_frames(frame_annexb: bytes, key: bool, composition_ms: int = 0) -> bytes:
+def hevc_coded_frames(nals: NalUnits, key: bool, composition_ms: int = 0) -> bytes:
     """Enhanced RTMP coded frames for H.265 (CodedFramesX when the composition time is 0)."""
     frame_type = FRAME_KEY if key else FRAME_INTER
-    nalus = _avcc(frame_annexb, _H265_DROP, True)
+    nalus = _avcc(nals, _H265_DROP, True)
     if composition_ms == 0:
         head = bytes([0x80 | (frame_type << 4) | PACKET_CODED_FRAMES_X]) + FOURCC_HEVC
         return b"".join([head, *nalus])

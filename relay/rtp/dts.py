@@ -42,7 +42,7 @@ from collections import deque
 from relay.codecs import h264, h265
 from relay.codecs.poc import H264PocDecoder, H265PocDecoder, first_slice
 from relay.errors import RemoteProtocolError
-from relay.media import Codec, Frame, Track
+from relay.media import Codec, Frame, NalUnits, Track
 
 MAX_DEPTH = 16
 """Largest reorder depth: H.264 MaxDpbFrames and H.265 MaxDpbSize never exceed 16."""
@@ -123,7 +123,7 @@ class DtsExtractor:
         """The DTS of ``frame``, in the units of ``frame.pts``.
 
         Args:
-            frame: the next access unit in decoding order: Annex B data, ``pts`` on a 64-bit
+            frame: the next access unit in decoding order (its NAL units), ``pts`` on a 64-bit
                 timeline, ``track`` an H.264 or H.265 track whose parameter sets are known.
 
         Returns:
@@ -137,12 +137,15 @@ class DtsExtractor:
         try:
             if frame.track is not self._track:
                 self._set_track(frame)
+            nals = frame.data
+            if isinstance(nals, bytes):
+                raise RemoteProtocolError("DTS: a video frame's payload is not NAL units")
             if self._fast:
                 if frame.key:
-                    self._in_band(frame.data)
+                    self._in_band(nals)
                 if self._fast and not self._heap:
                     return self._fast_dts(frame.pts)
-            return self._reordered(frame)
+            return self._reordered(frame, nals)
         except RemoteProtocolError:
             self.refused += 1
             raise
@@ -162,9 +165,9 @@ class DtsExtractor:
         self._track = track
         self._update_declared()
 
-    def _in_band(self, data: bytes) -> None:
+    def _in_band(self, nals: NalUnits) -> None:
         assert self._poc is not None and self._codec is not None
-        _, params = first_slice(data, *_KEY_PARAMS[self._codec])
+        _, params = first_slice(nals, *_KEY_PARAMS[self._codec])
         known = self._track.parameter_sets if isinstance(self._track, Track) else ()
         for nal in params:
             if nal not in known:  # the usual case: the track's own, already read
@@ -205,10 +208,10 @@ class DtsExtractor:
         self._last = pts
         return pts
 
-    def _reordered(self, frame: Frame) -> int:
+    def _reordered(self, frame: Frame, nals: NalUnits) -> int:
         assert self._poc is not None
         pts = frame.pts
-        picture = self._poc.decode(frame.data)
+        picture = self._poc.decode(nals)
         self._update_declared()
         if picture.skipped:
             raise RemoteProtocolError("DTS: RASL picture of the first IRAP picture (not decodable)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import replace
 
 from relay.codecs import h264
@@ -74,7 +75,6 @@ class H264Depacketizer(NalDepacketizer):
             track,
             _ROLES,
             2,
-            h264.to_annexb,
             h264.has_recovery_point,
             MAX_ACCESS_UNIT_SIZE,
             MAX_NALS_PER_ACCESS_UNIT,
@@ -128,24 +128,23 @@ class H264Depacketizer(NalDepacketizer):
 
 
 class H264Packetizer(NalPacketizer):
-    """Splits Annex B access units into RTP packets (packetization mode 1).
+    """Splits access units (their NAL units) into RTP packets (packetization mode 1).
 
     Takes the arguments of NalPacketizer: payload_type, ssrc, mtu (header included), sequence.
     """
 
-    def packetize(self, access_unit: bytes, timestamp: int) -> list[RtpPacket]:
-        """RTP packets for one access unit; the marker is set on the last.
+    def packetize(self, nals: Sequence[NalUnit], timestamp: int) -> list[RtpPacket]:
+        """RTP packets for one access unit (its non-empty NAL units); the marker is set on the last.
 
         Small neighbouring NAL units (SPS and PPS, say) go together in STAP-A packets, a NAL
         unit that fits goes alone, a larger one is cut into FU-A fragments.
         """
-        nals = h264.split_annexb(access_unit)
         limit = self.max_payload
         payloads: list[bytes] = []
         for group in self._groups(nals, 1, 2):
             if len(group) >= 2:
                 header = max(n[0] & 0x60 for n in group) | STAP_A
-                parts: list[bytes | memoryview] = [bytes((header,))]
+                parts: list[NalUnit] = [bytes((header,))]
                 for nal in group:
                     parts += (len(nal).to_bytes(2, "big"), nal)
                 payloads.append(b"".join(parts))

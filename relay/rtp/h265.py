@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import replace
 
 from relay.codecs import h265
@@ -100,7 +101,6 @@ class H265Depacketizer(NalDepacketizer):
             track,
             _ROLES,
             3,
-            h265.to_annexb,
             _has_recovery_point,
             MAX_ACCESS_UNIT_SIZE,
             MAX_NALS_PER_ACCESS_UNIT,
@@ -180,7 +180,7 @@ class H265Depacketizer(NalDepacketizer):
 
 
 class H265Packetizer(NalPacketizer):
-    """Splits Annex B access units into RTP packets.
+    """Splits access units (their NAL units) into RTP packets.
 
     Args:
         payload_type: RTP payload type.
@@ -204,13 +204,13 @@ class H265Packetizer(NalPacketizer):
         self.donl = donl
         self._don = 0
 
-    def packetize(self, access_unit: bytes, timestamp: int) -> list[RtpPacket]:
-        """RTP packets for one access unit; the marker is set on the last.
+    def packetize(self, access_unit: Sequence[NalUnit], timestamp: int) -> list[RtpPacket]:
+        """RTP packets for one access unit (its NAL units); the marker is set on the last.
 
         Small neighbouring NAL units (VPS, SPS and PPS, say) go together in aggregation packets,
         a NAL unit that fits goes alone, a larger one is cut into fragmentation units.
         """
-        nals = [n for n in h265.split_annexb(access_unit) if len(n) >= 2]
+        nals = [n for n in access_unit if len(n) >= 2]
         limit = self.max_payload
         donl = 2 if self.donl else 0
         dond = 1 if self.donl else 0
@@ -222,7 +222,7 @@ class H265Packetizer(NalPacketizer):
                 layer = min((n[0] & 1) << 5 | n[1] >> 3 for n in group)
                 tid = min(n[1] & 7 for n in group)
                 header = bytes((forbidden | AP << 1 | layer >> 5, (layer & 31) << 3 | tid))
-                parts: list[bytes | memoryview] = [header]
+                parts: list[NalUnit] = [header]
                 for n, nal in enumerate(group):
                     if donl:
                         parts.append(self._don_field(n == 0))

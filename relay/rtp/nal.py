@@ -6,7 +6,7 @@ Frame built from an access unit's NAL units. The subclasses parse their own payl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 from relay.media import Frame, Track
 from relay.rtp.packet import HEADER_SIZE, RtpPacket
@@ -81,7 +81,6 @@ class NalDepacketizer:
         track: the track as described by SDP; replaced when in-band parameter sets differ.
         roles: what a NAL unit is by its first byte, from ``nal_roles``.
         parameter_set_count: how many parameter sets a Track holds (one of each type).
-        to_annexb: joins NAL units into an Annex B access unit.
         recovery_point: whether an SEI NAL unit announces a recovery point, which makes its
             access unit a random-access point (``Frame.key``) like an IDR/IRAP picture.
         max_size: the largest access unit, in bytes.
@@ -96,7 +95,6 @@ class NalDepacketizer:
         track: Track,
         roles: tuple[int, ...],
         parameter_set_count: int,
-        to_annexb: Callable[[Iterable[NalUnit]], bytes],
         recovery_point: Callable[[NalUnit], bool],
         max_size: int,
         max_nals: int,
@@ -111,7 +109,6 @@ class NalDepacketizer:
         self.bad = 0
         self._roles = roles
         self._parameter_set_count = parameter_set_count
-        self._to_annexb = to_annexb
         self._recovery_point = recovery_point
         self._max_size = max_size
         self._max_nals = max_nals
@@ -322,7 +319,9 @@ class NalDepacketizer:
         elif not self._have_keyframe:
             self.waiting_for_keyframe += 1
             return None
-        return Frame(self.track, timestamp, timestamp, key, self._to_annexb(keep))
+        # bytes() copies each view out of its packet once (and returns bytes as they are), so a
+        # cached Frame holds its own NAL units, not the receive buffers they arrived in
+        return Frame(self.track, timestamp, timestamp, key, tuple(map(bytes, keep)))
 
 
 class NalPacketizer:

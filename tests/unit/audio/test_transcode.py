@@ -4,6 +4,7 @@ timeline (onset within 5 ms of the input's), gaps and jumps; silent AAC."""
 import math
 import time
 from array import array
+from dataclasses import replace
 from fractions import Fraction
 
 import av
@@ -64,8 +65,8 @@ def g711_frames(
         if n in drop:
             continue
         for frame in dep.push(RtpPacket.parse(bytes(packet))):
-            frame.pts = frame.dts = start + (frame.pts - start) % 2**32  # the driver's unwrap
-            frames.append(frame)
+            pts = start + (frame.pts - start) % 2**32  # the driver's unwrap
+            frames.append(replace(frame, pts=pts, dts=pts))
     return frames
 
 
@@ -172,7 +173,8 @@ def test_a_jump_resets_the_timeline() -> None:
 def test_overlap_is_trimmed() -> None:
     transcoder = AacTranscoder(g711_track(0, Codec.PCMA))
     frames = g711_frames(Codec.PCMA, tone(0.2, RATE), 0)
-    frames[5].pts = frames[5].dts = frames[5].pts - 40  # 40 samples early
+    early = frames[5].pts - 40  # 40 samples early
+    frames[5] = replace(frames[5], pts=early, dts=early)
     out, _ = run(transcoder, frames)
     assert transcoder.trimmed == 40 and transcoder.filled == 40
     assert [b.pts - a.pts for a, b in zip(out, out[1:])] == [1024] * (len(out) - 1)

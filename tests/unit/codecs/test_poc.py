@@ -39,7 +39,12 @@ X265_CASES = {
     "zerolatency": {"tune": "zerolatency", "x265-params": "keyint=25:open-gop=0:log-level=error"},
 }
 
-Packet = tuple[bytes, int, int, bool]  # Annex B access unit, pts, dts (90 kHz), key
+Packet = tuple[tuple[bytes, ...], int, int, bool]  # NAL units, pts, dts (90 kHz), key
+
+
+def nal_units(annexb: bytes) -> tuple[bytes, ...]:
+    """An encoder's Annex B access unit as the relay carries it (``Frame.data``)."""
+    return tuple(map(bytes, h264.split_annexb(annexb)))
 
 
 @functools.lru_cache(maxsize=16)
@@ -60,17 +65,16 @@ def encode(codec: str, case: str, count: int = 100) -> tuple[Packet, ...]:
                 break
             frame.pts, frame.time_base = i * 3600, Fraction(1, 90000)
             frame.pict_type = av.video.frame.PictureType.NONE  # let the encoder choose
-            out += [(bytes(p), p.pts, p.dts, p.is_keyframe) for p in ctx.encode(frame)]
-        out += [(bytes(p), p.pts, p.dts, p.is_keyframe) for p in ctx.encode(None)]
+            out += [(nal_units(bytes(p)), p.pts, p.dts, p.is_keyframe) for p in ctx.encode(frame)]
+        out += [(nal_units(bytes(p)), p.pts, p.dts, p.is_keyframe) for p in ctx.encode(None)]
     finally:
         source.close()
     assert len(out) == count
     return tuple(out)
 
 
-def parameter_sets(codec: str, data: bytes) -> tuple[bytes, ...]:
+def parameter_sets(codec: str, nals: tuple[bytes, ...]) -> tuple[bytes, ...]:
     """The parameter sets at the head of a keyframe, in Track order."""
-    nals = [bytes(n) for n in h264.split_annexb(data)]
     if codec == "libx264":
         return tuple(n for n in nals if h264.nal_type(n) in (h264.SPS, h264.PPS))
     return tuple(n for n in nals if h265.nal_type(n) in h265.PARAMETER_SET_TYPES)
@@ -118,13 +122,13 @@ def test_x265_open_gop_has_leading_pictures_and_continues_the_poc() -> None:
 def test_x265_rasl_pictures_after_a_starting_cra_are_skipped() -> None:
     packets = encode("libx265", "bf4")
     start = next(i for i, p in enumerate(packets) if i and p[3])
-    assert h265.nal_type(h264.split_annexb(packets[start][0])[-1]) == h265.CRA_NUT
+    assert h265.nal_type(packets[start][0][-1]) == h265.CRA_NUT
     decoder = H265PocDecoder()
     pictures = [decoder.decode(data) for data, _, _, _ in packets[start:]]
     assert pictures[0].reset
     skipped = [i for i, p in enumerate(pictures) if p.skipped]
     assert skipped and all(pictures[i].poc < pictures[0].poc for i in skipped)
-    kinds = [h265.nal_type(h264.split_annexb(packets[start + i][0])[0]) for i in skipped]
+    kinds = [h265.nal_type(packets[start + i][0][0]) for i in skipped]
     assert set(kinds) <= {8, 9}
 
 
@@ -218,7 +222,8 @@ def build_pps(bottom_field_pic_order: bool = False) -> bytes:
 def build_slice(
     idr: bool, ref: bool, frame_num: int, *, lsb: int | None = None, delta: tuple[int, ...] = (),
     field: bool | None = None, bottom: bool = False, slice_type: int = 5,
-) -> bytes:
+) -> tuple[bytes]:
+    """An access unit of one slice NAL unit (a 1-tuple, so that fields' slices add up)."""
     w = BitWriter()
     ue(w, 0)  # first_mb_in_slice
     ue(w, slice_type)
@@ -236,7 +241,7 @@ def build_slice(
         se(w, d)
     w.u(16, 0xABCD)  # the rest of the slice
     header = (0x60 if ref else 0) | (5 if idr else 1)
-    return b"\x00\x00\x00\x01" + bytes([header]) + rbsp(w)
+    return (bytes([header]) + rbsp(w),)
 
 
 def test_poc_type_1_follows_the_offset_cycle_through_frame_num_wraps() -> None:
@@ -299,9 +304,9 @@ def test_slice_naming_an_unknown_pps_or_missing_slice_is_refused() -> None:
     with pytest.raises(RemoteProtocolError, match="unknown PPS"):
         decoder.decode(build_slice(True, True, 0, delta=(0,)))
     with pytest.raises(RemoteProtocolError, match="no slice"):
-        decoder.decode(b"\x00\x00\x00\x01" + build_sps(0))
+        decoder.decode((build_sps(0),))
     decoder.add_parameter_set(build_sps(0))  # in band from now on
-    decoder.decode(b"\x00\x00\x00\x01" + build_pps() + build_slice(True, True, 0, lsb=0))
+    decoder.decode((build_pps(), *build_slice(True, True, 0, lsb=0)))
 
 
 # --- fuzz ---------------------------------------------------------------------------------
@@ -356,6 +361,6 @@ def test_fuzz_decoders_with_garbage_access_units(units: list[bytes], codec: str)
     decoder.decode(packets[0][0])
     for unit in units:
         try:
-            decoder.decode(b"\x00\x00\x01" + unit)
+            decoder.decode((unit,))
         except RemoteProtocolError:
             pass

@@ -64,8 +64,8 @@ def test_any_bytes_give_an_answer(data: bytes, header_size: int) -> None:
 
 def test_x264_intra_refresh_seis() -> None:
     _, packets = video_packets(2.0, intra_refresh=True)
-    for _, _, key, data in packets[1:]:
-        seis = [n for n in h264.split_annexb(data) if h264.nal_type(n) == h264.SEI]
+    for _, _, key, nals in packets[1:]:
+        seis = [n for n in nals if h264.nal_type(n) == h264.SEI]
         assert any(h264.has_recovery_point(n) for n in seis) is key
 
 
@@ -76,9 +76,9 @@ def test_stream_without_idr_gets_keyframes_and_segments_at_recovery_points() -> 
     packetizer = H264Packetizer(96, 0x1234)
     depacketizer = H264Depacketizer(track)
     frames: list[Frame] = []
-    for pts, _, _, data in packets[1:]:  # the IDR is gone
-        assert h264.IDR not in {h264.nal_type(n) for n in h264.split_annexb(data)}
-        for packet in packetizer.packetize(data, pts):
+    for pts, _, _, nals in packets[1:]:  # the IDR is gone
+        assert h264.IDR not in {h264.nal_type(n) for n in nals}
+        for packet in packetizer.packetize(nals, pts):
             frames += depacketizer.push(packet)
     # nothing before the first recovery point; a keyframe at each one (every second)
     assert frames[0].pts == FPS * 3600

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relay.bus import Stream
+from relay.codecs.h264 import split_annexb
 from relay.drivers.thumbnails import (
     ThumbnailError,
     encode_thumbnail,
@@ -20,13 +21,13 @@ from relay.drivers.thumbnails import (
     save_thumbnail,
 )
 from relay.files import DiskErrors
-from relay.media import Codec, Frame, Track
+from relay.media import Codec, Frame, NalUnits, Track
 
 WIDTH, HEIGHT = 640, 360
 
 
-def encode(codec: str, shades: list[int], keyint: int = 1000) -> list[tuple[bool, bytes]]:
-    """One picture per shade (a flat grey), encoded; (key, Annex B) per packet."""
+def encode(codec: str, shades: list[int], keyint: int = 1000) -> list[tuple[bool, NalUnits]]:
+    """One picture per shade (a flat grey), encoded; (key, NAL units) per packet."""
     ctx = av.CodecContext.create(codec, "w")
     ctx.width, ctx.height, ctx.pix_fmt = WIDTH, HEIGHT, "yuv420p"
     ctx.time_base = Fraction(1, 25)
@@ -43,10 +44,10 @@ def encode(codec: str, shades: list[int], keyint: int = 1000) -> list[tuple[bool
                 plane.update(bytes([shade if p == 0 else 128]) * plane.buffer_size)
             frame.pts = i
         packets += ctx.encode(frame)
-    return [(p.is_keyframe, bytes(p)) for p in packets]
+    return [(p.is_keyframe, tuple(map(bytes, split_annexb(bytes(p))))) for p in packets]
 
 
-def video_frame(key: bool, data: bytes, codec: Codec = Codec.H264, pts: int = 0) -> Frame:
+def video_frame(key: bool, data: NalUnits, codec: Codec = Codec.H264, pts: int = 0) -> Frame:
     return Frame(Track(0, codec, 90000, width=WIDTH, height=HEIGHT), pts, pts, key, data)
 
 
@@ -87,7 +88,7 @@ def test_not_video_or_not_decodable() -> None:
     with pytest.raises(ThumbnailError, match="no video decoder"):
         encode_thumbnail(aac)
     with pytest.raises(ThumbnailError):
-        encode_thumbnail(video_frame(True, b""))
+        encode_thumbnail(video_frame(True, ()))
     delta = encode("libx264", [10, 20])[1][1]  # a P frame alone has no picture to show
     with pytest.raises(ThumbnailError):
         encode_thumbnail(video_frame(True, delta))
@@ -97,7 +98,7 @@ def test_not_video_or_not_decodable() -> None:
 @given(st.binary(max_size=2000), st.sampled_from([Codec.H264, Codec.H265]))
 def test_garbage_raises_only_thumbnail_error(data: bytes, codec: Codec) -> None:
     try:
-        jpeg = encode_thumbnail(video_frame(True, b"\x00\x00\x00\x01" + data, codec))
+        jpeg = encode_thumbnail(video_frame(True, (data,), codec))
     except ThumbnailError:
         return
     assert jpeg[:2] == b"\xff\xd8"
@@ -146,7 +147,7 @@ async def test_run_thumbnails_survives_a_bad_keyframe(tmp_path: Path) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run_thumbnails, stream, out, 0.1)
             await trio.sleep(0.05)
-            stream.publish(video_frame(True, b"\x00\x00\x00\x01\x65garbage"))
+            stream.publish(video_frame(True, (b"\x65garbage",)))
             await trio.sleep(0.3)
             assert not out.exists()
             stream.publish(video_frame(True, good, pts=3600))

@@ -7,22 +7,24 @@ from fractions import Fraction
 
 import av
 
-from relay.media import Codec, Frame, Track
+from relay.codecs.h264 import split_annexb
+from relay.media import Codec, Frame, NalUnits, Track
 
 WIDTH, HEIGHT, FPS = 640, 360, 25
 SAMPLE_RATE = 48000
 AAC_FRAME = 1024
 
 
-def _nal_units(annexb: bytes) -> list[bytes]:
-    return [n.lstrip(b"\x00") for n in annexb.split(b"\x00\x00\x01") if n.strip(b"\x00")]
+def _nal_units(annexb: bytes) -> NalUnits:
+    """An encoder's Annex B access unit as the relay carries it (``Frame.data``)."""
+    return tuple(map(bytes, split_annexb(annexb)))
 
 
 @functools.lru_cache(maxsize=8)
 def video_packets(seconds: float, keyint: int = FPS, bframes: int = 0, shade: int = 0,
                   intra_refresh: bool = False
-                  ) -> tuple[Track, tuple[tuple[int, int, bool, bytes], ...]]:
-    """Encode ``seconds`` of changing pictures; returns the Track and (pts, dts, key, data).
+                  ) -> tuple[Track, tuple[tuple[int, int, bool, NalUnits], ...]]:
+    """Encode ``seconds`` of changing pictures; returns the Track and (pts, dts, key, NAL units).
 
     With ``intra_refresh``, x264 sends one IDR, then a recovery point SEI every ``keyint``
     pictures (FFmpeg flags those pictures as keyframes).
@@ -46,9 +48,9 @@ def video_packets(seconds: float, keyint: int = FPS, bframes: int = 0, shade: in
             frame.time_base = Fraction(1, FPS)
         packets += ctx.encode(frame)
     step = 90000 // FPS
-    out = tuple((p.pts * step, p.dts * step, p.is_keyframe, bytes(p)) for p in packets)
+    out = tuple((p.pts * step, p.dts * step, p.is_keyframe, _nal_units(bytes(p))) for p in packets)
     sps = pps = b""
-    for nal in _nal_units(out[0][3]):
+    for nal in out[0][3]:
         if nal[0] & 0x1F == 7:
             sps = nal
         elif nal[0] & 0x1F == 8:

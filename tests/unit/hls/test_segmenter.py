@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from relay.codecs import h264
 from relay.hls.segmenter import (
     MAX_SEGMENT_BYTES,
     TS_OFFSET_SECONDS,
@@ -221,7 +222,7 @@ def test_safe_target_duration() -> None:
     assert safe_target_duration(2.5, 0.5) == 3
 
 
-AUD = b"\x00\x00\x00\x01\x09\xf0"
+AUD = (b"\x09\xf0",)
 VIDEO = Track(0, Codec.H264, 90000, width=16, height=16)
 
 
@@ -285,8 +286,23 @@ def test_mux_speed_per_packet() -> None:
     assert per_packet < 200e-6
 
 
+def test_mux_ts_joins_the_nal_units_once_as_annex_b() -> None:
+    """A video Frame's NAL units reach the TS as Annex B, each unit whole and in order (the
+    muxer may put an access unit delimiter first, as FFmpeg's does)."""
+    frames = av_frames(1.0, audio=False)
+    assert all(isinstance(f.data, tuple) for f in frames)
+    data = mux_ts(frames, {0: frames[0].track}, StreamTemplates())
+    with av.open(io.BytesIO(data), format="mpegts") as container:
+        packets = [bytes(p) for p in container.demux(video=0) if p.size]
+    assert len(packets) == len(frames)
+    for packet, frame in zip(packets, frames):
+        nals = [bytes(n) for n in h264.split_annexb(packet) if h264.nal_type(n) != h264.AUD]
+        assert nals == [n for n in frame.data if h264.nal_type(n) != h264.AUD]
+
+
 def test_segment_ffmpeg_refuses_is_dropped_not_raised() -> None:
-    """H.264 without start codes is refused by FFmpeg's mpegts muxer: counted, flagged."""
+    """A video payload that is not NAL units (bytes: H.264 without start codes) is refused by
+    FFmpeg's mpegts muxer: counted, flagged."""
     segmenter = Segmenter(1.0)
     segmenter.push(Frame(VIDEO, 0, 0, True, b"\x65\x88\x84\x00"))
     assert segmenter.flush() == []
@@ -358,12 +374,12 @@ def test_gop_longer_than_target_duration_is_cut_without_keyframe() -> None:
 
 def test_segmenter_bytes_bounded_without_keyframes() -> None:
     """4 MiB frames and no keyframe after the first: cut at MAX_SEGMENT_BYTES, not at 10 s."""
-    big = AUD + b"\x00\x00\x00\x01\x0c" + b"\xff" * (4 * 1024 * 1024)  # filler NAL unit
+    big = (*AUD, b"\x0c" + b"\xff" * (4 * 1024 * 1024))  # filler NAL unit
     segmenter = Segmenter(10.0)
     out: list[Segment] = []
     for n in range(40):
         out += segmenter.push(Frame(VIDEO, n * FRAME_TICKS, n * FRAME_TICKS, n == 0, big))
-    per_segment = MAX_SEGMENT_BYTES // len(big)
+    per_segment = MAX_SEGMENT_BYTES // sum(map(len, big))
     assert [s.frames for s in out] == [per_segment, per_segment]
     assert segmenter.cuts_for_size == 2
     assert all(len(s.data) < 1.1 * MAX_SEGMENT_BYTES for s in out)

@@ -61,7 +61,8 @@ def encode(seconds: float) -> tuple[tuple[Tag, ...], bytes, bytes]:
     shift = -min(p.dts for p in packets) * ms  # B-frames start DTS below zero
     tags = [Tag(flv.TAG_VIDEO, 0, flv.avc_sequence_header(sps, pps))]
     for p in packets:
-        body = flv.avc_nalus(bytes(p), p.is_keyframe, (p.pts - p.dts) * ms)
+        nals = tuple(map(bytes, split_annexb(bytes(p))))  # the encoder's Annex B, split once
+        body = flv.avc_nalus(nals, p.is_keyframe, (p.pts - p.dts) * ms)
         tags.append(Tag(flv.TAG_VIDEO, p.dts * ms + shift, body))
 
     audio = av.CodecContext.create("aac", "w")

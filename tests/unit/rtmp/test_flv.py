@@ -5,6 +5,8 @@ from pathlib import Path
 
 import av
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relay.errors import LocalProtocolError
 from relay.rtmp import amf0, flv
@@ -12,7 +14,6 @@ from tests.unit.rtmp.encoded import CHANNELS, HEIGHT, SAMPLE_RATE, WIDTH, encode
 
 SPS = bytes.fromhex("6764001eacd940a02ff961000003000100000300320f162d96")
 PPS = bytes.fromhex("68ef8fcb")
-SC = b"\x00\x00\x00\x01"
 
 
 def test_avc_tags() -> None:
@@ -20,14 +21,36 @@ def test_avc_tags() -> None:
     assert head[:5] == b"\x17\x00\x00\x00\x00"
     assert head[5:11] == bytes([1, 0x64, 0x00, 0x1E, 0xFF, 0xE1])
     assert head[11:13] == len(SPS).to_bytes(2, "big") and head[13:13 + len(SPS)] == SPS
-    frame = SC + b"\x09\xf0" + SC + SPS + b"\x00\x00\x01" + PPS + SC + b"\x06sei" + SC + b"\x65idr"
+    frame = (b"\x09\xf0", SPS, PPS, b"\x06sei", b"\x65idr")
     body = flv.avc_nalus(frame, True, 80)
     # AUD and parameter sets dropped; SEI and the slice kept with 4-byte lengths.
     assert body == b"\x17\x01\x00\x00\x50" + b"\x00\x00\x00\x04\x06sei\x00\x00\x00\x04\x65idr"
-    assert flv.avc_nalus(SC + b"\x41p", False, -40)[:5] == b"\x27\x01\xff\xff\xd8"
+    assert flv.avc_nalus((b"\x41p",), False, -40)[:5] == b"\x27\x01\xff\xff\xd8"
     assert flv.avc_end_of_sequence() == b"\x17\x02\x00\x00\x00"
     with pytest.raises(LocalProtocolError):
-        flv.avc_nalus(SC + b"\x41p", False, 1 << 23)
+        flv.avc_nalus((b"\x41p",), False, 1 << 23)
+
+
+@given(st.lists(st.tuples(st.integers(0, 31), st.binary(max_size=40)), max_size=8),
+       st.booleans())
+def test_coded_frames_are_the_nal_units_length_prefixed(units: list[tuple[int, bytes]],
+                                                        hevc: bool) -> None:
+    """Each NAL unit of the tuple behind a 4-byte length, in order, once; parameter sets,
+    AUDs and filler left to the sequence header."""
+    if hevc:
+        nals = tuple(bytes((kind << 1, 1)) + body for kind, body in units)
+        body = flv.hevc_coded_frames(nals, False, 0)[5:]  # ExVideoTagHeader + FourCC
+        kept = [n for n in nals if (n[0] >> 1) not in (32, 33, 34, 35, 38)]
+    else:
+        nals = tuple(bytes((0x60 | kind,)) + body for kind, body in units)
+        body = flv.avc_nalus(nals, False, 0)[5:]  # flags, AVCPacketType, composition time
+        kept = [n for n in nals if n[0] & 0x1F not in (7, 8, 9, 12)]
+    got, offset = [], 0
+    while offset < len(body):
+        size = int.from_bytes(body[offset : offset + 4], "big")
+        got.append(body[offset + 4 : offset + 4 + size])
+        offset += 4 + size
+    assert got == kept and offset == len(body)
 
 
 def test_aac_tags() -> None:
@@ -39,9 +62,9 @@ def test_aac_tags() -> None:
 
 def test_hevc_enhanced_tags() -> None:
     assert flv.hevc_sequence_start(b"HVCC") == b"\x90hvc1HVCC"
-    frame = SC + b"\x46\x01\x50" + SC + b"\x40\x01vps" + SC + b"\x26\x01idr"  # AUD, VPS, IDR_W_RADL
+    frame = (b"\x46\x01\x50", b"\x40\x01vps", b"\x26\x01idr")  # AUD, VPS, IDR_W_RADL
     assert flv.hevc_coded_frames(frame, True, 0) == b"\x93hvc1\x00\x00\x00\x05\x26\x01idr"
-    assert flv.hevc_coded_frames(SC + b"\x02\x01b", False, 40) == (
+    assert flv.hevc_coded_frames((b"\x02\x01b",), False, 40) == (
         b"\xa1hvc1\x00\x00\x28\x00\x00\x00\x03\x02\x01b"
     )
     assert flv.hevc_sequence_end() == b"\x92hvc1"

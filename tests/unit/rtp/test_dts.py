@@ -64,7 +64,7 @@ def mux_and_decode(codec: str, packets: list[Packet]) -> tuple[int, list[str]]:
             stream = out.add_stream("h264" if codec == "libx264" else "hevc")
             stream.width, stream.height, stream.time_base = 160, 96, TB
             for data, pts, dts, key in packets:
-                packet = av.Packet(data)
+                packet = av.Packet(h264.to_annexb(data))
                 packet.pts, packet.dts, packet.time_base = pts, dts, TB
                 packet.stream, packet.is_keyframe = stream, key
                 out.mux(packet)
@@ -185,7 +185,8 @@ def test_undeclared_h264_learns_the_depth_from_the_poc(case: str) -> None:
     original = encode("libx264", case)
     sps = parameter_sets("libx264", original[0][0])[0]
     bare = without_restriction(sps)
-    packets = [(d.replace(sps, bare), pts, dts, key) for d, pts, dts, key in original]
+    packets = [(tuple(bare if n == sps else n for n in d), pts, dts, key)
+               for d, pts, dts, key in original]
     dts, extractor = extract_all("libx264", packets)
     assert None not in dts
     assert_valid(packets, dts)
@@ -239,12 +240,12 @@ def test_garbled_frames_are_refused_without_disturbing_the_rest() -> None:
     track = track_for("libx264", packets)
     extractor = DtsExtractor()
     bad = [
-        b"\x00\x00\x00\x01\x06\x05\x01\x00",  # SEI only: no slice
-        b"\x00\x00\x00\x01\x01",  # slice NAL header, no slice header
-        b"\x00\x00\x00\x01\x41\x80" + bytes(6) + b"\x01",  # exp-Golomb code too long
-        b"\x00\x00\x00\x01\x41\xcd\xff",  # names PPS 5, unknown
-        b"\x00\x00\x00\x01\x41\x8b\xff",  # slice_type 10
-        b"\x00\x00\x00\x01\x05\xff",  # IDR with nal_ref_idc 0
+        (b"\x06\x05\x01\x00",),  # SEI only: no slice
+        (b"\x01",),  # slice NAL header, no slice header
+        (b"\x41\x80" + bytes(6) + b"\x01",),  # exp-Golomb code too long
+        (b"\x41\xcd\xff",),  # names PPS 5, unknown
+        (b"\x41\x8b\xff",),  # slice_type 10
+        (b"\x05\xff",),  # IDR with nal_ref_idc 0
     ]
     got = []
     for i, (data, pts, _, key) in enumerate(packets):
@@ -291,7 +292,7 @@ def test_fuzz_any_timestamps_and_garbage_give_valid_dts_or_protocol_errors(
         pts += step
         frames = [Frame(track, pts, 0, key, data)]
         if i in inserts:
-            frames.insert(0, Frame(track, pts, 0, False, b"\x00\x00\x01" + inserts[i]))
+            frames.insert(0, Frame(track, pts, 0, False, (inserts[i],)))
         for frame in frames:
             try:
                 results.append((extractor.extract(frame), frame.pts))

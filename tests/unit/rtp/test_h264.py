@@ -248,7 +248,7 @@ CASES = [
 @pytest.mark.parametrize("name, nals, mtu, kinds", CASES, ids=[c[0] for c in CASES])
 def test_packetizer(name: str, nals: list[bytes], mtu: int, kinds: list[int]) -> None:
     packetizer = H264Packetizer(96, 0x1234, mtu=mtu, sequence=65534)
-    packets = packetizer.packetize(to_annexb(nals), 0x1_0000_0005)
+    packets = packetizer.packetize(nals, 0x1_0000_0005)
     assert [p.payload[0] & 0x1F for p in packets] == kinds
     assert [p.marker for p in packets] == [False] * (len(packets) - 1) + [True]
     assert [p.sequence for p in packets] == [(65534 + i) % 65536 for i in range(len(packets))]
@@ -265,10 +265,10 @@ def test_depacketizer_inverts_packetizer(name, nals, mtu, kinds) -> None:
     track = dataclasses.replace(TRACK, parameter_sets=(SPS, PPS), width=640, height=360)
     d = H264Depacketizer(track)
     d._have_keyframe = True  # the cases include lone P frames
-    packets = H264Packetizer(96, 1, mtu=mtu).packetize(to_annexb(nals), 3000)
+    packets = H264Packetizer(96, 1, mtu=mtu).packetize(nals, 3000)
     frames = [f for p in packets for f in d.push(p)]
     assert len(frames) == 1
-    assert frames[0].data == to_annexb(nals) and frames[0].pts == frames[0].dts == 3000
+    assert frames[0].data == tuple(nals) and frames[0].pts == frames[0].dts == 3000
     assert frames[0].key == (IDR in nals or any(n[0] & 0x1F == 5 for n in nals))
     assert d.dropped == 0
 
@@ -302,7 +302,7 @@ def test_keyframe_gets_parameter_sets_from_sdp_and_aud_is_removed() -> None:
     track = h264_track(0, 90000, {"packetization-mode": "1", "sprop-parameter-sets": h264_sprop()})
     d = H264Depacketizer(track)
     (frame,) = push_all(d, [rtp(AUD, 1), rtp(IDR, 2, marker=True)])
-    assert frame.key and frame.data == to_annexb([SPS, PPS, IDR])
+    assert frame.key and frame.data == (SPS, PPS, IDR)
     assert frame.track is track
 
 
@@ -319,7 +319,7 @@ def test_frames_before_first_keyframe_are_dropped_and_counted() -> None:
     assert d.track.parameter_sets == (SPS, PPS)
     assert (d.track.width, d.track.height) == (640, 360)
     (p,) = push_all(d, [rtp(P_SLICE, 5, 9000, True)])
-    assert not p.key and p.data == to_annexb([P_SLICE]) and p.track is d.track
+    assert not p.key and p.data == (P_SLICE,) and p.track is d.track
 
 
 def test_in_band_parameter_set_change_makes_a_new_track() -> None:
@@ -349,7 +349,7 @@ def test_fu_a_reassembly_in_several_pieces() -> None:
     pieces = fu_a(big, 7)
     packets = [rtp(p, i, marker=i == len(pieces) - 1) for i, p in enumerate(pieces)]
     (frame,) = push_all(d, packets)
-    assert frame.data == to_annexb([SPS, PPS, big])
+    assert frame.data == (SPS, PPS, big)
 
 
 def keyed() -> H264Depacketizer:
@@ -367,7 +367,7 @@ def test_gap_inside_a_fragmented_slice_keeps_it_cut_at_the_loss() -> None:
     (damaged,) = push_all(d, packets)
     # the header and the first two fragments, for the decoder to conceal the rest
     kept = len(slice_) - sum(len(p) - 2 for p in pieces[2:])
-    assert damaged.data == b"\x00\x00\x00\x01" + slice_[:kept] and not damaged.key
+    assert damaged.data == (slice_[:kept],) and not damaged.key
     assert (d.damaged, d.dropped) == (1, 0)
     (frame,) = push_all(d, [rtp(P_SLICE, 5, 6000, True)])  # starts cleanly after the loss
     assert frame.pts == 6000 and (d.damaged, d.dropped) == (1, 0)
@@ -382,7 +382,8 @@ def test_any_loss_in_a_fragmented_slice_passes_a_prefix_or_nothing(lost: set[int
     frames = push_all(d, [*packets, rtp(P_SLICE, 9, 6000, True)])
     assert frames[-1].pts == 6000
     for frame in frames[:-1]:  # the cut slice: its start, up to the first loss
-        assert slice_.startswith(frame.data[4:]) and len(frame.data) > 4
+        (cut,) = frame.data
+        assert slice_.startswith(cut) and cut
     assert len(frames) == 2 - (0 in lost)
     # a picture none of whose packets arrived is in packets_lost only: nothing was seen of it
     dropped = 0 in lost and len(lost) < len(pieces)
@@ -404,14 +405,14 @@ def test_lost_fragment_of_a_parameter_set_is_not_kept_cut() -> None:
     packets = [rtp(p, 1 + i, 3000) for i, p in enumerate(pieces)]
     del packets[1]
     (frame,) = push_all(d, [*packets, rtp(P_SLICE, 4, 3000, True)])
-    assert frame.data == b"\x00\x00\x00\x01" + P_SLICE and d.damaged == 1
+    assert frame.data == (P_SLICE,) and d.damaged == 1
 
 
 def test_loss_of_an_access_unit_start_keeps_the_slices_that_arrived() -> None:
     d = keyed()
     # seq 1 (first slice of the AU at 3000) is lost; the second slice is the decoder's to use
     (damaged,) = push_all(d, [rtp(P_SLICE_2ND, 2, 3000, True)])
-    assert damaged.data == b"\x00\x00\x00\x01" + P_SLICE_2ND
+    assert damaged.data == (P_SLICE_2ND,)
     assert (d.damaged, d.dropped) == (1, 0)
     assert len(push_all(d, [rtp(P_SLICE, 3, 6000, True)])) == 1
 
@@ -456,7 +457,7 @@ def test_parameter_sets_alone_are_kept_for_the_next_keyframe() -> None:
     d = H264Depacketizer(TRACK)
     assert push_all(d, [rtp(stap_a(SPS, PPS), 1, 0, True)]) == []  # a marker after SPS/PPS
     (frame,) = push_all(d, [rtp(IDR, 2, 0, True)])
-    assert frame.key and frame.data == to_annexb([SPS, PPS, IDR])
+    assert frame.key and frame.data == (SPS, PPS, IDR)
     assert d.dropped == 0 and d.waiting_for_keyframe == 0
 
 
@@ -470,10 +471,10 @@ def test_access_unit_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rtp_h264, "MAX_ACCESS_UNIT_SIZE", 1000)
     d = keyed()
     big = nal(1, b"\x9a" + bytes(range(200)) * 6)
-    packets = H264Packetizer(96, 1, sequence=1).packetize(to_annexb([big]), 3000)
+    packets = H264Packetizer(96, 1, sequence=1).packetize([big], 3000)
     assert push_all(d, packets) == [] and d.dropped == 1
     packets = H264Packetizer(96, 1, mtu=200, sequence=1 + len(packets)).packetize(
-        to_annexb([big]), 6000
+        [big], 6000
     )
     assert push_all(d, packets) == [] and d.dropped == 2
     assert len(push_all(d, [rtp(P_SLICE, packets[-1].sequence + 1, 9000, True)])) == 1
@@ -504,12 +505,12 @@ def nal_units(kinds: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 19
 def test_any_access_unit_survives_packetize_depacketize(nals, mtu, timestamp) -> None:
     au = [SPS, PPS, IDR, *nals]
     packetizer = H264Packetizer(96, 7, mtu=mtu, sequence=timestamp % 65536)
-    packets = packetizer.packetize(to_annexb(au), timestamp)
+    packets = packetizer.packetize(au, timestamp)
     assert all(len(bytes(p)) <= mtu for p in packets)
     d = H264Depacketizer(TRACK)
     frames = [f for p in packets for f in d.push(RtpPacket.parse(bytes(p)))]
     assert len(frames) == 1 and frames[0].key
-    assert frames[0].data == to_annexb(au) and frames[0].pts == timestamp
+    assert frames[0].data == tuple(au) and frames[0].pts == timestamp
 
 
 @settings(max_examples=20, deadline=None)
@@ -523,8 +524,8 @@ def test_a_stream_of_access_units_round_trips(aus, mtu) -> None:
     stream = [[SPS, PPS, IDR, *aus[0]]] + [[P_SLICE, *au] for au in aus[1:]]
     got = []
     for i, au in enumerate(stream):
-        got += [f for p in packetizer.packetize(to_annexb(au), i * 3000) for f in d.push(p)]
-    assert [f.data for f in got] == [to_annexb(au) for au in stream]
+        got += [f for p in packetizer.packetize(au, i * 3000) for f in d.push(p)]
+    assert [f.data for f in got] == [tuple(au) for au in stream]
     assert [f.pts for f in got] == [i * 3000 for i in range(len(stream))]
 
 
@@ -554,20 +555,21 @@ def decode(units: list[bytes]) -> list[bytes]:
 )
 def test_libx264_stream_through_rtp_decodes_identically(width, height, options) -> None:
     units = encode(width, height, 30, options)
-    sps = next(n for n in split_annexb(units[0]) if h264.nal_type(n) == h264.SPS)
+    aus = [tuple(map(bytes, split_annexb(u))) for u in units]  # the camera's Annex B, split once
+    sps = next(n for n in aus[0] if h264.nal_type(n) == h264.SPS)
     info = parse_sps(sps)
     assert (info.width, info.height) == (width, height)
     packetizer = H264Packetizer(96, 1, mtu=1200)
     d = H264Depacketizer(TRACK)
     frames = []
-    for i, unit in enumerate(units):
-        frames += [f for p in packetizer.packetize(unit, i * 3600) for f in d.push(p)]
+    for i, au in enumerate(aus):
+        frames += [f for p in packetizer.packetize(au, i * 3600) for f in d.push(p)]
     assert len(frames) == len(units) and frames[0].key
     assert sum(f.key for f in frames) == sum(
-        any(h264.nal_type(n) == h264.IDR for n in split_annexb(u)) for u in units
+        any(h264.nal_type(n) == h264.IDR for n in au) for au in aus
     )
     assert (d.track.width, d.track.height) == (width, height)
-    assert decode([f.data for f in frames]) == decode(units)
+    assert decode([to_annexb(f.data) for f in frames]) == decode(units)
     assert len(decode(units)) == 30
 
 

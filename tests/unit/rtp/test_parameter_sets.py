@@ -32,7 +32,7 @@ def test_h264_pps_over_what_avcc_carries_is_dropped_with_its_access_unit() -> No
         (P_SLICE,),
         (SPS_360P_HIGH, pps(MAX_PARAMETER_SET_SIZE), IDR),  # the largest avcC carries
     ]):
-        for packet in pay.packetize(b"".join(b"\0\0\0\1" + n for n in nals), 3000 * i):
+        for packet in pay.packetize(nals, 3000 * i):
             frames += dep.push(packet)
     assert dep.oversized_parameter_sets == 1
     assert [(f.pts, f.key) for f in frames] == [(0, True), (6000, False), (9000, True)]
@@ -48,7 +48,7 @@ def test_h265_parameter_sets_are_held_to_what_hvcc_is_built_from() -> None:
     vps, sps, _ = PARAMS_360
     big_pps = nal(h265.PPS, b"\xc1" + b"\x5a" * h265.MAX_PARAMETER_SET_SIZE)
     frames = []
-    for packet in pay.packetize(h265.to_annexb((vps, sps, big_pps, HEVC_IDR)), 0):
+    for packet in pay.packetize((vps, sps, big_pps, HEVC_IDR), 0):
         frames += dep.push(packet)
     assert frames == [] and dep.oversized_parameter_sets == 1
     assert dep.track.parameter_sets == PARAMS_360
