@@ -229,6 +229,8 @@ class _Session:
         except BaseExceptionGroup as group:
             raise first_error(group) from None
         finally:
+            if self.ingest is not None:
+                self._update_counters(self.ingest)
             for track in self.tracks:
                 for sock in track.sockets:
                     sock.close()
@@ -399,7 +401,6 @@ class _Session:
                 data, address = await sock.recvfrom(RECEIVE_SIZE)
                 if address[0] == server_ip:
                     self._publish(ingest.receive_rtp(index, data, trio.current_time()))
-                    self._update_counters(ingest)
                 continue
             self._publish(ingest.release_due(index, trio.current_time()))
 
@@ -464,7 +465,8 @@ class _Session:
                     f"the last {AUTO_TCP_SECONDS:.0f} s (more than {AUTO_TCP_LOSS:.0%})")
 
     def _update_counters(self, ingest: SourceIngest) -> None:
-        """Fold what the ingest counted since the last call into the status."""
+        """Fold what the ingest counted since the last call into the status: after each TCP
+        read, each second (the watchdog) and at the end of the session."""
         counts = (ingest.packets_received, ingest.packets_garbled + ingest.payloads_bad,
                   ingest.packets_lost, ingest.frames_dropped, ingest.frames_damaged)
         if counts == self.reported:
