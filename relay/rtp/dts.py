@@ -119,12 +119,14 @@ class DtsExtractor:
         self._gcd = 0
         self._count = 0
 
-    def extract(self, frame: Frame) -> int:
+    def extract(self, frame: Frame, pts: int | None = None) -> int:
         """The DTS of ``frame``, in the units of ``frame.pts``.
 
         Args:
             frame: the next access unit in decoding order (its NAL units), ``pts`` on a 64-bit
                 timeline, ``track`` an H.264 or H.265 track whose parameter sets are known.
+            pts: the presentation time to use instead of ``frame.pts`` (the ingest's timeline
+                position, so it builds no Frame just to ask).
 
         Returns:
             A DTS greater than every DTS returned before and at most ``frame.pts``; equal to
@@ -134,6 +136,8 @@ class DtsExtractor:
             RemoteProtocolError: the frame cannot be given a DTS (see the module docstring);
                 drop it.
         """
+        if pts is None:
+            pts = frame.pts
         try:
             if frame.track is not self._track:
                 self._set_track(frame)
@@ -144,8 +148,8 @@ class DtsExtractor:
                 if frame.key:
                     self._in_band(nals)
                 if self._fast and not self._heap:
-                    return self._fast_dts(frame.pts)
-            return self._reordered(frame, nals)
+                    return self._fast_dts(pts)
+            return self._reordered(frame, nals, pts)
         except RemoteProtocolError:
             self.refused += 1
             raise
@@ -208,9 +212,8 @@ class DtsExtractor:
         self._last = pts
         return pts
 
-    def _reordered(self, frame: Frame, nals: NalUnits) -> int:
+    def _reordered(self, frame: Frame, nals: NalUnits, pts: int) -> int:
         assert self._poc is not None
-        pts = frame.pts
         picture = self._poc.decode(nals)
         self._update_declared()
         if picture.skipped:
