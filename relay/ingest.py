@@ -53,7 +53,8 @@ class SourceIngest:
     Args:
         depacketizers: one per track, in track order (``track.index`` is the position).
         timeline: the stream's timeline, kept across sessions so decode times keep rising.
-        audio: the stream's audio policy; its ``tracks`` are computed here (``tracks``).
+        audio: the stream's audio policy; its tracks for this session are computed here
+            (``output_tracks``).
         epoch: the ``now`` the timeline counts from (the stream's start).
         reorder: put packets back in sequence order first (RTP over UDP).
         ssrcs: the SSRC of each track from SETUP (0 when not given), for receiver reports.
@@ -65,7 +66,8 @@ class SourceIngest:
         output_tracks: the tracks the stream carries (after the audio policy).
         last_media: ``now`` of the last RTP packet that parsed, None before the first.
         packets_received: RTP packets that parsed.
-        packets_garbled: RTP packets that did not parse (their payload's are in ``bad``).
+        packets_garbled: RTP packets that did not parse (payloads a depacketizer refused
+            are in ``payloads_bad``).
         frames_refused: frames no decode time could be given (garbled slice headers...).
     """
 
