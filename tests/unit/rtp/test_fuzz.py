@@ -17,6 +17,7 @@ from relay.rtp.h264 import H264Depacketizer
 from relay.rtp.packet import RtpPacket
 from relay.rtp.registry import make_depacketizer
 from relay.rtp.rtcp import parse_compound
+from tests.unit.rtp.sequenced import push_sequenced
 
 from ..memory import memory_bounded
 from .h264_samples import PPS_360P_HIGH, SPS_360P_HIGH
@@ -144,7 +145,7 @@ packets = st.builds(
 def test_h264_depacketizer(stream: list[RtpPacket]) -> None:
     d = H264Depacketizer(dataclasses.replace(H264_TRACK))
     for packet in stream:
-        for frame in d.push(packet):
+        for frame in push_sequenced(d, [packet]):
             assert isinstance(frame.data, tuple) and all(type(n) is bytes and n for n in frame.data)
             assert frame.track is d.track
 
@@ -183,7 +184,7 @@ aac_payloads = st.one_of(
 def test_aac_depacketizer(stream, fmtp) -> None:
     d = AacDepacketizer(AAC_TRACK, fmtp)
     for marker, seq, ts, payload in stream:
-        for frame in d.push(RtpPacket(marker, 97, seq, ts, 1, payload)):
+        for frame in push_sequenced(d, [RtpPacket(marker, 97, seq, ts, 1, payload)]):
             assert frame.key and len(frame.data) <= 65536
 
 

@@ -111,7 +111,9 @@ def test_round_trip_through_the_wire(
 def test_fuzz_depacketizer(datagram: bytes, channels: int) -> None:
     dep = G711Depacketizer(g711_track(0, Codec.PCMA, 8000, channels))
     try:
-        frames = dep.push(RtpPacket.parse(bytes.fromhex("8008000100000000") + datagram))
+        packet = RtpPacket.parse(bytes.fromhex("8008000100000000") + datagram)
     except RemoteProtocolError:
         return
+    frames = dep.push(packet)  # never raises: a bad payload is counted in .bad
     assert all(len(f.data) % channels == 0 and f.data for f in frames)
+    assert len(frames) + dep.bad + dep.dropped == 1
