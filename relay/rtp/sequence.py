@@ -20,22 +20,24 @@ class SequenceCheck:
         late: packets refused as stale (duplicates and stragglers).
     """
 
-    __slots__ = ("_expected", "late")
+    __slots__ = ("expected", "late")
 
     def __init__(self) -> None:
-        self._expected: int | None = None
+        self.expected: int | None = None
+        """The next sequence number in order; the per-packet caller may test it inline and
+        advance it itself, calling ``lost_before`` only when it differs."""
         self.late = 0
 
     def lost_before(self, sequence: int) -> int:
         """Packets lost between the previous packet and this one (0 for the first packet);
         -1 for a stale packet, which the caller drops."""
-        expected = self._expected
-        self._expected = (sequence + 1) % SEQ_MOD
+        expected = self.expected
+        self.expected = (sequence + 1) % SEQ_MOD
         if expected is None or sequence == expected:
             return 0
         lost = (sequence - expected) % SEQ_MOD
         if SEQ_MOD - lost <= STALE_WINDOW:
-            self._expected = expected
+            self.expected = expected
             self.late += 1
             return -1
         return lost
