@@ -6,8 +6,10 @@ relay speaks in these two types.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 NalUnits = tuple[bytes, ...]
 """A video access unit: its NAL units without start codes, in decoding order."""
@@ -67,7 +69,7 @@ class Track:
         return self.codec.kind
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Frame:
     """One access unit, immutable: the bus hands the same Frame to every subscriber.
 
@@ -95,8 +97,32 @@ class Frame:
     data: bytes | NalUnits
     discontinuity: bool = False
 
+    def __init__(self, track: Track, pts: int, dts: int, key: bool, data: bytes | NalUnits,
+                 discontinuity: bool = False) -> None:
+        # through the slot descriptors: the generated frozen __init__ pays one
+        # object.__setattr__ per field, and every frame is built twice on the hot path
+        _set_track(self, track)
+        _set_pts(self, pts)
+        _set_dts(self, dts)
+        _set_key(self, key)
+        _set_data(self, data)
+        _set_discontinuity(self, discontinuity)
+
     @property
     def size(self) -> int:
         """Payload bytes (what byte bounds such as the GOP cache and segment size count)."""
         data = self.data
         return len(data) if isinstance(data, bytes) else sum(map(len, data))
+
+
+def _slot_setter(name: str) -> Callable[[Frame, Any], None]:
+    setter: Callable[[Frame, Any], None] = vars(Frame)[name].__set__
+    return setter
+
+
+_set_track = _slot_setter("track")
+_set_pts = _slot_setter("pts")
+_set_dts = _slot_setter("dts")
+_set_key = _slot_setter("key")
+_set_data = _slot_setter("data")
+_set_discontinuity = _slot_setter("discontinuity")
