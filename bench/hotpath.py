@@ -81,7 +81,7 @@ def replay(data: bytes, media_seconds: float) -> tuple[dict[str, float], int]:
     from relay.bus import Stream
     from relay.hls.segmenter import Segmenter
     from relay.ingest import SourceIngest
-    from relay.media import Codec, Kind
+    from relay.media import Codec
     from relay.rtmp import flv
     from relay.rtmp.publish import RtmpPublisher, State
     from relay.rtmp.url import RtmpUrl
@@ -128,13 +128,14 @@ def replay(data: bytes, media_seconds: float) -> tuple[dict[str, float], int]:
             except Exception:
                 break
             ms = frame.dts * 1000 // frame.track.clock_rate
-            if frame.track.kind is Kind.VIDEO:
+            payload = frame.data
+            if isinstance(payload, tuple):  # video: its NAL units
                 if not sent_config and len(frame.track.parameter_sets) == 2:
                     publisher.send_video(flv.avc_sequence_header(*frame.track.parameter_sets), ms)
                     sent_config = True
-                publisher.send_video(flv.avc_nalus(frame.data, frame.key, 0), ms)
+                publisher.send_video(flv.avc_nalus(payload, frame.key, 0), ms)
             elif frame.track.codec is Codec.AAC:
-                publisher.send_audio(flv.aac_raw(frame.data), ms)
+                publisher.send_audio(flv.aac_raw(payload), ms)
             publisher.data_to_send()
         c2 = time.process_time()
         while True:
