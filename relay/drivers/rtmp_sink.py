@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -43,6 +44,9 @@ QUEUE_FRAMES = 300
 """About 5 s of 25 fps video plus audio; a destination further behind drops to a keyframe."""
 KEYFRAME_CHECK_EVERY = 50
 
+Opener = Callable[..., Awaitable[trio.abc.Stream]]
+"""``open_stream``'s shape: (host, port, *, tls) to a connected stream; tests pass a memory one."""
+
 
 @dataclass(slots=True)
 class RtmpStats:
@@ -63,6 +67,7 @@ async def run_rtmp_sink(
     url: RtmpUrl,
     stats: RtmpStats,
     *,
+    opener: Opener = open_stream,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Publish ``stream`` to ``url`` over one connection, until the stream closes.
@@ -78,7 +83,7 @@ async def run_rtmp_sink(
                 await first.receive()
             except trio.EndOfChannel:
                 return
-    await _Publish(stream, url, stats, task_status).run()
+    await _Publish(stream, url, stats, task_status).run(opener)
 
 
 class _Publish:
@@ -104,9 +109,9 @@ class _Publish:
         self.rules = rules_for(url.host)
         self.connect_warnings: list[str] = []
 
-    async def run(self) -> None:
+    async def run(self, opener: Opener) -> None:
         with trio.move_on_after(CONNECT_TIMEOUT) as scope:
-            sock = await open_stream(self.url.host, self.url.port, tls=self.url.scheme == "rtmps")
+            sock = await opener(self.url.host, self.url.port, tls=self.url.scheme == "rtmps")
         if scope.cancelled_caught:
             raise RelayError(f"no answer from {self.url.host}:{self.url.port} within "
                              f"{CONNECT_TIMEOUT:.0f} s")
@@ -127,6 +132,7 @@ class _Publish:
                 log.info("stream=%s rtmp=%s publishing", self.stream.name, self.url.redacted)
                 self._preflight()
                 await self._send_frames()
+                nursery.cancel_scope.cancel()  # the stream ended: stop reading, hang up
         except BaseExceptionGroup as group:
             raise first_error(group) from None
 
