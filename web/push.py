@@ -11,10 +11,11 @@ inode means a new playlist) and on each change makes the origin match the folder
 3. segments it pushed earlier whose local file the relay has since deleted (their availability
    period, 6.2.2, is over) are DELETEd.
 
-Each pass is idempotent: after a failure the pusher waits (exponential backoff with jitter, up
-to 30 s) and then syncs to whatever the folder holds by then, so a slow or dead origin never
-blocks local serving and never queues work without bound. Credentials in the URL go into an
-Authorization header; only the redacted URL (no userinfo, no query) is ever logged or shown.
+Each pass is idempotent: after a failure ``web.supervise`` waits (exponential backoff with
+jitter, 1 s up to 30 s) and then the pusher syncs to whatever the folder holds by then, so a
+slow or dead origin never blocks local serving and never queues work without bound.
+Credentials in the URL go into an Authorization header; only the redacted URL (no userinfo, no
+query) is ever logged or shown.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import base64
 import contextlib
 import logging
 import os
-import random
 import re
 import time
 from collections.abc import Callable
@@ -36,13 +36,12 @@ import aiohttp
 from yarl import URL
 
 from relay.status_schema import Snapshot
+from web.supervise import supervise
 
 log = logging.getLogger("web.push")
 
 POLL_SECONDS = 0.1
 MANAGER_SECONDS = 1.0
-BACKOFF_INITIAL = 0.5
-BACKOFF_MAX = 30.0
 TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10)
 PLAYLIST = "index.m3u8"
 SEGMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.ts")
@@ -55,8 +54,9 @@ connection is closed, so an origin that answers with a gigabyte costs nothing he
 CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t"}
 
 
-class PushError(Exception):
-    """One failed request to the origin, described without credentials."""
+class PushError(aiohttp.ClientError):
+    """One failed request to the origin, described without credentials (an expected error to
+    ``supervise``, like the client errors it replaces)."""
 
 
 def redact(url: str) -> str:
@@ -260,27 +260,18 @@ class HlsPusher:
         return True
 
     async def run(self) -> None:
-        """Sync on every playlist change, retrying failures with backoff, until cancelled."""
-        delay = BACKOFF_INITIAL
+        """Sync on every playlist change until cancelled, restarted by ``supervise`` on failure."""
         log.info("stream=%s hls push to %s", self.name, self.stats.url)
+        await supervise(f"stream={self.name} hls push to {self.stats.url}", self._follow,
+                        status=self.stats, scrub=self._scrub)
+
+    async def _follow(self, started: Callable[[], None]) -> None:
+        """Sync now and after every playlist change; ``started()`` once the origin matches."""
+        path = self.folder / PLAYLIST
         while True:
-            try:
-                await self.sync()
-            except PushError as exc:
-                self.stats.failures += 1
-                if self.stats.state != "retrying" or exc.args[0] != self.stats.last_error:
-                    log.warning("stream=%s hls push to %s failed: %s; retrying in %.1f s",
-                                self.name, self.stats.url, exc, delay)
-                self.stats.state, self.stats.last_error = "retrying", str(exc)
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, BACKOFF_MAX)
-                continue
-            if self.stats.state == "retrying":
-                log.info("stream=%s hls push to %s works again", self.name, self.stats.url)
+            await self.sync()
             if self._synced is not None:
-                self.stats.state, self.stats.last_error = "ok", None
-            delay = BACKOFF_INITIAL
-            path = self.folder / PLAYLIST
+                started()
             while _stat_key(path) in (self._synced, None):
                 await asyncio.sleep(POLL_SECONDS)
 
@@ -310,10 +301,7 @@ class PushManager:
         assert self._session is not None
         wanted = self.wanted()
         for name, (url, task) in list(self._tasks.items()):
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                log.error("stream=%s hls push stopped: %s; restarting", name,
-                          type(task.exception()).__name__)
-            if wanted.get(name) != url or task.done():
+            if wanted.get(name) != url:
                 task.cancel()
                 del self._tasks[name]
         for name in list(self.stats):
