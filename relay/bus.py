@@ -127,6 +127,15 @@ class Subscription:
         """The next frame; raises ``trio.EndOfChannel`` once the stream is closed."""
         return await self._receive.receive()
 
+    def receive_nowait(self) -> Frame:
+        """The next frame already queued, for a consumer that takes a batch per wakeup.
+
+        Raises:
+            trio.WouldBlock: none is queued.
+            trio.EndOfChannel: the stream is closed and every frame taken.
+        """
+        return self._receive.receive_nowait()
+
     def __aiter__(self) -> AsyncIterator[Frame]:
         return self._receive.__aiter__()
 
