@@ -42,7 +42,9 @@ log = logging.getLogger("relay.rtmp")
 CONNECT_TIMEOUT = 10.0
 QUEUE_FRAMES = 300
 """About 5 s of 25 fps video plus audio; a destination further behind drops to a keyframe."""
-KEYFRAME_CHECK_EVERY = 50
+MAX_BATCH_BYTES = 1 << 20
+"""Chunk bytes gathered for one write: more frames queued wait for the next, so a destination
+that fell behind catches up in writes of bounded size."""
 
 Opener = Callable[..., Awaitable[trio.abc.Stream]]
 """``open_stream``'s shape: (host, port, *, tls) to a connected stream; tests pass a memory one."""
@@ -176,8 +178,15 @@ class _Publish:
         with self.stream.subscribe(QUEUE_FRAMES, name="rtmp") as sub:
             try:
                 async for frame in sub:
-                    self.stats.frames_dropped = sub.dropped
+                    # Merged write (SRS, ZLMediaKit): one wakeup takes every frame already
+                    # queued, and their chunks leave in one send_all.
                     self._frame(frame)
+                    try:
+                        while self.publisher.buffered < MAX_BATCH_BYTES:
+                            self._frame(sub.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        pass  # the batch is complete; the stream's end ends the loop
+                    self.stats.frames_dropped = sub.dropped
                     await self._flush()
             finally:
                 self.stats.frames_dropped = sub.dropped

@@ -38,6 +38,8 @@ ABORT = 2
 
 _U32 = struct.Struct(">I")
 _U32LE = struct.Struct("<I")  # the message stream id is little-endian (5.3.1.2.1)
+_HEADER_1 = struct.Struct(">BHBHB")  # 24-bit timestamp (delta), 24-bit length, type id
+_HEADER_2 = struct.Struct(">BH")  # 24-bit timestamp delta
 _COMPACT_AT = 1 << 16
 
 
@@ -60,28 +62,34 @@ class RtmpMessage:
     payload: bytes
 
 
-def _basic_header(fmt: int, csid: int) -> bytes:
+def _basic_headers(csid: int) -> tuple[bytes, bytes, bytes, bytes]:
+    """The basic header (5.3.1.1) of ``csid`` for each fmt 0..3."""
     if csid < 64:
-        return bytes([(fmt << 6) | csid])
-    if csid < 320:
-        return bytes([fmt << 6, csid - 64])
-    rest = csid - 64
-    return bytes([(fmt << 6) | 1, rest & 0xFF, rest >> 8])
+        low, tail = csid, b""
+    elif csid < 320:
+        low, tail = 0, bytes([csid - 64])
+    else:
+        low, tail = 1, (csid - 64).to_bytes(2, "little")
+    h0, h1, h2, h3 = (bytes([(fmt << 6) | low]) + tail for fmt in range(4))
+    return h0, h1, h2, h3
 
 
 class _WriteState:
-    __slots__ = ("timestamp", "delta", "length", "type_id", "stream_id")
+    __slots__ = ("basic", "timestamp", "length", "type_id", "stream_id")
 
-    def __init__(self, timestamp: int, delta: int, length: int, type_id: int, stream_id: int):
-        self.timestamp = timestamp
-        self.delta = delta
-        self.length = length
-        self.type_id = type_id
-        self.stream_id = stream_id
+    def __init__(self, basic: tuple[bytes, bytes, bytes, bytes]) -> None:
+        self.basic = basic
+        self.timestamp = 0
+        self.length = 0
+        self.type_id = 0
+        self.stream_id = -1  # none sent yet: the first message takes a type 0 header
 
 
 class ChunkWriter:
-    """Serializes messages into chunks.
+    """Serializes messages into chunks, appended to the caller's buffer.
+
+    A sender collects every message of a batch in one ``bytearray`` (``write_into``) and writes
+    it with one call: the payload is copied once, into that buffer, and nothing is joined.
 
     Args:
         chunk_size: maximum chunk payload; change it with ``set_chunk_size`` right after
@@ -104,57 +112,68 @@ class ChunkWriter:
         self.chunk_size = size
 
     def write(self, message: RtmpMessage) -> bytes:
-        """The chunks of ``message``.
+        """The chunks of ``message`` (``write_into`` a new buffer).
+
+        Raises:
+            LocalProtocolError: as ``write_into``.
+        """
+        out = bytearray()
+        self.write_into(out, message.csid, message.timestamp, message.type_id,
+                        message.stream_id, message.payload)
+        return bytes(out)
+
+    def write_into(self, out: bytearray, csid: int, timestamp: int, type_id: int,
+                   stream_id: int, payload: bytes | bytearray) -> None:
+        """Append the chunks of one message (the fields of ``RtmpMessage``) to ``out``.
 
         Raises:
             LocalProtocolError: csid outside 2..65599, payload over 16 MiB, bad field values.
         """
-        csid = message.csid
-        if not MIN_CSID <= csid <= MAX_CSID:
-            raise LocalProtocolError(f"RTMP chunk stream id {csid} outside 2..65599")
-        payload = message.payload
+        state = self._streams.get(csid)
+        if state is None:
+            if not MIN_CSID <= csid <= MAX_CSID:
+                raise LocalProtocolError(f"RTMP chunk stream id {csid} outside 2..65599")
+            state = self._streams[csid] = _WriteState(_basic_headers(csid))
         length = len(payload)
         if length > MAX_MESSAGE_LENGTH:
             raise LocalProtocolError(f"RTMP message of {length} bytes over the 24-bit limit")
-        if not 0 <= message.type_id <= 0xFF or not 0 <= message.stream_id <= 0xFFFFFFFF:
+        if not 0 <= type_id <= 0xFF or not 0 <= stream_id <= 0xFFFFFFFF:
             raise LocalProtocolError("RTMP message: type id or stream id out of range")
-        timestamp = message.timestamp & 0xFFFFFFFF
-        type_id = message.type_id
-        stream_id = message.stream_id
-        prev = self._streams.get(csid)
-        if prev is None or prev.stream_id != stream_id or timestamp < prev.timestamp:
-            fmt, field = 0, timestamp
-            self._streams[csid] = _WriteState(timestamp, timestamp, length, type_id, stream_id)
+        timestamp &= 0xFFFFFFFF
+        basic = state.basic
+        if state.stream_id != stream_id or timestamp < state.timestamp:
+            field = timestamp
+            stamp = EXTENDED if field >= EXTENDED else field
+            out += basic[0]
+            out += _HEADER_1.pack(stamp >> 16, stamp & 0xFFFF, length >> 16, length & 0xFFFF,
+                                  type_id)
+            out += _U32LE.pack(stream_id)
+            state.stream_id = stream_id
         else:
-            delta = timestamp - prev.timestamp
+            field = timestamp - state.timestamp
+            stamp = EXTENDED if field >= EXTENDED else field
             # Type 3 is kept for continuation chunks: after a type 0 header peers disagree on
             # what delta a type 3 header implies, and it would save only 3 bytes.
-            fmt = 1 if prev.length != length or prev.type_id != type_id else 2
-            field = delta
-            prev.timestamp, prev.delta = timestamp, delta
-            prev.length, prev.type_id = length, type_id
-        ext = field >= EXTENDED
-        parts: list[bytes | memoryview] = [_basic_header(fmt, csid)]
-        stamp = (EXTENDED if ext else field).to_bytes(3, "big")
-        if fmt == 0:
-            parts.append(
-                stamp + length.to_bytes(3, "big") + bytes([type_id]) + _U32LE.pack(stream_id)
-            )
-        elif fmt == 1:
-            parts.append(stamp + length.to_bytes(3, "big") + bytes([type_id]))
-        else:
-            parts.append(stamp)
-        ext_bytes = _U32.pack(field) if ext else b""
-        parts.append(ext_bytes)
+            if state.length != length or state.type_id != type_id:
+                out += basic[1]
+                out += _HEADER_1.pack(stamp >> 16, stamp & 0xFFFF, length >> 16,
+                                      length & 0xFFFF, type_id)
+            else:
+                out += basic[2]
+                out += _HEADER_2.pack(stamp >> 16, stamp & 0xFFFF)
+        state.timestamp, state.length, state.type_id = timestamp, length, type_id
+        ext = _U32.pack(field) if field >= EXTENDED else b""
+        out += ext
         size = self.chunk_size
-        view = memoryview(payload)
-        parts.append(view[:size])
-        if length > size:
-            continuation = _basic_header(3, csid) + ext_bytes
+        if length <= size:
+            out += payload
+            return
+        continuation = basic[3] + ext
+        with memoryview(payload) as view:  # released at once: a bytearray stays resizable
+            out += view[:size]
             for start in range(size, length, size):
-                parts.append(continuation)
-                parts.append(view[start : start + size])
-        return b"".join(parts)
+                out += continuation
+                out += view[start : start + size]
 
 
 class _ReadState:

@@ -189,7 +189,7 @@ class RtmpPublisher:
         self._handshake = ClientHandshake(random_bytes, epoch)
         self._reader = ChunkReader(max_message_size=MAX_INCOMING_MESSAGE)
         self._writer = ChunkWriter()
-        self._out: list[bytes] = [self._handshake.initial()]
+        self._out = bytearray(self._handshake.initial())
         self._events: deque[Event] = deque()
         self._acked = 0
         self._told_window = 0
@@ -209,7 +209,8 @@ class RtmpPublisher:
             ) from None
 
     def _send(self, message: RtmpMessage) -> None:
-        self._out.append(self._writer.write(message))
+        self._writer.write_into(self._out, message.csid, message.timestamp, message.type_id,
+                                message.stream_id, message.payload)
 
     def _command(self, name: str, txn: float, *args: Any, stream_id: int = 0) -> None:
         csid = STREAM_COMMAND_CSID if stream_id else 3
@@ -232,15 +233,22 @@ class RtmpPublisher:
 
     # -- bytes in and out --------------------------------------------------------------------
 
-    def initial(self) -> bytes:
+    def initial(self) -> bytearray:
         """C0 + C1 (the same as the first ``data_to_send()``)."""
         return self.data_to_send()
 
-    def data_to_send(self) -> bytes:
-        """Everything queued for the server since the last call (possibly ``b""``)."""
-        out = b"".join(self._out)
-        self._out.clear()
+    def data_to_send(self) -> bytearray:
+        """Everything queued for the server since the last call (possibly empty), in one buffer
+        that is the caller's from now on: every message sent since is already chunked into it,
+        so a sender writes a whole batch of frames with one call and nothing is joined."""
+        out = self._out
+        self._out = bytearray()
         return out
+
+    @property
+    def buffered(self) -> int:
+        """Bytes queued for the server, not yet taken by ``data_to_send``."""
+        return len(self._out)
 
     def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes from the server; ``b""`` means it closed the connection.
@@ -256,7 +264,7 @@ class RtmpPublisher:
         if self.state is State.HANDSHAKE:
             c2 = self._handshake.receive_data(data)
             if c2 is not None:
-                self._out.append(c2)
+                self._out += c2
             if not self._handshake.done:
                 return
             self._fire("handshake_done")
@@ -388,9 +396,7 @@ class RtmpPublisher:
                 f"RTMP publisher: media not allowed in state {self.state.value}"
             )
         assert self.stream_id is not None
-        self._out.append(
-            self._writer.write(RtmpMessage(csid, timestamp_ms, type_id, self.stream_id, body))
-        )
+        self._writer.write_into(self._out, csid, timestamp_ms, type_id, self.stream_id, body)
 
     def send_metadata(self, properties: dict[str, Any], timestamp_ms: int = 0) -> None:
         """Queue ``@setDataFrame onMetaData {properties}`` (FLV E.5) as an ECMA array."""

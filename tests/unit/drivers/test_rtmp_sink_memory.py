@@ -14,7 +14,7 @@ from relay.bus import Stream
 from relay.drivers.rtmp_sink import RtmpStats, run_rtmp_sink
 from relay.errors import RelayError
 from relay.media import Codec, Frame, Track
-from relay.rtmp.chunk import RtmpMessage
+from relay.rtmp.chunk import ChunkWriter, RtmpMessage
 from relay.rtmp.message import Command, MessageType
 from tests.unit.rtmp.test_publish import KEY, URL, ScriptedServer
 
@@ -78,13 +78,23 @@ async def serve(sock: trio.StapledStream[trio.abc.SendStream, trio.abc.ReceiveSt
 
 
 async def session(server: ScriptedServer, *, close_stream: bool = True,
-                  close_when: CloseWhen | None = None) -> tuple[RtmpStats, RelayError | None]:
-    """Run one publish session of ``FRAMES`` against ``server``: the sink's stats, and the
-    error that ended it (None if it ended with the stream)."""
+                  close_when: CloseWhen | None = None,
+                  batches: tuple[tuple[Frame, ...], ...] = (FRAMES,),
+                  sends: list[bytes] | None = None) -> tuple[RtmpStats, RelayError | None]:
+    """Run one publish session against ``server``: the sink's stats, and the error that ended
+    it (None if it ended with the stream). Each of ``batches`` is published at once, a second
+    apart; ``sends`` gets the bytes of each of the sink's writes."""
     stream = Stream("cam")
     stream.set_tracks([VIDEO, AUDIO])
     stats = RtmpStats(URL.redacted)
     client, far = trio.testing.memory_stream_pair()
+    if sends is not None:
+        async def record_and_pump() -> None:  # what memory_stream_pair's pump does, recorded
+            data = client.send_stream.get_data_nowait()
+            sends.append(data)
+            far.receive_stream.put_data(data)
+
+        client.send_stream.send_all_hook = record_and_pump
 
     async def opener(host: str, port: int, *, tls: bool) -> trio.abc.Stream:
         assert (host, port, tls) == ("ingest.example", 1935, False)
@@ -93,8 +103,11 @@ async def session(server: ScriptedServer, *, close_stream: bool = True,
     async def feed() -> None:
         while not stream.statistics().subscribers:  # the sink subscribes once published
             await trio.sleep(0.01)
-        for frame in FRAMES:
-            stream.publish(frame)
+        for i, batch in enumerate(batches):
+            if i:
+                await trio.sleep(1)  # the sink has written the batch before
+            for frame in batch:
+                stream.publish(frame)
         if close_stream:
             stream.close()
 
@@ -144,6 +157,32 @@ async def test_publish_sequence_then_keyframe_first_and_increasing_times(
         assert times == sorted(set(times)), f"{kind.name} times not strictly increasing: {times}"
     assert stats.frames_sent == 5 and stats.frames_dropped == 1
     assert stats.bytes_sent > 1537 + 1536 + sum(len(m.payload) for m in media)
+
+
+async def test_frames_ready_together_leave_in_one_write_of_their_exact_chunks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    big_key = Frame(VIDEO, 90000, 90000, True, (SPS, PPS, bytes([0x65]) + bytes(9999)))
+    first = (video(0), big_key, audio(48960))
+    second = FRAMES[4:]
+    sends: list[bytes] = []
+    server = ScriptedServer()
+    stats, error = await session(server, batches=(first, second), sends=sends)
+    assert error is None and stats.frames_sent == 5
+    media = received(server)
+    # metadata, AVC sequence header, keyframe, AAC sequence header, AAC | video, AAC, video
+    assert [m.type_id for m in media] == [18, 9, 9, 8, 8, 9, 8, 9]
+    writer = ChunkWriter(4096)  # the publisher's chunk size; csids 4-6 carry media only
+    one = b"".join(writer.write(m) for m in media[:5])
+    two = b"".join(writer.write(m) for m in media[5:])
+    at = [i for i, data in enumerate(sends) if data == one]
+    in_order = len(at) == 1 and sends[at[0] + 1:at[0] + 2] == [two]
+    assert in_order, f"each batch should be one write of its exact chunks; writes: {len(sends)}"
+    # the keyframe's 10009-byte body in chunks of 4096: type 3 continuations on csid 6
+    key_at = one.index(media[2].payload[:4096])
+    assert one[key_at + 4096] == one[key_at + 8193] == 0xC6
+    # the first chunk of the second batch: type 1 header on csid 6, delta 40 ms, its length
+    assert two[:8] == b"\x46\x00\x00\x28" + len(media[5].payload).to_bytes(3, "big") + b"\x09"
 
 
 @pytest.mark.parametrize("server,close_when,message", [
