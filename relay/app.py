@@ -13,6 +13,7 @@ the process exits 0.
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import signal
 import tempfile
@@ -27,6 +28,7 @@ import trio
 from relay.bus import Stream
 from relay.config import Config, SourceUrl, StreamConfig, load_config
 from relay.demo.camera import TestCamera
+from relay.drivers.control import SOCKET_NAME, Wants, serve_control
 from relay.drivers.demo_camera import PATH, serve_test_camera
 from relay.drivers.hls_sink import HlsStats, run_hls_sink
 from relay.drivers.rtmp_sink import RtmpStats, run_rtmp_sink
@@ -38,12 +40,15 @@ from relay.errors import ConfigError, RelayError
 from relay.files import DiskErrors
 from relay.logs import LogOutput, Redactor
 from relay.status import Snapshotter, StreamStatus
-from relay.status_schema import encode_snapshot
+from relay.status_schema import Snapshot, encode_snapshot
 
 log = logging.getLogger("relay")
 
 STATUS_INTERVAL = 1.0
-"""How often the web process's status snapshot is rewritten (seconds)."""
+"""How often the status snapshot is built and, if it changed, rewritten (seconds)."""
+STATUS_HEARTBEAT = 5.0
+"""The longest an unchanged snapshot goes unwritten: well within the web process's
+FRESH_SECONDS, after which it calls the relay stale."""
 
 StreamRunner = Callable[[StreamConfig, StreamStatus, Path], Awaitable[None]]
 
@@ -120,12 +125,16 @@ async def run_relay(
                     token_file = runtime / "api-token"
                     token_file.touch(mode=0o600)
                     token_file.write_text(config.server.token)
-                supervisor = Supervisor(nursery, hls_dir,
-                                        partial(run_stream, thumbnails=thumbnails))
+                status_file = runtime / "status.json"
+                thumbnail_wants = Wants()
+                # the control socket beside the snapshot, where the web process asks for work
+                await nursery.start(serve_control, status_file.parent / SOCKET_NAME,
+                                    {"thumb": thumbnail_wants.want})
+                supervisor = Supervisor(nursery, hls_dir, partial(
+                    run_stream, thumbnails=thumbnails, thumbnail_wants=thumbnail_wants))
                 supervisor.apply(config)
                 nursery.start_soon(_on_signals, signals, nursery.cancel_scope, supervisor,
                                    config_path, logs)
-                status_file = runtime / "status.json"
                 nursery.start_soon(publish_status, supervisor, status_file, logs.redact)
                 await nursery.start(partial(run_web, thumbnails=thumbnails, token_file=token_file),
                                     config.server.http, hls_dir, status_file)
@@ -290,7 +299,8 @@ class Supervisor:
 
 
 async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path, *,
-                     thumbnails: Path | None = None) -> None:
+                     thumbnails: Path | None = None,
+                     thumbnail_wants: Wants | None = None) -> None:
     """One stream: its source and its sinks, in a nursery of their own.
 
     Args:
@@ -298,6 +308,7 @@ async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path, 
         status: its live state, kept across restarts.
         hls_dir: the HLS root; the stream writes ``hls_dir/NAME``.
         thumbnails: where the web process finds ``NAME.jpg`` (the page's live thumbnail).
+        thumbnail_wants: the web process's requests for thumbnails (with ``thumbnails``).
     """
     status.hls = None
     status.rtmp = []
@@ -314,9 +325,10 @@ async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path, 
         sinks.append(partial(supervise, f"stream={name} rtmp={url.redacted}",
                              partial(run_rtmp_sink, status.stream, url, stats),
                              status=stats, up_state="publishing"))
-    if thumbnails is not None:
+    if thumbnails is not None and thumbnail_wants is not None:
         sinks.append(partial(supervise, f"stream={name} thumbnails", partial(
-            run_thumbnails, status.stream, thumbnails / f"{name}.jpg", disk=status.disk)))
+            run_thumbnails, status.stream, thumbnails / f"{name}.jpg", thumbnail_wants,
+            config.thumbnail_seconds, disk=status.disk)))
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(run_rtsp_source, config, status.stream, status)
@@ -328,15 +340,18 @@ async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path, 
 
 async def publish_status(supervisor: Supervisor, path: Path, redact: Redactor,
                          disk: DiskErrors | None = None) -> None:
-    """Rewrite the web process's snapshot every second, following the running set.
+    """Keep the web process's snapshot current (the running set's); write it only on a change.
 
-    The snapshot is the typed ``Snapshot`` of relay/status_schema.py, encoded once per
-    publish. Each stream entry also carries ``hls_push``: the origin URL (credentials included;
-    the file is private to the relay and its web process) that the web process PUTs HLS to. A
-    write the disk refuses (a full TMPDIR) is recorded in ``disk`` and tried again a second
-    later; the web process serves the previous snapshot meanwhile. The write runs in a worker
-    thread: a hung disk never stalls the loop that carries the media. Error texts leave the
-    process here, so ``redact`` scrubs the configured secrets from them.
+    Once a second the snapshot (the typed ``Snapshot`` of relay/status_schema.py) is built and
+    compared with the last one written, its time aside: only a changed snapshot is encoded and
+    written, so streams that do nothing (stopped, retrying, a relay with none) cost no write.
+    Every ``STATUS_HEARTBEAT`` it is written anyway: its ``updated`` tells the web process the
+    relay is alive. Each stream entry also carries ``hls_push``: the origin URL (credentials
+    included; the file is private to the relay and its web process) that the web process PUTs
+    HLS to. A write the disk refuses (a full TMPDIR) is recorded in ``disk`` and tried again a
+    second later; the web process serves the previous snapshot meanwhile. The write runs in a
+    worker thread: a hung disk never stalls the loop that carries the media. Error texts leave
+    the process here, so ``redact`` scrubs the configured secrets from them.
     """
     disk = disk if disk is not None else DiskErrors("relay")
     snapshotter = Snapshotter(redact)
@@ -345,11 +360,18 @@ async def publish_status(supervisor: Supervisor, path: Path, redact: Redactor,
         config = supervisor.stream_config(name)
         return config.hls_push if config is not None else None
 
+    written: Snapshot | None = None
+    written_at = -math.inf
     while True:
-        snapshot = snapshotter.snapshot(supervisor.statuses, trio.current_time(), time.time(),
-                                        disk, hls_push)
-        await trio.to_thread.run_sync(disk.write, "status snapshot", path,
-                                      encode_snapshot(snapshot))
+        now = trio.current_time()
+        snapshot = snapshotter.snapshot(supervisor.statuses, now, time.time(), disk, hls_push)
+        if (written is None or now - written_at >= STATUS_HEARTBEAT
+                or snapshot.streams != written.streams
+                or (snapshot.disk_errors, snapshot.disk_error)
+                != (written.disk_errors, written.disk_error)):
+            if await trio.to_thread.run_sync(disk.write, "status snapshot", path,
+                                             encode_snapshot(snapshot)):
+                written, written_at = snapshot, now
         await trio.sleep(STATUS_INTERVAL)
 
 

@@ -117,6 +117,7 @@ class StreamConfig:
     enabled: bool = True
     redirect_credentials: frozenset[str] = frozenset()  # HOST:PORT a redirect may take them to
     tls_fingerprint: bytes | None = None  # rtsps: the camera's pinned leaf certificate (SHA-256)
+    thumbnail_seconds: float = 0.0  # 0: a thumbnail only when the web process asks for one
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,14 @@ def check_name(name: str, where: str) -> str:
     return name
 
 
+def check_thumbnail_seconds(value: Any, where: str) -> float:
+    """0 (a thumbnail only when someone looks) or 1 to 3600 seconds between thumbnails."""
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not (value == 0 or 1 <= value <= 3600)):
+        raise ConfigError(f"{where}: expected 0 (on demand) or 1 to 3600 seconds, got {value!r}")
+    return float(value)
+
+
 def check_segment_seconds(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 60:
         raise ConfigError(f"{where}: expected a number of seconds from 1 to 60, got {value!r}")
@@ -191,7 +200,8 @@ def _expand_env(value: str, where: str) -> str:
 
 SERVER_KEYS = {"http", "hls_dir", "token", "log_format"}
 STREAM_KEYS = {"source", "transport", "hls", "segment_seconds", "window", "rtmp", "audio",
-               "hls_push", "enabled", "redirect_credentials", "tls_fingerprint"}
+               "hls_push", "enabled", "redirect_credentials", "tls_fingerprint",
+               "thumbnail_seconds"}
 LOG_FORMATS = ("text", "json")
 TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/-]{16,512}=*")
 """RFC 6750 section 2.1 b64token; at least 16 characters, so it cannot be guessed. Matched
@@ -377,6 +387,8 @@ def _stream(name: str, table: Any, path: Path) -> StreamConfig:
             table.get("redirect_credentials", []), f"{where}.redirect_credentials"
         ),
         tls_fingerprint=fingerprint,
+        thumbnail_seconds=check_thumbnail_seconds(
+            table.get("thumbnail_seconds", 0), f"{where}.thumbnail_seconds"),
     )
 
 

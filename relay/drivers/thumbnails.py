@@ -1,18 +1,21 @@
-"""Driver: a stream's latest video keyframe, decoded and written as a small JPEG every few seconds.
+"""Driver: a stream's latest video keyframe, decoded and written as a small JPEG when someone looks.
 
-Subscribes to the bus and keeps a reference to the newest video keyframe (its Annex B payload
-carries the parameter sets, so it decodes alone). Every ``interval`` it decodes that keyframe
-with PyAV (h264/hevc), scales it to ``THUMBNAIL_WIDTH`` pixels wide and encodes a JPEG (FFmpeg's
-mjpeg encoder, yuvj420p), off the trio loop in a worker thread, then replaces ``out_path``
-atomically (temp file + ``os.replace``) so the web process never serves half an image. A tick
-with no new keyframe costs nothing. A keyframe that does not decode is logged once per run of
-failures and skipped; the driver goes on with the next one. A write the disk refuses is
+When the web process asks (a dashboard card shows the stream; relay/drivers/control.py), or
+every ``thumbnail_seconds`` if configured, it takes the newest video keyframe from the bus's GOP
+cache, or the next one to arrive (its NAL units carry the parameter sets, so it decodes alone),
+decodes it with PyAV (h264/hevc), scales it to ``THUMBNAIL_WIDTH`` pixels wide and encodes a
+JPEG (FFmpeg's mjpeg encoder, yuvj420p), off the trio loop in a worker thread, then replaces
+``out_path`` atomically (temp file + ``os.replace``) so the web process never serves half an
+image. Nobody looking costs nothing: no subscription, no timer, no decode. A keyframe that
+does not decode is logged once per run of failures and skipped; the driver goes on with the
+next one. A write the disk refuses is
 recorded in the stream's ``DiskErrors`` (one line per outage) and the next thumbnail tries again.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -22,6 +25,7 @@ import trio
 
 from relay.bus import Stream
 from relay.codecs.h264 import to_annexb
+from relay.drivers.control import Wants
 from relay.files import DiskErrors
 from relay.media import Codec, Frame, Kind
 
@@ -31,7 +35,7 @@ THUMBNAIL_WIDTH = 320
 JPEG_QSCALE = 5
 """FFmpeg's mjpeg quantiser (2 best .. 31 worst): about 10-20 kB at 320x180."""
 QUEUE_FRAMES = 64
-"""A thumbnail only needs keyframes: a subscriber this far behind drops to the next one."""
+"""A thumbnail only needs a keyframe: a subscriber this far behind drops to the next one."""
 DECODERS: dict[Codec, Literal["h264", "hevc"]] = {Codec.H264: "h264", Codec.H265: "hevc"}
 """FFmpeg's decoder per codec (literal names, so PyAV's types know a video decoder comes back)."""
 
@@ -91,58 +95,69 @@ def save_thumbnail(data: bytes, out_path: Path, disk: DiskErrors) -> None:
     disk.write("thumbnail", out_path, data)
 
 
+async def next_keyframe(stream: Stream) -> Frame:
+    """The GOP cache's keyframe if there is one, else the next video keyframe to arrive.
+
+    A subscription only for this call: an unwatched stream pays no per-frame cost for its
+    thumbnails.
+
+    Raises:
+        trio.EndOfChannel, trio.ClosedResourceError: the stream closed first, or before.
+    """
+    with stream.subscribe(QUEUE_FRAMES, name="thumbnails") as subscription:
+        while True:
+            frame = await subscription.receive()
+            if frame.key and frame.track.kind is Kind.VIDEO:
+                return frame
+
+
 async def run_thumbnails(
     stream: Stream,
     out_path: Path,
-    interval: float = 5.0,
+    wants: Wants,
+    interval: float = 0.0,
     width: int = THUMBNAIL_WIDTH,
     *,
     disk: DiskErrors | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Keep ``out_path`` a JPEG of ``stream``'s latest keyframe until cancelled or it closes.
+    """Write ``out_path`` from ``stream``'s latest keyframe each time one is wanted.
 
-    The first thumbnail is written as soon as the first keyframe arrives (the GOP cache makes
-    that immediate on a running stream), later ones at most every ``interval`` seconds and only
-    when a newer keyframe came in.
+    The web process asks (``thumb NAME`` on the control socket) while a dashboard card shows the
+    stream; with ``interval`` > 0 a thumbnail is also made every ``interval`` seconds. Nothing
+    is decoded otherwise. A want answered by the keyframe already shown rewrites the same JPEG
+    (the asker waits for the file to be renewed), without decoding again.
 
     Args:
         stream: the bus stream.
         out_path: the JPEG to write (the web process serves ``RUNTIME/thumbnails/NAME.jpg``).
-        interval: seconds between thumbnails.
+        wants: the control socket's thumbnail requests.
+        interval: seconds between unrequested thumbnails; 0: only on request.
         width: thumbnail width in pixels.
         disk: where failed writes are recorded (the stream's, kept across restarts).
-        task_status: ``started()`` once subscribed.
+        task_status: ``started()`` at once.
     """
     disk = disk if disk is not None else DiskErrors(f"stream={stream.name}")
-    latest: list[Frame] = []  # the newest keyframe not yet turned into a thumbnail
-    arrived = trio.Event()
+    shown: Frame | None = None
+    data = b""
     failing = False
-    with stream.subscribe(QUEUE_FRAMES, name="thumbnails") as subscription:
-        task_status.started()
-        async with trio.open_nursery() as nursery:
-
-            async def keep_latest() -> None:
-                async for frame in subscription:
-                    if frame.key and frame.track.kind is Kind.VIDEO:
-                        latest[:] = [frame]
-                        arrived.set()
-                nursery.cancel_scope.cancel()  # the stream closed: nothing more to show
-
-            nursery.start_soon(keep_latest)
-            while True:
-                await arrived.wait()
-                arrived = trio.Event()
-                frame = latest.pop()
-                try:
-                    data = await trio.to_thread.run_sync(encode_thumbnail, frame, width)
-                except ThumbnailError as exc:
-                    if not failing:
-                        log.warning("stream=%s thumbnail failed: %s", stream.name, exc)
-                    failing = True
-                else:
-                    if failing:
-                        log.info("stream=%s thumbnails work again", stream.name)
-                    failing = False
-                    await trio.to_thread.run_sync(save_thumbnail, data, out_path, disk)
-                await trio.sleep(interval)
+    task_status.started()
+    while True:
+        await wants.wait(stream.name, interval if interval > 0 else math.inf)
+        try:
+            frame = await next_keyframe(stream)
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            return  # the stream closed: nothing more to show
+        if frame is not shown:
+            try:
+                data = await trio.to_thread.run_sync(encode_thumbnail, frame, width)
+            except ThumbnailError as exc:
+                if not failing:
+                    log.warning("stream=%s thumbnail failed: %s", stream.name, exc)
+                failing = True
+                continue
+            if failing:
+                log.info("stream=%s thumbnails work again", stream.name)
+            failing = False
+            shown = frame
+        await trio.to_thread.run_sync(save_thumbnail, data, out_path, disk)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from relay.bus import Stream
 from relay.codecs.h264 import split_annexb
+from relay.drivers.control import Wants
 from relay.drivers.thumbnails import (
     ThumbnailError,
     encode_thumbnail,
@@ -104,55 +106,70 @@ def test_garbage_raises_only_thumbnail_error(data: bytes, codec: Codec) -> None:
     assert jpeg[:2] == b"\xff\xd8"
 
 
-async def test_run_thumbnails_follows_keyframes(tmp_path: Path) -> None:
+async def wait_renewed(path: Path, old: os.stat_result | None) -> None:
+    """Until ``path`` exists as a file other than ``old`` (the driver replaces it by rename)."""
+    with trio.fail_after(10):
+        while not path.exists() or (old is not None and path.stat().st_ino == old.st_ino):
+            await trio.sleep(0.02)
+
+
+async def test_run_thumbnails_only_when_wanted(tmp_path: Path) -> None:
     out = tmp_path / "thumbs" / "cam.jpg"
     dark = encode("libx264", [30, 31, 32])
     light = encode("libx264", [220])
     stream = Stream("cam")
+    wants = Wants()
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             done = trio.Event()
 
             async def run() -> None:
-                await run_thumbnails(stream, out, interval=0.3)
+                await run_thumbnails(stream, out, wants)
                 done.set()
 
             nursery.start_soon(run)
-            await trio.sleep(0.05)
-            assert not out.exists()
             for i, (key, data) in enumerate(dark):
                 stream.publish(video_frame(key, data, pts=i * 3600))
-            while not out.exists():
-                await trio.sleep(0.02)
+            await trio.sleep(0.5)
+            assert not out.exists()  # nobody asked: nothing decoded, nothing written
+            wants.want("other")  # another stream's request is not this one's
+            await trio.sleep(0.3)
+            assert not out.exists()
+            wants.want("cam")  # the GOP cache's keyframe answers at once
+            await wait_renewed(out, None)
             first = out.stat()
             assert abs(mean_luma(decode_jpeg(out.read_bytes())) - full_range(30)) < 6
-            await trio.sleep(0.8)  # ticks without a new keyframe: the file is left alone
-            assert out.stat().st_ino == first.st_ino and out.stat().st_mtime_ns == first.st_mtime_ns
+            await trio.sleep(0.5)
+            assert out.stat().st_ino == first.st_ino  # one want, one thumbnail
+            wants.want("cam")  # the same keyframe: the same picture, written anew for the asker
+            await wait_renewed(out, first)
+            assert abs(mean_luma(decode_jpeg(out.read_bytes())) - full_range(30)) < 6
+            second = out.stat()
             stream.publish(video_frame(True, light[0][1], pts=9 * 3600))
-            with trio.fail_after(5):
-                while out.stat().st_ino == first.st_ino:
-                    await trio.sleep(0.02)
+            wants.want("cam")
+            await wait_renewed(out, second)
             assert abs(mean_luma(decode_jpeg(out.read_bytes())) - full_range(220)) < 6
             assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
             stream.close()
+            wants.want("cam")
             with trio.fail_after(5):
                 await done.wait()
 
 
-async def test_run_thumbnails_survives_a_bad_keyframe(tmp_path: Path) -> None:
+async def test_run_thumbnails_at_a_rate_from_the_next_keyframe(tmp_path: Path) -> None:
+    """With ``interval`` a thumbnail comes unasked; with no keyframe cached, the next is used."""
     out = tmp_path / "cam.jpg"
     stream = Stream("cam")
     good = encode("libx264", [120])[0][1]
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(run_thumbnails, stream, out, 0.1)
-            await trio.sleep(0.05)
+            nursery.start_soon(run_thumbnails, stream, out, Wants(), 0.1)
+            await trio.sleep(0.3)
             stream.publish(video_frame(True, (b"\x65garbage",)))
             await trio.sleep(0.3)
             assert not out.exists()
             stream.publish(video_frame(True, good, pts=3600))
-            while not out.exists():
-                await trio.sleep(0.02)
+            await wait_renewed(out, None)
             assert abs(mean_luma(decode_jpeg(out.read_bytes())) - full_range(120)) < 6
             stream.close()
 
