@@ -1,0 +1,362 @@
+"""LL-HLS serving: blocking playlist reload, delta updates, blocking preload (RFC 8216bis 6.2.5).
+
+The relay's LL-HLS muxer writes, atomically, into the stream's HLS folder: ``init.mp4``, parts
+``p{msn}.{i}.m4s``, whole segments ``s{msn}.m4s``, the playlists ``ll.m3u8`` and
+``ll_skip.m3u8`` (the delta update, EXT-X-SKIP), and last ``ll.json``, which names the newest
+part. This process learns of each part by inotify on ``ll.json`` (web/watch.py), keeps the
+playlist bytes (and their gzip) in memory until the next notice, and answers every request
+waiting for that part at once: 500 viewers cost one read and one compression per part.
+
+The muxer runs on demand: each LL request sends the datagram ``ll-want NAME`` (at most once a
+second per stream) to ``relay.sock`` beside the status snapshot that lists the stream; a request
+that finds no ``ll.json`` yet waits for the muxer to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import socket
+import stat
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+from aiohttp import web
+
+from web.watch import Watcher
+
+LL_STATE = "ll.json"
+LL_PLAYLIST = "ll.m3u8"
+LL_DELTA = "ll_skip.m3u8"
+RELAY_SOCKET = "relay.sock"
+"""The relay's datagram socket, in the folder of its status snapshot."""
+LL_FILE_RE = r"(?:ll\.m3u8|init\.mp4|p[0-9]{1,10}\.[0-9]{1,5}\.m4s|s[0-9]{1,10}\.m4s)"
+_PART = re.compile(r"p([0-9]{1,10})\.([0-9]{1,5})\.m4s")
+_SEGMENT = re.compile(r"s([0-9]{1,10})\.m4s")
+_NUMBER = re.compile(r"[0-9]{1,10}")
+
+WANT_INTERVAL = 1.0
+"""Seconds between two ``ll-want`` datagrams for one stream."""
+START_SECONDS = 5.0
+"""How long a request waits for a muxer started on demand to write its first ``ll.json``."""
+MAX_STATE_BYTES = 4096
+MAX_PLAYLIST_BYTES = 1 << 20
+MAX_WAITING = 10_000
+"""Requests blocked at once, all streams together; more get 503 at once."""
+BLOCK_TARGET_DURATIONS = 3
+"""A blocked request waits this many target durations for its part, then gets 503."""
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+MEDIA_TYPE = "video/mp4"
+NO_CACHE = "no-cache"
+"""Parts, segments and init too: a muxer restarted after a discontinuity numbers from 0 again,
+so a URI may come back with other bytes (FileResponse's ETag makes a re-request cheap)."""
+log = logging.getLogger("web.ll")
+
+
+class LlState(msgspec.Struct, frozen=True):
+    """``ll.json``: the newest part. ``part`` is -1 while segment ``msn`` has none complete."""
+
+    msn: int
+    part: int
+    part_target: float
+    target_duration: int
+    version: int
+
+    def reached(self, msn: int, part: int) -> bool:
+        """True once part ``part`` of segment ``msn`` (or anything later) is written."""
+        return self.msn > msn or (self.msn == msn and self.part >= part)
+
+    @property
+    def advance_part_limit(self) -> int:
+        """RFC 8216bis 6.2.5.2: 3 / part target below one second, 3 otherwise."""
+        return int(3 / self.part_target) if self.part_target < 1 else 3
+
+
+def decode_state(data: bytes) -> LlState:
+    """Parse ``ll.json``; ValueError names what is wrong."""
+    if len(data) > MAX_STATE_BYTES:
+        raise ValueError(f"larger than {MAX_STATE_BYTES} bytes")
+    try:
+        state = msgspec.json.decode(data, type=LlState)
+    except msgspec.ValidationError as exc:
+        raise ValueError(str(exc)) from None
+    except msgspec.DecodeError:
+        raise ValueError("not JSON") from None
+    if state.version != 1:
+        raise ValueError(f"version {state.version}, this web process reads 1")
+    if state.msn < 0 or state.part < -1 or not 0.05 <= state.part_target <= 10:
+        raise ValueError("msn, part or part_target out of range")
+    if not 1 <= state.target_duration <= 3600:
+        raise ValueError("target_duration out of range")
+    return state
+
+
+@dataclass(frozen=True, slots=True)
+class Directives:
+    """The delivery directives of a playlist request (RFC 8216bis 6.2.5)."""
+
+    msn: int | None
+    part: int | None
+    skip: bool
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str]) -> Directives:
+        """From a request's query; 400 for a malformed or partial one."""
+        msn, part = query.get("_HLS_msn"), query.get("_HLS_part")
+        if part is not None and msn is None:
+            raise web.HTTPBadRequest(text="_HLS_part without _HLS_msn\n")
+        for key, value in (("_HLS_msn", msn), ("_HLS_part", part)):
+            if value is not None and not _NUMBER.fullmatch(value):
+                raise web.HTTPBadRequest(text=f"{key}: expected a number of up to 10 digits\n")
+        # v2 also allows skipping EXT-X-DATERANGE, which asks for RECENTLY-REMOVED-DATERANGES
+        # in the delta; the full playlist is a valid answer to it (the relay writes no ranges)
+        return cls(int(msn) if msn is not None else None, int(part) if part is not None else None,
+                   query.get("_HLS_skip") == "YES")
+
+
+class LlStream:
+    """One stream's LL-HLS folder as this process knows it: ``ll.json`` and cached playlists."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.state: LlState | None = None
+        self.problem: str | None = None
+        self._changed = asyncio.Event()
+        self._playlists: dict[tuple[bool, bool], bytes] = {}
+        """(delta, gzip) -> body, for the current ``ll.json``."""
+        self._reload()
+
+    def notice(self, name: str | None) -> None:
+        """A Watcher callback: re-read on a change of ``ll.json`` (or of anything)."""
+        if name is None or name == LL_STATE:
+            self._reload()
+        elif name in (LL_PLAYLIST, LL_DELTA):
+            self._playlists.clear()
+
+    def _reload(self) -> None:
+        self._playlists.clear()
+        path = self.folder / LL_STATE
+        try:
+            with open(path, "rb") as f:
+                self.state, problem = decode_state(f.read(MAX_STATE_BYTES + 1)), None
+        except FileNotFoundError:
+            self.state, problem = None, None  # not started, or stopped
+        except OSError as exc:
+            self.state, problem = None, f"cannot read it: {exc.strerror or type(exc).__name__}"
+        except ValueError as exc:
+            self.state, problem = None, str(exc)
+        if problem is not None and problem != self.problem:
+            log.error("LL-HLS state %s: %s", path, problem)
+        self.problem = problem
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def segment_closed(self, state: LlState, msn: int) -> bool:
+        """True once segment ``msn`` is complete (``s{msn}.m4s`` is written before ``ll.json``
+        names its last part)."""
+        return state.msn > msn or (state.msn == msn
+                                   and os.path.exists(self.folder / f"s{msn}.m4s"))
+
+    async def wait(self, reached: Callable[[LlState], bool], timeout: float) -> LlState | None:
+        """The state once ``reached(state)``, or None after ``timeout`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.state is None or not reached(self.state):
+                    await self._changed.wait()
+                return self.state
+        return None
+
+    def playlist(self, delta: bool, gzip: bool) -> bytes | None:
+        """The playlist (the delta if asked and written), from memory after the first read."""
+        key = (delta, gzip)
+        body = self._playlists.get(key)
+        if body is not None:
+            return body
+        if gzip:
+            plain = self.playlist(delta, False)
+            if plain is None:
+                return None
+            compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: the gzip wrapper
+            body = compressor.compress(plain) + compressor.flush()
+        else:
+            body = self._read(LL_DELTA) if delta else None
+            if body is None:
+                body = self._read(LL_PLAYLIST)
+            if body is None:
+                return None
+        self._playlists[key] = body
+        return body
+
+    def _read(self, name: str) -> bytes | None:
+        try:
+            with open(self.folder / name, "rb") as f:
+                body = f.read(MAX_PLAYLIST_BYTES + 1)
+        except OSError:
+            return None
+        if len(body) > MAX_PLAYLIST_BYTES:
+            log.error("LL-HLS playlist %s: larger than %d bytes", self.folder / name,
+                      MAX_PLAYLIST_BYTES)
+            return None
+        return body
+
+
+class LlServer:
+    """The LL-HLS routes' state: one LlStream per stream asked for, the ``ll-want`` sender.
+
+    Args:
+        hls_dir: the folder of the streams' HLS folders.
+        watcher: the process's inotify Watcher (running).
+        relay_socket: the ``relay.sock`` of the relay that has this stream, or None if no
+            status snapshot lists it.
+        accepts_gzip: whether an Accept-Encoding header allows gzip.
+        clock: monotonic seconds, for the ``ll-want`` rate limit.
+    """
+
+    def __init__(self, hls_dir: Path, watcher: Watcher,
+                 relay_socket: Callable[[str], Path | None],
+                 accepts_gzip: Callable[[str], bool],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.hls_dir = hls_dir
+        self.watcher = watcher
+        self.relay_socket = relay_socket
+        self.accepts_gzip = accepts_gzip
+        self.clock = clock
+        self.streams: dict[str, LlStream] = {}
+        self.waiting = 0
+        self._wanted: dict[str, float] = {}
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._socket.setblocking(False)
+
+    def close(self) -> None:
+        self._socket.close()
+
+    def want(self, name: str) -> bool:
+        """Tell the stream's relay that someone reads its LL-HLS; False if no relay has it."""
+        now = self.clock()
+        last = self._wanted.get(name)
+        if last is not None and now - last < WANT_INTERVAL:
+            return True
+        path = self.relay_socket(name)
+        if path is None:
+            return False
+        self._wanted[name] = now
+        try:
+            self._socket.sendto(b"ll-want " + name.encode(), os.fsencode(path))
+        except OSError as exc:  # the relay is restarting, or predates LL-HLS: its files tell
+            log.debug("ll-want %s to %s: %s", name, path, exc.strerror or exc)
+        return True
+
+    def stream(self, name: str) -> LlStream:
+        stream = self.streams.get(name)
+        if stream is None:
+            folder = self.hls_dir / name
+            stream = self.streams[name] = LlStream(folder)
+            self.watcher.subscribe(folder, stream.notice)
+        return stream
+
+    async def started(self, name: str) -> LlStream:
+        """The stream once its muxer has written ``ll.json``: 404 if no relay has the stream
+        or the muxer does not start within START_SECONDS."""
+        if not self.want(name) and name not in self.streams:
+            raise web.HTTPNotFound(text="no such stream\n")  # no watch made for a made-up name
+        stream = self.stream(name)
+        if stream.state is None:
+            if await self._wait(stream, lambda state: True, START_SECONDS) is None:
+                raise web.HTTPNotFound(
+                    text="no LL-HLS for this stream: it is off, or its muxer did not start\n")
+        return stream
+
+    async def _wait(self, stream: LlStream, reached: Callable[[LlState], bool],
+                    timeout: float) -> LlState | None:
+        if self.waiting >= MAX_WAITING:
+            raise web.HTTPServiceUnavailable(text="too many blocked requests\n")
+        self.waiting += 1
+        try:
+            return await stream.wait(reached, timeout)
+        finally:
+            self.waiting -= 1
+
+    async def playlist(self, request: web.Request, name: str) -> web.Response:
+        """``ll.m3u8``, blocking until ``_HLS_msn``/``_HLS_part`` if given (6.2.5.2)."""
+        directives = Directives.parse(request.query)
+        stream = await self.started(name)
+        state = stream.state
+        msn, part = directives.msn, directives.part
+        if msn is not None and state is not None:
+            # 400 past the segment after the open one (the last complete one + 2), or past
+            # the Advance Part Limit
+            ahead = 0 if part is None else (part - state.part if msn == state.msn
+                                            else part + 1 if msn == state.msn + 1 else 0)
+            if msn > state.msn + 1 or ahead > state.advance_part_limit:
+                raise web.HTTPBadRequest(text="_HLS_msn/_HLS_part too far ahead of the live "
+                                              "edge\n")
+            reached: Callable[[LlState], bool] = (
+                (lambda s: s.reached(msn, part) or stream.segment_closed(s, msn))
+                if part is not None
+                else (lambda s: stream.segment_closed(s, msn)))
+            if await self._wait(stream, reached,
+                                BLOCK_TARGET_DURATIONS * state.target_duration) is None:
+                raise web.HTTPServiceUnavailable(
+                    text="the requested part was not written within 3 target durations\n",
+                    headers={"Cache-Control": "no-store"})
+        gzip = self.accepts_gzip(request.headers.get("Accept-Encoding", ""))
+        body = stream.playlist(directives.skip, gzip)
+        if body is None:
+            raise web.HTTPServiceUnavailable(text="the LL-HLS playlist is not readable\n",
+                                             headers={"Cache-Control": "no-store"})
+        response = web.Response(body=body, content_type=PLAYLIST_TYPE, charset=None)
+        # a blocking response answers its URL for good (any later playlist has the part too),
+        # so an edge may share it for a target duration; the plain playlist is always current
+        response.headers["Cache-Control"] = (
+            f"public, max-age={state.target_duration}" if msn is not None and state is not None
+            else NO_CACHE)
+        response.headers["Vary"] = "Accept-Encoding"
+        if gzip:
+            response.headers["Content-Encoding"] = "gzip"
+        return response
+
+    async def media(self, name: str, file: str) -> web.FileResponse:
+        """``init.mp4``, a part or a segment; a part or segment not written yet (a preload
+        hint's) is waited for, up to 3 target durations."""
+        stream = await self.started(name)
+        state = stream.state
+        reached: Callable[[LlState], bool] | None = None
+        if (match := _PART.fullmatch(file)) is not None:
+            msn, part = int(match[1]), int(match[2])
+            # a segment may end before its hinted part: then it never comes
+            reached = lambda s: s.reached(msn, part) or stream.segment_closed(s, msn)  # noqa: E731
+        elif (match := _SEGMENT.fullmatch(file)) is not None:
+            msn = int(match[1])
+            reached = lambda s: stream.segment_closed(s, msn)  # noqa: E731
+        if reached is not None and state is not None and not reached(state):
+            if msn > state.msn + 1:
+                raise web.HTTPNotFound()
+            if await self._wait(stream, reached,
+                                BLOCK_TARGET_DURATIONS * state.target_duration) is None:
+                raise web.HTTPServiceUnavailable(
+                    text="the part was not written within 3 target durations\n",
+                    headers={"Cache-Control": "no-store"})
+        path = stream.folder / file
+        try:
+            regular = stat.S_ISREG(os.lstat(path).st_mode)
+        except OSError:
+            regular = False
+        if not regular:  # hinted but never made (the segment ended first), or long gone
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, headers={"Content-Type": MEDIA_TYPE,
+                                               "Cache-Control": NO_CACHE})
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """The aiohttp handler of ``/hls/{name}/{file}`` for LL-HLS files."""
+        name, file = request.match_info["name"], request.match_info["file"]
+        if file == LL_PLAYLIST:
+            return await self.playlist(request, name)
+        return await self.media(name, file)
