@@ -1,9 +1,10 @@
-"""The dashboard in Debian's headless Chromium: a card with a live thumbnail and a drawn chart.
+"""The dashboard in Debian's headless Chromium: a tile with a live thumbnail; its player with facts
+and a drawn chart.
 
 ``relay demo`` runs with an API token (RELAY_API_TOKEN, inherited by its web process), so the
 page's token path is exercised too: without ``#token=`` it explains what is missing; with it
-the cards fill in, and the token leaves the address bar. A screenshot is kept as
-``artifacts/dashboard.png``.
+the wall fills in (the only stream's player opens by itself), and the token leaves the address
+bar. A screenshot is kept as ``artifacts/dashboard.png``.
 """
 
 from __future__ import annotations
@@ -25,14 +26,12 @@ THUMBNAIL_LOADED = """() => {
   return img && !img.hidden && img.complete && img.naturalWidth > 0;
 }"""
 CHART_DRAWN = """() => {
-  const c = document.querySelector('[data-stream=demo] canvas.chart');
+  const c = document.getElementById('chart');
   return c && c.dataset.drawn === '1' && Number(c.dataset.points) >= 2;
 }"""
 
 
-
-
-def test_dashboard_cards_thumbnails_and_charts(tmp_path: Path) -> None:
+def test_dashboard_tiles_thumbnails_and_charts(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = dict(os.environ, RELAY_API_TOKEN=TOKEN)
@@ -41,6 +40,7 @@ def test_dashboard_cards_thumbnails_and_charts(tmp_path: Path) -> None:
         playlist = tmp_path / "hls" / "demo" / "index.m3u8"
         relay.wait_for(lambda: playlist.exists() and "#EXTINF" in playlist.read_text(), 40,
                        "the demo's first segment")
+        relay.wait_for(lambda: http_get(f"{base}/healthz")[0] == 200, 20, "the web process")
         assert http_get(f"{base}/api/streams")[0] == 401
         assert http_get(f"{base}/metrics")[0] == 401
         status, body = http_get(f"{base}/metrics", TOKEN)
@@ -64,9 +64,8 @@ def test_dashboard_cards_thumbnails_and_charts(tmp_path: Path) -> None:
                 page.wait_for_selector("[data-stream=demo]", timeout=15000)
                 assert TOKEN not in page.url
                 page.wait_for_function(CHART_DRAWN, timeout=30000)
-                state = page.text_content("[data-stream=demo] .card-head .pill")
-                video = page.text_content('[data-stream=demo] [data-fact="video"]')
-                page.click("[data-stream=demo]")
+                state = page.text_content("[data-stream=demo] .tile-head .pill")
+                video = page.text_content('#facts [data-fact="video"]')
                 page.wait_for_function(
                     "() => document.getElementById('player').currentTime > 0.5", timeout=30000)
                 thumbnail_error = None

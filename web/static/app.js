@@ -1,27 +1,41 @@
-// Relay's dashboard: a card per stream from /api/streams (every 2 s), a live thumbnail per card,
-// a bitrate/fps chart from history kept here, and one HLS player (hls.js; Safari plays natively).
+// Relay's page: a wall of camera tiles from /api/streams (every 2 s) with thumbnails, paged to
+// what the screen holds, filtered by name and state, cameras with problems first; a tile opens
+// the live player in a dialog (Escape closes it): LL-HLS (/hls/NAME/ll.m3u8) when the stream has
+// it, standard HLS otherwise, hls.js or Safari's own player, with the live delay shown.
 // Nothing is loaded from elsewhere. With an API token the page is opened as /#token=TOKEN: the
 // fragment never reaches a server; it is kept in sessionStorage and sent as a bearer header.
 "use strict";
 
 const REFRESH_MS = 2000;
 const THUMBNAIL_MS = 5000;
+const DELAY_MS = 500;                 // how often the shown delay is updated
 const HISTORY_MS = 5 * 60 * 1000;     // kept, and the widest the chart spans
-const MIN_SPAN_MS = 60 * 1000;        // the narrowest: a new card's chart fills up over a minute
+const MIN_SPAN_MS = 60 * 1000;        // the narrowest: a new stream's chart fills up over a minute
+const LL_TRIES = 3;                   // an on-demand LL muxer may need a moment to start
+const LL_RETRY_MS = 1000;
 const TOKEN_KEY = "relay-token";
+const HEVC_MIME = 'video/mp4; codecs="hvc1.1.6.L93.B0"';
+const PROBLEM_STATES = new Set(["connecting", "retrying", "stopped"]);
 
-const video = document.getElementById("player");
-const list = document.getElementById("streams");
-const errorLine = document.getElementById("streams-error");
-const nowPlaying = document.getElementById("now-playing");
-const updated = document.getElementById("updated");
-const summary = document.getElementById("summary");
+const $ = (id) => document.getElementById(id);
+const video = $("player");
+const list = $("streams");
+const errorLine = $("streams-error");
+const nowPlaying = $("now-playing");
+const viewer = $("viewer");
+const delayLine = $("delay");
+const modeLine = $("mode");
+const nameFilter = $("name-filter");
+const stateFilter = $("state-filter");
 
 const token = takeToken();
-const cards = new Map();    // stream name -> card state {item, parts..., history, last}
-let current = null;         // name of the stream playing
+const tiles = new Map();    // stream name -> tile {item, button, parts..., stream, history, last}
+let order = [];             // the latest streams, in the API's order
+let page = 0;
+let current = null;         // name of the stream in the player
 let hls = null;             // the hls.js instance, when one is used
-let chosenByUser = new URLSearchParams(location.search).get("stream");
+let playSerial = 0;         // bumped by every start/stop, so a late probe cannot start a player
+let delayTimer = null;
 
 function takeToken() {
   const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
@@ -71,136 +85,235 @@ function lossText(s) {
   return (100 * lost / total).toFixed(2) + " % (" + lost + " lost)";
 }
 
-// ---- cards -------------------------------------------------------------------------------
+function videoTrack(s) {
+  return (s.tracks || []).find((t) => t.kind === "video");
+}
 
-function makeCard(name) {
-  const item = el("li", "card");
-  item.dataset.stream = name;
-  item.tabIndex = 0;
-  const head = el("div", "card-head");
-  const title = el("span", "name", name);
-  const state = el("span", "pill");
-  head.append(title, state);
-  const frame = el("div", "thumb");
+// What is wrong with a stream, in one line, or null: its source, an RTMP destination or the disk.
+function problemOf(s) {
+  if (PROBLEM_STATES.has(s.state)) return s.last_error || s.state;
+  const rtmp = (s.rtmp || []).find((r) => r.state !== "publishing");
+  if (rtmp) return "RTMP " + rtmp.state + (rtmp.last_error ? ": " + rtmp.last_error : "");
+  return s.disk_error || null;
+}
+
+// ---- tiles -------------------------------------------------------------------------------
+
+function makeTile(name) {
+  const item = el("li");
+  const button = el("button", "tile");
+  button.type = "button";
+  button.dataset.stream = name;
+  const frame = el("span", "thumb");
   const img = el("img");
-  img.alt = "latest picture of " + name;
+  img.alt = "";   // the button's label names the camera
   img.hidden = true;
   const placeholder = el("span", "thumb-empty", "no picture yet");
-  const viewers = el("span", "badge");
-  frame.append(img, placeholder, viewers);
-  const facts = el("dl", "facts");
-  const rows = {};
-  for (const [key, label] of [["video", "Video"], ["audio", "Audio"], ["in", "In"],
-                              ["out", "Out"], ["loss", "Loss"], ["push", "HLS push"]]) {
-    const dt = el("dt", "", label);
-    const dd = el("dd");
-    dd.dataset.fact = key;
-    facts.append(dt, dd);
-    rows[key] = [dt, dd];
-  }
-  const rtmp = el("ul", "rtmp");
-  const error = el("p", "card-error");
-  const canvas = el("canvas", "chart");
-  canvas.dataset.points = "0";
-  canvas.setAttribute("role", "img");
-  canvas.setAttribute("aria-label", "bitrate and frame rate of " + name);
-  const legend = el("div", "legend");
-  legend.append(el("span", "key-bitrate", "bitrate"), el("span", "key-fps", "fps"));
-  item.append(head, frame, facts, rtmp, error, canvas, legend);
-  const open = () => {
-    chosenByUser = name;
-    const url = new URL(location.href);
-    url.searchParams.set("stream", name);
-    history.replaceState(null, "", url);
-    const card = cards.get(name);
-    if (card && card.stream) play(card.stream);
-    video.scrollIntoView({ behavior: "smooth", block: "nearest" });
-  };
-  item.addEventListener("click", open);
-  item.addEventListener("keydown", (e) => { if (e.key === "Enter") open(); });
-  const card = { item, state, img, placeholder, viewers, rows, rtmp, error, canvas,
-                 history: [], last: null, stream: null, thumbUrl: null, thumbAt: 0 };
-  return card;
+  const badge = el("span", "badge");
+  const error = el("span", "tile-error");
+  frame.append(img, placeholder, badge, error);
+  const head = el("span", "tile-head");
+  const state = el("span", "pill");
+  head.append(el("span", "name", name), state);
+  const info = el("span", "tile-info");
+  const format = el("span");
+  const bitrate = el("span");
+  info.append(format, bitrate);
+  button.append(frame, head, info);
+  item.append(button);
+  button.addEventListener("click", () => openPlayer(name));   // Enter and Space too: a button
+  return { item, button, img, placeholder, badge, error, state, format, bitrate,
+           stream: null, history: [], last: null, thumbUrl: null, thumbAt: 0 };
 }
 
-function updateCard(card, s, now) {
-  card.stream = s;
-  card.item.classList.toggle("selected", s.name === current);
-  card.state.className = "pill state-" + s.state;
-  card.state.textContent = s.state;
+function updateTile(tile, s, now) {
+  tile.stream = s;
+  const problem = problemOf(s);
+  tile.problem = problem;
+  tile.button.classList.toggle("problem", problem !== null);
+  tile.button.classList.toggle("selected", s.name === current);
+  tile.button.setAttribute("aria-label", s.name + ", " + s.state +
+    (problem && problem !== s.state ? ", " + problem : "") + ": open the live player");
+  tile.state.className = "pill state-" + s.state;
+  tile.state.textContent = s.state;
+  const track = videoTrack(s);
+  tile.format.textContent = track ? [CODECS[track.codec] || track.codec,
+    track.height ? track.height + "p" : null,
+    track.fps != null ? Math.round(track.fps) + " fps" : null].filter(Boolean).join(" · ") : "";
   const tracks = s.tracks || [];
-  const videoTrack = tracks.find((t) => t.kind === "video");
-  const audioTrack = tracks.find((t) => t.kind === "audio");
-  setFact(card, "video", videoTrack ? describeTrack(videoTrack) : null);
-  setFact(card, "audio", audioTrack ? describeTrack(audioTrack) : null);
   const bitrateIn = tracks.reduce((sum, t) => sum + (t.bitrate || 0), 0);
-  setFact(card, "in", tracks.length ? rate(bitrateIn) : null);
-  // Out: from the counters' change since the previous poll.
-  const rtmpBytes = (s.rtmp || []).reduce((sum, r) => sum + (r.bytes_sent || 0), 0);
-  const hlsBytes = s.hls_bytes_served || 0;
-  let out = null;
-  if (card.last) {
-    const dt = (now - card.last.now) / 1000;
-    const parts = [];
-    if ((s.rtmp || []).length) parts.push("RTMP " + rate(8 * Math.max(0, rtmpBytes - card.last.rtmp) / dt));
-    if (s.hls) parts.push("HLS " + rate(8 * Math.max(0, hlsBytes - card.last.hls) / dt));
-    out = parts.join(" · ") || null;
-  }
-  setFact(card, "out", out);
-  card.last = { now, rtmp: rtmpBytes, hls: hlsBytes };
-  setFact(card, "loss", lossText(s));
-  const push = s.hls_push;
-  setFact(card, "push", push ? push.state + (push.last_error ? ": " + push.last_error : "") +
-                               (push.latency_ms != null ? " (" + push.latency_ms + " ms)" : "")
-                             : null);
-  card.viewers.textContent = s.hls ? (s.hls_viewers || 0) + " watching" : "no HLS";
-  card.rtmp.replaceChildren();
-  for (const r of s.rtmp || []) {
-    const line = el("li");
-    line.append(el("span", "pill state-" + r.state, r.state), el("span", "dest", r.destination));
-    if (r.last_error) line.append(el("div", "rtmp-error", r.last_error));
-    card.rtmp.append(line);
-  }
-  card.error.textContent = s.last_error && s.state !== "playing" ? s.last_error : "";
-  card.error.hidden = !card.error.textContent;
-  card.history.push({ t: now, bitrate: tracks.length ? bitrateIn : null,
-                      fps: videoTrack && videoTrack.fps != null ? videoTrack.fps : null });
-  while (card.history.length && card.history[0].t < now - HISTORY_MS) card.history.shift();
-  drawChart(card.canvas, card.history, now);
-  if (now - card.thumbAt >= THUMBNAIL_MS || !card.thumbUrl) {
-    card.thumbAt = now;
-    refreshThumbnail(card, s);
-  }
+  tile.bitrate.textContent = tracks.length ? rate(bitrateIn) : "";
+  tile.badge.textContent = !s.hls ? "no HLS" : s.hls_viewers ? s.hls_viewers + " watching" : "";
+  tile.badge.hidden = !tile.badge.textContent;
+  tile.error.textContent = problem || "";
+  tile.error.title = problem || "";
+  tile.error.hidden = !problem;
+  tile.history.push({ t: now, bitrate: tracks.length ? bitrateIn : null,
+                      fps: track && track.fps != null ? track.fps : null });
+  while (tile.history.length && tile.history[0].t < now - HISTORY_MS) tile.history.shift();
 }
 
-function setFact(card, key, text) {
-  const [dt, dd] = card.rows[key];
-  dt.hidden = dd.hidden = text == null;
-  dd.textContent = text == null ? "" : text;
-}
-
-async function refreshThumbnail(card, s) {
-  if (!s.thumbnail) { showThumbnail(card, null); return; }
+async function refreshThumbnail(tile) {
+  const s = tile.stream;
+  tile.thumbAt = Date.now();
+  if (!s.thumbnail) { showThumbnail(tile, null); return; }
   try {
     const url = s.thumbnail + "?t=" + Date.now();   // cache-busted
     const response = await fetch(url, { headers: authHeaders(), cache: "no-store" });
-    if (!response.ok) { showThumbnail(card, null); return; }
-    showThumbnail(card, URL.createObjectURL(await response.blob()));
+    if (!response.ok) { showThumbnail(tile, null); return; }
+    showThumbnail(tile, URL.createObjectURL(await response.blob()));
   } catch (err) {
     // keep the last picture; the next refresh tries again
   }
 }
 
-function showThumbnail(card, objectUrl) {
-  if (card.thumbUrl) URL.revokeObjectURL(card.thumbUrl);
-  card.thumbUrl = objectUrl;
-  card.img.hidden = !objectUrl;
-  card.placeholder.hidden = !!objectUrl;
-  if (objectUrl) card.img.src = objectUrl;
-  else card.img.removeAttribute("src");
+function showThumbnail(tile, objectUrl) {
+  if (tile.thumbUrl) URL.revokeObjectURL(tile.thumbUrl);
+  tile.thumbUrl = objectUrl;
+  tile.img.hidden = !objectUrl;
+  tile.placeholder.hidden = !!objectUrl;
+  if (objectUrl) tile.img.src = objectUrl;
+  else tile.img.removeAttribute("src");
 }
 
-// ---- chart: bitrate (filled, left scale) and fps (line, right scale) ------------------------
+// ---- the wall: filter, problems first, pages the size of the screen -------------------------
+
+function matches(tile, text, state) {
+  const s = tile.stream;
+  if (text && !s.name.toLowerCase().includes(text)) return false;
+  if (state === "all") return true;
+  if (state === "problem") return tile.problem !== null;
+  return s.state === state;
+}
+
+// Tiles that fit the screen below the header: whole rows of the grid's columns, at least two.
+function pageSize() {
+  const style = getComputedStyle(list);
+  const columns = style.gridTemplateColumns.split(" ").length;
+  const sample = list.firstElementChild;
+  const height = sample ? sample.getBoundingClientRect().height : 0;
+  if (!height) return columns * 4;
+  const gap = parseFloat(style.rowGap) || 0;
+  const room = window.innerHeight - list.getBoundingClientRect().top - 12;
+  return columns * Math.max(2, Math.floor((room + gap) / (height + gap)));
+}
+
+function layout() {
+  const text = nameFilter.value.trim().toLowerCase();
+  const state = stateFilter.value;
+  const shown = order.map((s) => tiles.get(s.name)).filter((t) => matches(t, text, state));
+  shown.sort((a, b) => (a.problem === null) - (b.problem === null));   // stable: API order kept
+  const size = pageSize();
+  const pages = Math.max(1, Math.ceil(shown.length / size));
+  page = Math.min(page, pages - 1);
+  const visible = shown.slice(page * size, (page + 1) * size);
+  // Move, never rebuild: a focused tile keeps its focus across refreshes.
+  visible.forEach((tile, i) => {
+    if (list.children[i] !== tile.item) list.insertBefore(tile.item, list.children[i] || null);
+  });
+  while (list.children.length > visible.length) list.lastElementChild.remove();
+  const now = Date.now();
+  for (const tile of visible) {
+    if (!tile.thumbUrl || now - tile.thumbAt >= THUMBNAIL_MS) refreshThumbnail(tile);
+  }
+  $("page-info").textContent = shown.length
+    ? (page * size + 1) + "–" + (page * size + visible.length) + " of " + shown.length : "";
+  $("page-prev").disabled = page === 0;
+  $("page-next").disabled = page >= pages - 1;
+  $("wall-empty").hidden = shown.length > 0 || order.length === 0;
+}
+
+function render(streams) {
+  const now = Date.now();
+  const seen = new Set();
+  for (const s of streams) {
+    seen.add(s.name);
+    let tile = tiles.get(s.name);
+    if (!tile) {
+      tile = makeTile(s.name);
+      tiles.set(s.name, tile);
+    }
+    updateTile(tile, s, now);
+  }
+  for (const [name, tile] of tiles) {
+    if (seen.has(name)) continue;
+    showThumbnail(tile, null);
+    tile.item.remove();
+    tiles.delete(name);
+  }
+  order = streams;
+  const playing = streams.filter((s) => s.state === "playing").length;
+  const problems = [...tiles.values()].filter((t) => t.problem !== null).length;
+  $("summary").textContent = streams.length + " camera" + (streams.length === 1 ? "" : "s") +
+    ", " + playing + " playing" + (problems ? ", " + problems + " with problems" : "");
+  stateFilter.options[1].textContent = "with problems (" + problems + ")";
+  layout();
+  if (current !== null && tiles.has(current)) showDetails(tiles.get(current), now);
+}
+
+nameFilter.addEventListener("input", () => { page = 0; layout(); });
+stateFilter.addEventListener("change", () => { page = 0; layout(); });
+$("page-prev").addEventListener("click", () => { page -= 1; layout(); });
+$("page-next").addEventListener("click", () => { page += 1; layout(); });
+window.addEventListener("resize", layout);
+
+// ---- the player's details: facts, RTMP destinations, bitrate/fps chart ---------------------
+
+function showDetails(tile, now) {
+  const s = tile.stream;
+  $("viewer-title").textContent = s.name;
+  $("viewer-state").className = "pill state-" + s.state;
+  $("viewer-state").textContent = s.state;
+  const tracks = s.tracks || [];
+  const audio = tracks.find((t) => t.kind === "audio");
+  const track = videoTrack(s);
+  const bitrateIn = tracks.reduce((sum, t) => sum + (t.bitrate || 0), 0);
+  // Out: from the counters' change since the previous poll.
+  const rtmpBytes = (s.rtmp || []).reduce((sum, r) => sum + (r.bytes_sent || 0), 0);
+  const hlsBytes = s.hls_bytes_served || 0;
+  let out = null;
+  if (tile.last) {
+    const dt = (now - tile.last.now) / 1000;
+    const parts = [];
+    if ((s.rtmp || []).length) parts.push("RTMP " + rate(8 * Math.max(0, rtmpBytes - tile.last.rtmp) / dt));
+    if (s.hls) parts.push("HLS " + rate(8 * Math.max(0, hlsBytes - tile.last.hls) / dt));
+    out = parts.join(" · ") || null;
+  }
+  tile.last = { now, rtmp: rtmpBytes, hls: hlsBytes };
+  const push = s.hls_push;
+  const facts = [
+    ["video", "Video", track ? describeTrack(track) : null],
+    ["audio", "Audio", audio ? describeTrack(audio) : null],
+    ["in", "In", tracks.length ? rate(bitrateIn) : null],
+    ["out", "Out", out],
+    ["loss", "Loss", lossText(s)],
+    ["viewers", "Watching", s.hls ? String(s.hls_viewers || 0) : null],
+    ["push", "HLS push", push ? push.state + (push.last_error ? ": " + push.last_error : "") +
+                         (push.latency_ms != null ? " (" + push.latency_ms + " ms)" : "") : null],
+  ];
+  const dl = $("facts");
+  dl.replaceChildren();
+  for (const [key, label, text] of facts) {
+    if (text == null) continue;
+    const dd = el("dd", "", text);
+    dd.dataset.fact = key;
+    dl.append(el("dt", "", label), dd);
+  }
+  const rtmp = $("rtmp");
+  rtmp.replaceChildren();
+  for (const r of s.rtmp || []) {
+    const line = el("li");
+    line.append(el("span", "pill state-" + r.state, r.state), el("span", "dest", r.destination));
+    if (r.last_error) line.append(el("div", "rtmp-error", r.last_error));
+    rtmp.append(line);
+  }
+  const problem = $("viewer-error");
+  problem.textContent = tile.problem || "";
+  problem.hidden = !tile.problem;
+  const chart = $("chart");
+  chart.setAttribute("aria-label", "bitrate and frame rate of " + s.name);
+  drawChart(chart, tile.history, now);
+}
 
 function niceMax(value) {
   if (!(value > 0)) return 1;
@@ -209,6 +322,7 @@ function niceMax(value) {
   return 10 * step;
 }
 
+// Bitrate (filled, left scale) and fps (line, right scale).
 function drawChart(canvas, points, now) {
   const ratio = window.devicePixelRatio || 1;
   const width = canvas.clientWidth || 300;
@@ -267,30 +381,6 @@ function line(ctx, pts, colour) {
   ctx.stroke();
 }
 
-function render(streams) {
-  const now = Date.now();
-  const seen = new Set();
-  streams.forEach((s, i) => {
-    seen.add(s.name);
-    let card = cards.get(s.name);
-    if (!card) {
-      card = makeCard(s.name);
-      cards.set(s.name, card);
-    }
-    if (list.children[i] !== card.item) list.insertBefore(card.item, list.children[i] || null);
-    updateCard(card, s, now);
-  });
-  for (const [name, card] of cards) {
-    if (seen.has(name)) continue;
-    showThumbnail(card, null);
-    card.item.remove();
-    cards.delete(name);
-  }
-  const playing = streams.filter((s) => s.state === "playing").length;
-  summary.textContent = streams.length + " stream" + (streams.length === 1 ? "" : "s") +
-    ", " + playing + " playing";
-}
-
 // ---- player ------------------------------------------------------------------------------
 
 // hls.min.js is a deferred script before this one, so by now it has run or failed (a 404 when
@@ -309,41 +399,147 @@ function playerProblem() {
       "without it. Status and pictures still work.";
 }
 
-function play(stream) {
-  if (!stream.hls) return;
-  if (current === stream.name) return;
-  current = stream.name;
-  for (const card of cards.values()) card.item.classList.toggle("selected", card.item.dataset.stream === current);
-  const problem = playerProblem();
-  nowPlaying.textContent = (useHlsJs || native ? "Playing " + stream.name + ". " : "") + (problem || "");
-  if (hls) { hls.destroy(); hls = null; }
-  if (useHlsJs) {
-    hls = new window.Hls({
-      liveDurationInfinity: true,
-      xhrSetup: (xhr) => { if (token) xhr.setRequestHeader("Authorization", "Bearer " + token); },
-    });
-    hls.on(window.Hls.Events.ERROR, (_, data) => {
-      if (!data.fatal) return;
-      if (data.type === window.Hls.ErrorTypes.NETWORK_ERROR) hls.startLoad();
-      else if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
-    });
-    hls.loadSource(stream.hls);
-    hls.attachMedia(video);
-  } else if (native) {
-    video.src = stream.hls;   // Safari (and recent Chromium) play HLS natively
-  } else {
-    return;
-  }
-  video.play().catch(() => {});   // muted autoplay; a refusal leaves the controls
+function canDecodeHevc() {
+  const mse = window.MediaSource && MediaSource.isTypeSupported(HEVC_MIME);
+  return Boolean(mse || video.canPlayType(HEVC_MIME) !== "");
 }
 
-function choose(streams) {
-  const wanted = chosenByUser && streams.find((s) => s.name === chosenByUser);
-  if (wanted) { play(wanted); return; }
-  if (current === null) {
-    const first = streams.find((s) => s.state === "playing" && s.hls);
-    if (first) play(first);
+function openPlayer(name) {
+  const tile = tiles.get(name);
+  if (!tile) return;
+  const url = new URL(location.href);
+  url.searchParams.set("stream", name);
+  history.replaceState(null, "", url);
+  current = name;
+  for (const t of tiles.values()) t.button.classList.toggle("selected", t === tile);
+  showDetails(tile, Date.now());
+  if (!viewer.open) viewer.showModal();
+  play(tile.stream);
+}
+
+viewer.addEventListener("close", () => {   // Escape, the close button, or a refused stream
+  stopPlayer();
+  const tile = tiles.get(current);
+  current = null;
+  const url = new URL(location.href);
+  url.searchParams.delete("stream");
+  history.replaceState(null, "", url);
+  nowPlaying.textContent = "No stream selected: choose a camera on the wall.";
+  if (tile) {
+    tile.button.classList.remove("selected");
+    if (tile.item.isConnected) tile.button.focus();
   }
+});
+$("viewer-close").addEventListener("click", () => viewer.close());
+
+function stopPlayer() {
+  playSerial += 1;
+  if (hls) { hls.destroy(); hls = null; }
+  video.removeAttribute("src");
+  video.load();
+  clearInterval(delayTimer);
+  delayTimer = null;
+  delayLine.textContent = "";
+  delayLine.removeAttribute("data-seconds");
+  modeLine.textContent = "";
+}
+
+// The LL-HLS playlist when the stream has one (the API's ll_hls, or a probe when it is not
+// there): a GET that answers 200; an on-demand muxer that is starting is given a few tries.
+async function lowLatencyUrl(stream, serial) {
+  if (stream.ll_hls === "off" || stream.ll_hls === false) return null;
+  const url = stream.hls.replace(/index\.m3u8$/, "ll.m3u8");
+  const tries = stream.ll_hls ? LL_TRIES : 1;
+  for (let i = 0; i < tries; i++) {
+    if (i) await new Promise((resolve) => setTimeout(resolve, LL_RETRY_MS));
+    if (serial !== playSerial) return null;
+    try {
+      const response = await fetch(url, { headers: authHeaders(), cache: "no-store" });
+      if (response.ok) return url;
+    } catch (err) {
+      return null;
+    }
+  }
+  return null;
+}
+
+async function play(stream) {
+  stopPlayer();
+  const serial = playSerial;
+  const problem = playerProblem();
+  if (!useHlsJs && !native) { nowPlaying.textContent = problem; return; }
+  if (!stream.hls) {
+    nowPlaying.textContent = stream.name + " has no HLS output (hls = false in its configuration).";
+    return;
+  }
+  const track = videoTrack(stream);
+  if (track && track.codec === "hevc" && !canDecodeHevc()) {
+    nowPlaying.textContent = stream.name + " sends H.265 (HEVC) video, which this browser " +
+      "cannot decode. Safari plays it, and Chrome or Edge where the computer has a hardware " +
+      "HEVC decoder. Its status and thumbnails still work here.";
+    return;
+  }
+  nowPlaying.textContent = "Starting " + stream.name + "…";
+  const ll = await lowLatencyUrl(stream, serial);
+  if (serial !== playSerial) return;
+  start(stream, ll || stream.hls, ll !== null, problem);
+}
+
+function start(stream, url, low, problem) {
+  const mode = low ? "LL-HLS" : "HLS";
+  modeLine.textContent = mode;
+  nowPlaying.textContent = "Playing " + stream.name + " (" + mode + "). " + (problem || "");
+  if (useHlsJs) {
+    const player = hls = new window.Hls({
+      lowLatencyMode: low,
+      liveDurationInfinity: true,
+      backBufferLength: 30,
+      xhrSetup: (xhr) => { if (token) xhr.setRequestHeader("Authorization", "Bearer " + token); },
+    });
+    player.on(window.Hls.Events.ERROR, (_, data) => {
+      if (!data.fatal || player !== hls) return;
+      if (low && data.type === window.Hls.ErrorTypes.NETWORK_ERROR &&
+          data.details.startsWith("manifest")) {
+        stopPlayer();   // the LL playlist went away (stopped, or turned off): standard HLS
+        start(stream, stream.hls, false, problem);
+      } else if (data.type === window.Hls.ErrorTypes.NETWORK_ERROR) player.startLoad();
+      else if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) player.recoverMediaError();
+    });
+    player.loadSource(url);
+    player.attachMedia(video);
+  } else {
+    video.src = url;   // Safari (and recent Chromium) play HLS natively
+  }
+  video.play().catch(() => {});   // muted autoplay; a refusal leaves the controls
+  delayTimer = setInterval(showDelay, DELAY_MS);
+}
+
+// How far behind live the picture is: now minus the shown frame's EXT-X-PROGRAM-DATE-TIME when
+// the playlist carries it (the relay stamps it on arrival), else hls.js's distance from the
+// playlist's live edge.
+function showDelay() {
+  let seconds = null;
+  let basis = "";
+  if (hls) {
+    const date = hls.playingDate;
+    if (date) {
+      seconds = (Date.now() - date.getTime()) / 1000;
+      basis = "now minus the shown frame's time (EXT-X-PROGRAM-DATE-TIME)";
+    } else if (hls.latency > 0) {
+      seconds = hls.latency;
+      basis = "distance from the playlist's live edge (hls.js)";
+    }
+  } else if (video.getStartDate) {
+    const startDate = video.getStartDate().getTime();
+    if (isFinite(startDate)) {
+      seconds = (Date.now() - startDate) / 1000 - video.currentTime;
+      basis = "now minus the shown frame's time (EXT-X-PROGRAM-DATE-TIME)";
+    }
+  }
+  if (seconds === null || video.readyState < 2) return;
+  delayLine.textContent = "delay " + seconds.toFixed(1) + " s";
+  delayLine.title = basis;
+  delayLine.dataset.seconds = seconds.toFixed(3);
 }
 
 async function refresh() {
@@ -361,17 +557,28 @@ async function refresh() {
     if (!response.ok) errorLine.textContent = "The relay has not published its status yet.";
     render(streams);
     choose(streams);
-    updated.textContent = "updated " + new Date().toLocaleTimeString();
+    $("updated").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (err) {
     errorLine.hidden = false;
     errorLine.textContent = "Cannot reach the relay: " + err;
   }
 }
 
+// The first time the wall fills: open ?stream=NAME, or the only stream there is (relay pull, demo).
+let chosen = false;
+function choose(streams) {
+  if (chosen || !streams.length) return;
+  chosen = true;
+  const wanted = new URLSearchParams(location.search).get("stream");
+  const name = wanted && tiles.has(wanted) ? wanted : streams.length === 1 ? streams[0].name : null;
+  if (name !== null) openPlayer(name);
+}
+
 const problemAtStart = playerProblem();
 if (problemAtStart) {
   nowPlaying.textContent = problemAtStart;
-  nowPlaying.classList.toggle("error", !native);
+  $("player-problem").textContent = problemAtStart;
+  $("player-problem").hidden = false;
 }
 refresh();
 setInterval(refresh, REFRESH_MS);

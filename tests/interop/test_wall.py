@@ -1,0 +1,127 @@
+"""The camera wall in Debian's headless Chromium at 1440x900: 16 cameras under ``relay run``.
+
+Fourteen streams pull one GStreamer mount (one shared encoder) and two point where nothing
+listens, so they retry: the wall shows at least 12 tiles whole on the screen, the two with
+problems first; the name and state filters narrow it; the keyboard alone (Tab, Enter) opens a
+camera's live player, which plays, shows its delay (printed: a figure, not an assertion) and
+closes on Escape. Screenshots: ``artifacts/wall.png`` and ``artifacts/wall-player.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+from tests.interop.gstserver import free_port, start_gst_server
+from tests.interop.relayproc import RelayProcess
+from tests.interop.test_browser import ARTIFACTS, CHROMIUM_ARGS
+
+GOOD = [f"cam{i:02d}" for i in range(1, 15)]
+BAD = ["dock-east", "dock-west"]
+WIDTH, HEIGHT = 1440, 900
+
+TILES_INSIDE = """([width, height]) => [...document.querySelectorAll('#streams .tile')]
+  .filter((t) => { const r = t.getBoundingClientRect();
+                   return r.top >= 0 && r.left >= 0 && r.bottom <= height && r.right <= width; })
+  .map((t) => t.dataset.stream)"""
+SHOWN = "() => [...document.querySelectorAll('#streams .tile')].map((t) => t.dataset.stream)"
+THUMBNAILS_LOADED = """(least) => [...document.querySelectorAll('#streams .tile img')]
+  .filter((img) => !img.hidden && img.complete && img.naturalWidth > 0).length >= least"""
+
+
+def _config(http: int, hls: Path, sources: dict[str, str]) -> str:
+    text = f'[server]\nhttp = "127.0.0.1:{http}"\nhls_dir = "{hls}"\n'
+    for name, source in sources.items():
+        text += f'\n[streams.{name}]\nsource = "{source}"\ntransport = "tcp"\nsegment_seconds = 2\n'
+    return text
+
+
+def _shown(page: Page) -> list[str]:
+    return list(page.evaluate(SHOWN))
+
+
+def test_wall_of_16_cameras(tmp_path: Path) -> None:
+    hls = tmp_path / "hls"
+    http = free_port()
+    nowhere = free_port()
+    with start_gst_server({"/cam": "h264"}) as rtsp:
+        sources = {name: f"rtsp://127.0.0.1:{rtsp}/cam" for name in GOOD}
+        sources |= {name: f"rtsp://127.0.0.1:{nowhere}/cam" for name in BAD}
+        config = tmp_path / "relay.toml"
+        config.write_text(_config(http, hls, sources))
+        with RelayProcess(["run", "--config", str(config)], http, tmp_path) as relay:
+            relay.wait_for(lambda: sum(s["state"] == "playing" for s in relay.api()) == len(GOOD)
+                           and "#EXTINF" in (hls / "cam03" / "index.m3u8").read_text(), 60,
+                           "14 cameras playing and cam03's first segment")
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                                     args=CHROMIUM_ARGS)
+                try:
+                    errors: list[str] = []
+                    page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+                    page.on("pageerror", lambda exc: errors.append(str(exc)))
+                    page.goto(f"http://127.0.0.1:{http}/", wait_until="load")
+                    page.wait_for_function(f"() => document.querySelectorAll('#streams .tile')"
+                                           f".length === {len(sources)}", timeout=15000)
+                    page.wait_for_function(THUMBNAILS_LOADED, arg=12, timeout=40000)
+                    ARTIFACTS.mkdir(exist_ok=True)
+                    page.screenshot(path=str(ARTIFACTS / "wall.png"))
+                    inside = page.evaluate(TILES_INSIDE, [WIDTH, HEIGHT])
+                    order = _shown(page)
+                    paging = page.text_content("#page-info")
+                    cam01 = page.get_attribute("[data-stream=cam01] img", "src")
+                    page.wait_for_function(
+                        "(before) => document.querySelector('[data-stream=cam01] img').src"
+                        " !== before", arg=cam01, timeout=20000)  # thumbnails are refreshed
+
+                    page.fill("#name-filter", "CAM1")
+                    by_name = _shown(page)
+                    page.fill("#name-filter", "")
+                    page.select_option("#state-filter", "problem")
+                    by_state = _shown(page)
+                    page.select_option("#state-filter", "all")
+
+                    page.focus("#name-filter")
+                    for _ in range(len(sources) + 4):  # to the first playing camera
+                        page.keyboard.press("Tab")
+                        focused = page.evaluate("document.activeElement.dataset.stream")
+                        if focused in GOOD:
+                            break
+                    label = page.evaluate("document.activeElement.getAttribute('aria-label')")
+                    page.keyboard.press("Enter")
+                    page.wait_for_function("() => document.getElementById('viewer').open",
+                                           timeout=5000)
+                    page.wait_for_function(
+                        "() => document.getElementById('player').currentTime > 0.5",
+                        timeout=30000)
+                    first = page.evaluate("document.getElementById('player').currentTime")
+                    page.wait_for_function(
+                        "(t) => document.getElementById('player').currentTime > t + 1",
+                        arg=first, timeout=15000)
+                    page.wait_for_function(
+                        "() => document.getElementById('delay').dataset.seconds !== undefined",
+                        timeout=15000)
+                    delay = float(page.get_attribute("#delay", "data-seconds") or "nan")
+                    mode = page.text_content("#mode")
+                    title = page.text_content("#viewer-title")
+                    page.screenshot(path=str(ARTIFACTS / "wall-player.png"))
+                    page.keyboard.press("Escape")
+                    page.wait_for_function("() => !document.getElementById('viewer').open",
+                                           timeout=5000)
+                    refocused = page.evaluate("document.activeElement.dataset.stream")
+                    stopped = page.evaluate("document.getElementById('player').readyState === 0")
+                finally:
+                    browser.close()
+            print(f"\nwall: {len(inside)} tiles inside {WIDTH}x{HEIGHT}; {focused} played "
+                  f"by {mode}, delay {delay:.2f} s")
+            assert len(inside) >= 12, (inside, order)
+            assert paging == f"1–{len(sources)} of {len(sources)}"
+            assert sorted(order[:2]) == BAD and sorted(order[2:]) == GOOD, order
+            assert sorted(by_name) == ["cam10", "cam11", "cam12", "cam13", "cam14"], by_name
+            assert sorted(by_state) == BAD, by_state
+            assert focused in GOOD and label is not None and label.startswith(f"{focused}, ")
+            assert title == focused and mode in ("HLS", "LL-HLS")
+            assert refocused == focused and stopped
+            assert not errors, errors
+            assert relay.stop() == 0
