@@ -52,11 +52,14 @@ _H264_DROP = frozenset({7, 8, 9, 12})  # SPS, PPS, access unit delimiter, filler
 _H265_DROP = frozenset({32, 33, 34, 35, 38})  # VPS, SPS, PPS, AUD, filler data
 _U32 = struct.Struct(">I")
 _MAX_CTS = (1 << 23) - 1
+_AVC_KEY = bytes([(FRAME_KEY << 4) | VIDEO_CODEC_AVC, AVC_NALU])
+_AVC_INTER = bytes([(FRAME_INTER << 4) | VIDEO_CODEC_AVC, AVC_NALU])
+_AAC_RAW_HEAD = bytes([AAC_FLAGS, AAC_RAW])
 
 
-def _avcc(nals: NalUnits, drop: frozenset[int], hevc: bool) -> list[bytes]:
-    """The parts of AVCC NAL units (4-byte length, unit), for the caller's one join."""
-    parts: list[bytes] = []
+def _avcc(parts: list[bytes], nals: NalUnits, drop: frozenset[int], hevc: bool) -> list[bytes]:
+    """``parts`` (the tag's head) and then AVCC NAL units (4-byte length, unit), for the
+    caller's one join."""
     for nal in nals:
         nal_type = (nal[0] >> 1) & 0x3F if hevc else nal[0] & 0x1F
         if nal_type in drop:
@@ -91,8 +94,8 @@ def avc_nalus(nals: NalUnits, key: bool, composition_ms: int = 0) -> bytes:
         key: the frame is an IDR frame.
         composition_ms: pts - dts in milliseconds.
     """
-    head = bytes([((FRAME_KEY if key else FRAME_INTER) << 4) | VIDEO_CODEC_AVC, AVC_NALU])
-    return b"".join([head, _cts(composition_ms), *_avcc(nals, _H264_DROP, False)])
+    head = _AVC_KEY if key else _AVC_INTER
+    return b"".join(_avcc([head, _cts(composition_ms)], nals, _H264_DROP, False))
 
 
 def avc_end_of_sequence() -> bytes:
@@ -111,12 +114,11 @@ def hevc_sequence_start(hvcc: bytes) -> bytes:
 def hevc_coded_frames(nals: NalUnits, key: bool, composition_ms: int = 0) -> bytes:
     """Enhanced RTMP coded frames for H.265 (CodedFramesX when the composition time is 0)."""
     frame_type = FRAME_KEY if key else FRAME_INTER
-    nalus = _avcc(nals, _H265_DROP, True)
     if composition_ms == 0:
         head = bytes([0x80 | (frame_type << 4) | PACKET_CODED_FRAMES_X]) + FOURCC_HEVC
-        return b"".join([head, *nalus])
+        return b"".join(_avcc([head], nals, _H265_DROP, True))
     head = bytes([0x80 | (frame_type << 4) | PACKET_CODED_FRAMES]) + FOURCC_HEVC
-    return b"".join([head, _cts(composition_ms), *nalus])
+    return b"".join(_avcc([head, _cts(composition_ms)], nals, _H265_DROP, True))
 
 
 def hevc_sequence_end() -> bytes:
@@ -133,7 +135,7 @@ def aac_sequence_header(audio_specific_config: bytes) -> bytes:
 
 def aac_raw(frame: bytes) -> bytes:
     """An AAC raw frame tag body: AACPacketType 1 and one access unit (no ADTS header)."""
-    return bytes([AAC_FLAGS, AAC_RAW]) + frame
+    return _AAC_RAW_HEAD + frame
 
 
 def metadata(
