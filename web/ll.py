@@ -7,9 +7,9 @@ part. This process learns of each part by inotify on ``ll.json`` (web/watch.py),
 playlist bytes (and their gzip) in memory until the next notice, and answers every request
 waiting for that part at once: 500 viewers cost one read and one compression per part.
 
-The muxer runs on demand: each LL request sends the datagram ``ll-want NAME`` (at most once a
-second per stream) to ``relay.sock`` beside the status snapshot that lists the stream; a request
-that finds no ``ll.json`` yet waits for the muxer to start.
+The muxer runs on demand: each LL request asks for it (``ll-want NAME`` to the relay's control
+socket, web/control.py, at most once a second per stream); a request that finds no ``ll.json``
+yet waits for the muxer to start.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ import contextlib
 import logging
 import os
 import re
-import socket
 import stat
-import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -42,8 +40,6 @@ _PART = re.compile(r"p([0-9]{1,10})\.([0-9]{1,5})\.m4s")
 _SEGMENT = re.compile(r"s([0-9]{1,10})\.m4s")
 _NUMBER = re.compile(r"[0-9]{1,10}")
 
-WANT_INTERVAL = 1.0
-"""Seconds between two ``ll-want`` datagrams for one stream."""
 START_SECONDS = 5.0
 """How long a request waits for a muxer started on demand to write its first ``ll.json``."""
 MAX_STATE_BYTES = 4096
@@ -209,50 +205,24 @@ class LlStream:
 
 
 class LlServer:
-    """The LL-HLS routes' state: one LlStream per stream asked for, the ``ll-want`` sender.
+    """The LL-HLS routes' state: one LlStream per stream asked for.
 
     Args:
         hls_dir: the folder of the streams' HLS folders.
         watcher: the process's inotify Watcher (running).
-        relay_socket: the ``relay.sock`` of the relay that has this stream, or None if no
-            status snapshot lists it.
+        want: tells the stream's relay that someone reads its LL-HLS (rate-limited by the
+            caller); False if no relay has the stream.
         accepts_gzip: whether an Accept-Encoding header allows gzip.
-        clock: monotonic seconds, for the ``ll-want`` rate limit.
     """
 
-    def __init__(self, hls_dir: Path, watcher: Watcher,
-                 relay_socket: Callable[[str], Path | None],
-                 accepts_gzip: Callable[[str], bool],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, hls_dir: Path, watcher: Watcher, want: Callable[[str], bool],
+                 accepts_gzip: Callable[[str], bool]) -> None:
         self.hls_dir = hls_dir
         self.watcher = watcher
-        self.relay_socket = relay_socket
+        self.want = want
         self.accepts_gzip = accepts_gzip
-        self.clock = clock
         self.streams: dict[str, LlStream] = {}
         self.waiting = 0
-        self._wanted: dict[str, float] = {}
-        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._socket.setblocking(False)
-
-    def close(self) -> None:
-        self._socket.close()
-
-    def want(self, name: str) -> bool:
-        """Tell the stream's relay that someone reads its LL-HLS; False if no relay has it."""
-        now = self.clock()
-        last = self._wanted.get(name)
-        if last is not None and now - last < WANT_INTERVAL:
-            return True
-        path = self.relay_socket(name)
-        if path is None:
-            return False
-        self._wanted[name] = now
-        try:
-            self._socket.sendto(b"ll-want " + name.encode(), os.fsencode(path))
-        except OSError as exc:  # the relay is restarting, or predates LL-HLS: its files tell
-            log.debug("ll-want %s to %s: %s", name, path, exc.strerror or exc)
-        return True
 
     def stream(self, name: str) -> LlStream:
         stream = self.streams.get(name)
