@@ -36,9 +36,11 @@ from relay.drivers.rtsp_source import run_rtsp_source
 from relay.drivers.supervise import HEALTHY_AFTER, Backoff, supervise
 from relay.drivers.thumbnails import run_thumbnails
 from relay.drivers.web_process import run_web
+from relay.drivers.workers import WorkerCommand, WorkerPool, worker_folder
 from relay.errors import ConfigError, RelayError
 from relay.files import DiskErrors
 from relay.logs import LogOutput, Redactor
+from relay.shards import EVERY_STREAM, Assignment
 from relay.status import Snapshotter, StreamStatus
 from relay.status_schema import Snapshot, encode_snapshot
 
@@ -54,7 +56,8 @@ StreamRunner = Callable[[StreamConfig, StreamStatus, Path], Awaitable[None]]
 
 
 def run(config: Config, logs: LogOutput, demo_segment_seconds: float | None = None,
-        config_path: Path | None = None) -> None:
+        config_path: Path | None = None, assignment: Assignment = EVERY_STREAM,
+        workers: WorkerCommand | None = None) -> None:
     """Run the relay (or, with ``demo_segment_seconds``, the demo) until SIGINT/SIGTERM.
 
     Args:
@@ -62,11 +65,20 @@ def run(config: Config, logs: LogOutput, demo_segment_seconds: float | None = No
         logs: the process's log output (its secrets are set from the config).
         demo_segment_seconds: run the built-in demo camera instead, with this segment target.
         config_path: the file ``config`` came from; SIGHUP reloads it.
+        assignment: the streams of ``config`` this process runs (``--shard``).
+        workers: run the streams in these worker processes instead (``--workers`` over 1).
     """
     if demo_segment_seconds is not None:
         trio.run(run_demo, config, logs, demo_segment_seconds)
     else:
-        trio.run(partial(run_relay, config, logs, started=_announce, config_path=config_path))
+        trio.run(partial(run_relay, config, logs, started=_announce, config_path=config_path,
+                         assignment=assignment, workers=workers))
+
+
+def run_worker(config: Config, logs: LogOutput, config_path: Path, assignment: Assignment,
+               runtime: Path, parent_fd: int) -> None:
+    """One worker process of ``relay run --workers N`` (``run_worker_process``)."""
+    trio.run(run_worker_process, config, logs, config_path, assignment, runtime, parent_fd)
 
 
 def _announce(address: str) -> None:
@@ -99,6 +111,8 @@ async def run_relay(
     before: Callable[[trio.Nursery], Awaitable[None]] | None = None,
     started: Callable[[str], None] | None = None,
     config_path: Path | None = None,
+    assignment: Assignment = EVERY_STREAM,
+    workers: WorkerCommand | None = None,
 ) -> None:
     """Run every enabled stream of ``config`` until SIGINT/SIGTERM.
 
@@ -108,6 +122,9 @@ async def run_relay(
         before: started first in the main nursery (the demo camera), awaited until it is up.
         started: called with the page's address once the web process is listening.
         config_path: reloaded on SIGHUP (without it SIGHUP is ignored).
+        assignment: the streams of ``config`` this process runs (``--shard``).
+        workers: run the streams in worker processes instead (each its part of
+            ``assignment``'s shard); this process then only supervises them and the web process.
     """
     runtime = Path(tempfile.mkdtemp(prefix="relay-"))
     hls_dir = config.server.hls_dir
@@ -125,19 +142,22 @@ async def run_relay(
                     token_file = runtime / "api-token"
                     token_file.touch(mode=0o600)
                     token_file.write_text(config.server.token)
-                status_file = runtime / "status.json"
-                thumbnail_wants = Wants()
-                # the control socket beside the snapshot, where the web process asks for work
-                await nursery.start(serve_control, status_file.parent / SOCKET_NAME,
-                                    {"thumb": thumbnail_wants.want})
-                supervisor = Supervisor(nursery, hls_dir, partial(
-                    run_stream, thumbnails=thumbnails, thumbnail_wants=thumbnail_wants))
-                supervisor.apply(config)
-                nursery.start_soon(_on_signals, signals, nursery.cancel_scope, supervisor,
-                                   config_path, logs)
-                nursery.start_soon(publish_status, supervisor, status_file, logs.redact)
+                on_hup: Callable[[], None] | None = None
+                if workers is None:
+                    status_files = [runtime / "status.json"]
+                    supervisor = _serve_streams(nursery, config, logs, assignment, thumbnails,
+                                                status_files[0])
+                    if config_path is not None:
+                        on_hup = partial(reload, supervisor, config_path, logs)
+                else:
+                    pool = WorkerPool(workers, runtime)
+                    status_files = pool.status_files
+                    nursery.start_soon(pool.run)
+                    if config_path is not None:
+                        on_hup = partial(pool.reload, _parent_reload(config, config_path, logs))
+                nursery.start_soon(_on_signals, signals, nursery.cancel_scope, on_hup)
                 await nursery.start(partial(run_web, thumbnails=thumbnails, token_file=token_file),
-                                    config.server.http, hls_dir, status_file)
+                                    config.server.http, hls_dir, status_files)
                 host, port = config.server.http
                 if started is not None:
                     started(f"http://{host}:{port}/")
@@ -145,19 +165,76 @@ async def run_relay(
         shutil.rmtree(runtime, ignore_errors=True)
 
 
+def _serve_streams(nursery: trio.Nursery, config: Config, logs: LogOutput,
+                   assignment: Assignment, thumbnails: Path, status_file: Path) -> Supervisor:
+    """Start this process's streams of ``config`` and the status snapshot that reports them."""
+    thumbnail_wants = Wants()
+    # the control socket beside the snapshot: the web process asks the process that lists a stream
+    nursery.start_soon(serve_control, status_file.parent / SOCKET_NAME,
+                       {"thumb": thumbnail_wants.want})
+    supervisor = Supervisor(nursery, config.server.hls_dir, partial(
+        run_stream, thumbnails=thumbnails, thumbnail_wants=thumbnail_wants), owns=assignment.owns)
+    supervisor.apply(config)
+    nursery.start_soon(publish_status, supervisor, status_file, logs.redact)
+    return supervisor
+
+
+async def run_worker_process(config: Config, logs: LogOutput, config_path: Path,
+                             assignment: Assignment, runtime: Path, parent_fd: int) -> None:
+    """Run one worker's streams until SIGTERM, or until its parent is gone.
+
+    The parent (``WorkerPool``) holds the write end of the pipe ``parent_fd`` reads: it reads as
+    end-of-file once the parent has exited, however it ended (SIGKILL included), so a worker
+    never outlives its relay and nothing polls for it.
+    """
+    config.server.hls_dir.mkdir(parents=True, exist_ok=True)
+    logs.redact.set_secrets(_log_secrets(config))
+    folder = worker_folder(runtime, assignment.worker)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+        async with trio.open_nursery() as nursery:
+            supervisor = _serve_streams(nursery, config, logs, assignment, runtime / "thumbnails",
+                                        folder / "status.json")
+            nursery.start_soon(_on_signals, signals, nursery.cancel_scope,
+                               partial(reload, supervisor, config_path, logs))
+            await trio.lowlevel.wait_readable(parent_fd)
+            log.warning("worker=%d: the relay that started it is gone; stopping",
+                        assignment.worker)
+            nursery.cancel_scope.cancel()
+
+
+def _parent_reload(config: Config, path: Path, logs: LogOutput) -> Callable[[], bool]:
+    """The supervising process's part of a reload: check the file once (one error line, not one
+    per worker) and follow its log settings; the check returns True if the workers should
+    reload the file."""
+    current = config
+
+    def check() -> bool:
+        nonlocal current
+        try:
+            new = load_config(path)
+        except ConfigError as exc:
+            log.error("reload failed, still running the previous config: %s", exc)
+            return False
+        logs.redact.set_secrets(_log_secrets(new) + _log_secrets(current))
+        if new.server.log_format != current.server.log_format:
+            logs.use_config_format(new.server.log_format)
+        current = new
+        return True
+
+    return check
+
+
 async def _on_signals(
     signals: AsyncIterator[int],
     scope: trio.CancelScope,
-    supervisor: Supervisor,
-    config_path: Path | None,
-    logs: LogOutput,
+    on_hup: Callable[[], None] | None,
 ) -> None:
     async for signum in signals:
         if signum == signal.SIGHUP:
-            if config_path is None:
+            if on_hup is None:
                 log.info("received SIGHUP; no config file to reload")
             else:
-                reload(supervisor, config_path, logs)
+                on_hup()
             continue
         log.info("received %s; stopping", signal.Signals(signum).name)
         scope.cancel()
@@ -209,6 +286,8 @@ class Supervisor:
         runner: runs one stream until cancelled (``run_stream``; tests pass fakes).
         backoff: makes each stream's retry schedule.
         healthy_after: a run this long resets the stream's backoff.
+        owns: whether a stream (by name) is this process's to run (``--shard``, ``--workers``);
+            the others of the config are left to their own process.
     """
 
     def __init__(
@@ -219,8 +298,10 @@ class Supervisor:
         *,
         backoff: Callable[[], Backoff] = Backoff,
         healthy_after: float = HEALTHY_AFTER,
+        owns: Callable[[str], bool] = EVERY_STREAM.owns,
     ) -> None:
         self._nursery = nursery
+        self._owns = owns
         self._hls_dir = hls_dir
         self._runner = runner or run_stream
         self._backoff = backoff
@@ -241,7 +322,8 @@ class Supervisor:
         Returns:
             The names ``started``, ``stopped``, ``restarted`` and ``unchanged``.
         """
-        wanted = {s.name: s for s in config.streams if s.enabled}
+        positions = {s.name: i for i, s in enumerate(config.streams)}
+        wanted = {s.name: s for s in config.streams if s.enabled and self._owns(s.name)}
         changes: dict[str, list[str]] = {
             "started": [], "stopped": [], "restarted": [], "unchanged": []}
         for name in list(self._entries):
@@ -264,6 +346,7 @@ class Supervisor:
                 changes["restarted"].append(name)
             else:
                 changes["unchanged"].append(name)
+            self._entries[name].status.position = positions[name]
         self.statuses[:] = [self._entries[name].status for name in wanted]
         self.config = config
         return changes

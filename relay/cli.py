@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relay.audio.policy import AudioPolicy
 from relay.config import (
@@ -27,6 +29,10 @@ from relay.config import (
 from relay.errors import ConfigError
 from relay.logs import FORMATS, setup_logging
 from relay.rtmp.url import RtmpUrl
+from relay.shards import Assignment, check_workers, parse_shard
+
+if TYPE_CHECKING:
+    from relay.drivers.workers import WorkerCommand
 
 log = logging.getLogger("relay")
 
@@ -73,6 +79,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, type=Path, help="relay.toml")
     run.add_argument("--check", action="store_true",
                      help="only check the config file, print a summary and exit")
+    run.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+                     help="media processes, streams assigned by a stable hash of their name "
+                          "(default: the number of cores)")
+    run.add_argument("--shard", default="0/1", metavar="I/N",
+                     help="run only the streams of shard I of N (N machines splitting one "
+                          "config; I may end a pod name: relay-2/4)")
+    # a worker of --workers N: started by its parent, never by hand
+    run.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    run.add_argument("--runtime", type=Path, default=None, help=argparse.SUPPRESS)
+    run.add_argument("--parent-fd", type=int, default=None, help=argparse.SUPPRESS)
     logging_flags(run, top=False)
 
     demo = commands.add_parser("demo", help="built-in test camera -> relay -> browser")
@@ -115,7 +131,7 @@ def _config(args: argparse.Namespace) -> Config:
     )
 
 
-def _summary(config: Config) -> str:
+def _summary(config: Config, assignment: Assignment) -> str:
     lines = [f"server: http {config.server.http[0]}:{config.server.http[1]}, hls_dir "
              f"{config.server.hls_dir}, token {'set' if config.server.token else 'none'}"]
     for s in config.streams:
@@ -123,7 +139,10 @@ def _summary(config: Config) -> str:
         if s.hls_push:
             outputs.append(f"push {redact_url(s.hls_push)}")
         state = "" if s.enabled else " (disabled)"
-        lines.append(f"stream {s.name}{state}: {s.source} -> {', '.join(outputs) or 'nothing'}")
+        shard, worker = assignment.place(s.name)
+        where = f"shard {shard}/{assignment.shards}, " if assignment.shards > 1 else ""
+        lines.append(f"stream {s.name}{state}: {s.source} -> {', '.join(outputs) or 'nothing'} "
+                     f"({where}worker {worker}/{assignment.workers})")
     return "\n".join(lines)
 
 
@@ -151,11 +170,28 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2
+    assignment = Assignment()
     if args.command == "run":
+        try:
+            shard, shards = parse_shard(args.shard)
+            workers = check_workers(args.workers)
+        except ConfigError as exc:
+            print(f"relay: {exc}", file=sys.stderr)
+            return 2
+        assignment = Assignment(shard, shards, args.worker or 0, workers)
         if args.check:
-            print(_summary(config))
+            print(_summary(config, assignment))
             return 0
         logs.use_config_format(config.server.log_format)
+        if args.worker is not None:
+            if args.runtime is None or args.parent_fd is None:
+                print("relay: --worker is started by relay run --workers, with --runtime and "
+                      "--parent-fd", file=sys.stderr)
+                return 2
+            from relay.app import run_worker
+
+            run_worker(config, logs, args.config, assignment, args.runtime, args.parent_fd)
+            return 0
     from relay.app import run
 
     if args.command == "demo":
@@ -165,9 +201,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"relay: {exc}", file=sys.stderr)
             return 2
         run(config, logs, demo_segment_seconds=segment)
+    elif args.command == "run":
+        run(config, logs, config_path=args.config, assignment=assignment,
+            workers=_workers(args) if assignment.workers > 1 else None)
     else:
-        run(config, logs, config_path=args.config if args.command == "run" else None)
+        run(config, logs)
     return 0
+
+
+def _workers(args: argparse.Namespace) -> WorkerCommand:
+    """The command line each worker runs: this one's, with its flags (the config path absolute:
+    a worker's restart must find the same file)."""
+    from relay.drivers.workers import WorkerCommand
+
+    base = [sys.executable, "-m", "relay"]
+    if args.log_format is not None:
+        base += ["--log-format", args.log_format]
+    if args.verbose:
+        base.append("--verbose")
+    base += ["run", "--config", str(args.config.resolve()), "--workers", str(args.workers),
+             "--shard", args.shard]
+    return WorkerCommand(args.workers, tuple(base))
 
 
 if __name__ == "__main__":

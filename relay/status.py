@@ -51,6 +51,7 @@ class StreamStatus:
     hls: HlsStats | None = None  # the HLS sink's counters, if HLS is on
     rtmp: list[RtmpStats] = field(default_factory=list)  # one per destination
     disk: DiskErrors = field(init=False)  # failed writes of its HLS files and thumbnails
+    position: int = 0  # its place in the config file: the API's order across worker processes
 
     def __post_init__(self) -> None:
         self.disk = DiskErrors(f"stream={self.name}")
@@ -115,6 +116,7 @@ class Snapshotter:
         bus = status.stream.statistics()
         return StreamSnapshot(
             name=status.name,
+            position=status.position,
             state=status.state,
             source=status.source,
             transport=status.transport,

@@ -55,6 +55,7 @@ class StreamSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """One stream: its source's state and counters, and those of its sinks."""
 
     name: str
+    position: int = 0  # its place in the config file: workers' snapshots merge in this order
     state: str  # connecting | playing | retrying | stopped
     source: str  # redacted
     transport: str | None = None  # tcp | udp, once playing

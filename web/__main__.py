@@ -1,4 +1,4 @@
-"""``python -m web --http HOST:PORT --hls-dir DIR --status FILE``: serve Relay over HTTP.
+"""``python -m web --http HOST:PORT --hls-dir DIR --status FILE...``: serve Relay over HTTP.
 
 Optional: ``--thumbnails DIR`` (the relay's ``NAME.jpg`` thumbnails), ``--token-file PATH``
 (or the ``RELAY_API_TOKEN`` environment variable) to require a bearer token on /api/ and
@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--http", type=parse_http, default=("127.0.0.1", 8080),
                         help="address to listen on (default 127.0.0.1:8080)")
     parser.add_argument("--hls-dir", type=Path, required=True, help="the relay's HLS folder")
-    parser.add_argument("--status", type=Path, required=True,
-                        help="the JSON status snapshot the relay rewrites")
+    parser.add_argument("--status", type=Path, required=True, action="append",
+                        help="the JSON status snapshot the relay rewrites (repeated: one per "
+                             "media process, merged)")
     parser.add_argument("--thumbnails", type=Path, default=None, metavar="DIR",
                         help="folder of NAME.jpg thumbnails the relay writes")
     parser.add_argument("--token-file", type=Path, default=None, metavar="PATH",

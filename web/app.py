@@ -30,7 +30,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ PAGE_CSP = "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; object-
 """Script sources are left open on purpose: browser test tools (Playwright) evaluate strings."""
 
 HLS_DIR_KEY = web.AppKey("hls_dir", Path)
-STATUS_KEY: web.AppKey[StatusFile] = web.AppKey("status")
+STATUS_KEY: web.AppKey[Statuses] = web.AppKey("status")
 HLS_JS_KEY = web.AppKey("hls_js", Path)
 THUMBNAILS_KEY: web.AppKey[Path | None] = web.AppKey("thumbnails")
 SERVING_KEY = web.AppKey("serving", ServingStats)
@@ -135,6 +135,52 @@ class StatusFile:
         if snapshot is None:
             return False
         return abs(self.clock() - snapshot.updated) <= FRESH_SECONDS  # same machine: no skew
+
+
+class Statuses:
+    """The snapshots of every media process (one per worker of ``relay run --workers N``) read
+    as one: streams in config order, relay-wide disk errors summed, ``updated`` the oldest.
+
+    A worker without a usable snapshot (starting, restarting, unreadable) leaves its streams out
+    and makes the whole stale: /healthz answers 503 until every worker reports. The merge is
+    made again only when a file changed (``StatusFile.read`` returns the same object until then).
+    """
+
+    def __init__(self, paths: Sequence[Path], clock: Callable[[], float] = time.time) -> None:
+        self.files = [StatusFile(path, clock) for path in paths]
+        self._parts: list[Snapshot | None] = []
+        self._merged: Snapshot | None = None
+
+    @property
+    def problem(self) -> str | None:
+        """Why a snapshot is unusable (the first such), naming its file when there are several."""
+        for file in self.files:
+            if file.problem is not None:
+                return file.problem if len(self.files) == 1 else f"{file.path}: {file.problem}"
+        return None
+
+    def read(self) -> Snapshot | None:
+        """The merged snapshot, or None while no worker has a usable one."""
+        parts = [file.read() for file in self.files]
+        if len(parts) == 1:
+            return parts[0]
+        if len(parts) != len(self._parts) or any(
+                new is not old for new, old in zip(parts, self._parts)):
+            self._parts = parts
+            self._merged = _merge([p for p in parts if p is not None])
+        return self._merged
+
+    def fresh(self) -> bool:
+        return all(file.fresh() for file in self.files)
+
+
+def _merge(parts: list[Snapshot]) -> Snapshot | None:
+    if not parts:
+        return None
+    streams = sorted((s for part in parts for s in part.streams), key=lambda s: s.position)
+    return Snapshot(updated=min(p.updated for p in parts), streams=tuple(streams),
+                    disk_errors=sum(p.disk_errors for p in parts),
+                    disk_error=next((p.disk_error for p in parts if p.disk_error), None))
 
 
 def _accepts_gzip(header: str) -> bool:
@@ -277,7 +323,7 @@ async def run_push(app: web.Application) -> AsyncIterator[None]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    status: StatusFile = request.app[STATUS_KEY]
+    status = request.app[STATUS_KEY]
     if status.fresh():
         return web.Response(text="ok", headers={"Cache-Control": "no-store"})
     text = ("stale: the relay has not updated its status for 10 s" if status.problem is None
@@ -327,7 +373,7 @@ async def common_headers(
 
 def make_app(
     hls_dir: Path,
-    status_file: Path,
+    status_file: Path | Sequence[Path],
     *,
     thumbnails_dir: Path | None = None,
     token: str | None = None,
@@ -340,7 +386,7 @@ def make_app(
 
     Args:
         hls_dir: the folder holding one sub-folder of HLS files per stream.
-        status_file: the relay's JSON snapshot.
+        status_file: the relay's JSON snapshot, or one per media process (merged).
         thumbnails_dir: where the relay writes ``NAME.jpg`` thumbnails (None: none served).
         token: the bearer token /api/ and /metrics require (None: open).
         protect_hls: with a token, require it on /hls/ too.
@@ -357,7 +403,8 @@ def make_app(
     app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=middlewares,
                           handler_args=HANDLER_ARGS)
     app[HLS_DIR_KEY] = hls_dir
-    status = app[STATUS_KEY] = StatusFile(status_file, clock)
+    status = app[STATUS_KEY] = Statuses(
+        [status_file] if isinstance(status_file, Path) else status_file, clock)
     app[HLS_JS_KEY] = hls_js_path
     app[THUMBNAILS_KEY] = thumbnails_dir
     serving = app[SERVING_KEY] = ServingStats()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import trio
@@ -25,7 +26,7 @@ READY_TIMEOUT = 15.0
 async def run_web(
     http: tuple[str, int],
     hls_dir: Path,
-    status_file: Path,
+    status_files: Sequence[Path],
     *,
     thumbnails: Path | None = None,
     token_file: Path | None = None,
@@ -41,8 +42,9 @@ async def run_web(
         sys.executable, "-m", "web",
         "--http", f"{host}:{port}",
         "--hls-dir", str(hls_dir),
-        "--status", str(status_file),
     ]
+    for status_file in status_files:  # one per worker process: the web process merges them
+        command += ["--status", str(status_file)]
     if thumbnails is not None:
         command += ["--thumbnails", str(thumbnails)]
     if token_file is not None:
