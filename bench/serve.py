@@ -7,8 +7,11 @@ The relay runs N streams (RTSP from bench/gst_source.py, RTMP to nginx, HLS to a
 same folder is served by the relay's aiohttp process (``/hls/NAME/...``) and by nginx (one worker,
 sendfile). wrk (Debian package ``wrk``) then drives, with ``--connections`` concurrent
 connections on 2 threads, first the N playlists, then the N latest segments, against each
-server in turn. Ingest is checked over the whole load period: every video frame that left the
-source must be in each stream's nginx recording and in its listed HLS segments.
+server in turn. Then ``--ll-viewers`` LL-HLS viewers (bench/ll_viewers.py, a
+process of their own) make blocking playlist reloads and hinted part requests on the first
+stream, as hls.js does; the delay from a part's write to its answer is reported. Ingest is
+checked over the whole load period: every video frame that left the source must be in each
+stream's nginx recording and in its listed HLS segments.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 
 from bench import measure as m
 from bench.clip import ensure_clip
+from bench.ll_viewers import report as ll_report
 from bench.peers import BenchError, start_nginx, start_source, stop
 from bench.run import SEGMENT_SECONDS, start_relay_under_test, stream_names, wait_published
 
@@ -91,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=16, help="streams ingested meanwhile")
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=15.0, help="per wrk run")
+    parser.add_argument("--ll-viewers", type=int, default=500,
+                        help="blocking LL-HLS viewers of the first stream (0: none)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     clip = ensure_clip()
@@ -128,6 +134,15 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr, flush=True)
                 results[f"{server} {what}"] = wrk(f"http://127.0.0.1:{port}", paths,
                                                   args.connections, args.seconds, script)
+        if args.ll_viewers:
+            print(f"bench: {args.ll_viewers} blocking LL-HLS viewers of {names[0]}",
+                  file=sys.stderr, flush=True)
+            subprocess.run([sys.executable, "-m", "bench.ll_viewers", "--url",
+                            f"http://127.0.0.1:{relay_http}", "--name", names[0],
+                            "--folder", str(hls_dir / names[0]), "--viewers",
+                            str(args.ll_viewers), "--seconds", str(args.seconds),
+                            "--json", str(work / "ll.json")], check=False)
+            results["ll_hls"] = json.loads((work / "ll.json").read_text())
         t1 = time.monotonic()
         with urllib.request.urlopen(api, timeout=5) as response:
             after = json.loads(response.read())
@@ -189,6 +204,8 @@ def report(results: dict) -> str:
         errors = f"{r['non_2xx']} non-2xx; socket errors: {r['socket_errors']}"
         rows.append(f"| {server} | {what} | {r['rps'] or 0:.0f} | {r['mb_s'] or 0:.1f} | "
                     f"{r['p50_ms'] or 0:.1f} / {r['p99_ms'] or 0:.1f} | {errors} |")
+    if "ll_hls" in results:
+        rows += ["", ll_report(results["ll_hls"])]
     i = results.get("ingest")
     if i:
         rows += ["", f"Ingest during the {i['seconds']:.0f} s of load (load average "

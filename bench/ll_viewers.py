@@ -1,0 +1,205 @@
+"""LL-HLS under many viewers: blocking playlist reloads and hinted parts, as hls.js asks for them.
+
+    .venv/bin/python -m bench.ll_viewers [--viewers 500] [--seconds 20]
+    .venv/bin/python -m bench.ll_viewers --url http://127.0.0.1:PORT --name NAME --folder DIR
+
+Each viewer reads ``ll.m3u8``, then loops: a blocking reload for the part its PRELOAD-HINT names
+(``_HLS_msn``/``_HLS_part``) and, at the same time, that part itself; the next hint comes from the
+answered playlist. The delay of an answer is its arrival minus the part file's mtime (the relay
+wrote it; mtimes are kernel-tick coarse, a few ms early at most, so delays read a little long).
+Without ``--url`` the web process (``python -m web``) serves a fake relay's folder that gets a
+part every ``--part-seconds`` (the tests' fake relay, the files of the shared contract); with it,
+the viewers read a running relay's stream (bench/serve.py does, while ingest is checked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import aiohttp
+
+HINT = re.compile(rb'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p([0-9]+)\.([0-9]+)\.m4s"')
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+        self.last_by_part: dict[tuple[int, int], float] = {}
+        self.playlists = 0
+        self.parts = 0
+        self.errors: dict[str, int] = {}
+
+    def error(self, what: str) -> None:
+        self.errors[what] = self.errors.get(what, 0) + 1
+
+
+async def viewer(session: aiohttp.ClientSession, base: str, folder: Path, stop_at: float,
+                 tally: Tally) -> None:
+    async with session.get(f"{base}/ll.m3u8") as response:
+        body = await response.read()
+    while time.monotonic() < stop_at:
+        hint = HINT.search(body)
+        if hint is None:
+            tally.error("playlist without a preload hint")
+            return
+        msn, part = int(hint[1]), int(hint[2])
+        playlist = session.get(f"{base}/ll.m3u8?_HLS_msn={msn}&_HLS_part={part}")
+        media = session.get(f"{base}/p{msn}.{part}.m4s")
+        answered, got = await asyncio.gather(playlist, media)
+        async with answered, got:
+            body = await answered.read()
+            arrived = time.time()
+            await got.read()
+        if answered.status != 200:
+            tally.error(f"playlist {answered.status}")
+            return
+        tally.playlists += 1
+        if got.status == 200:
+            tally.parts += 1
+        elif got.status != 404:  # 404: the segment ended before the hinted part
+            tally.error(f"part {got.status}")
+        try:
+            written = os.stat(folder / f"p{msn}.{part}.m4s").st_mtime
+        except FileNotFoundError:
+            continue
+        delay = arrived - written
+        tally.delays.append(delay)
+        key = (msn, part)
+        tally.last_by_part[key] = max(delay, tally.last_by_part.get(key, 0.0))
+
+
+async def run_viewers(base: str, folder: Path, viewers: int, seconds: float) -> dict:
+    """Run ``viewers`` blocking viewers of ``base`` (``http://HOST:PORT/hls/NAME``)."""
+    tally = Tally()
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        stop_at = time.monotonic() + seconds
+        await asyncio.gather(*(viewer(session, base, folder, stop_at, tally)
+                               for _ in range(viewers)))
+
+    def ms(values: list[float], q: float) -> float | None:
+        if len(values) < 2:
+            return None
+        return statistics.quantiles(values, n=100)[q - 1] * 1000 if q < 100 else max(values) * 1000
+
+    last = list(tally.last_by_part.values())
+    return {"viewers": viewers, "seconds": seconds, "playlists": tally.playlists,
+            "parts": tally.parts, "errors": tally.errors,
+            "delay_ms": {"p50": ms(tally.delays, 50), "p99": ms(tally.delays, 99),
+                         "max": ms(tally.delays, 100)},
+            "last_viewer_ms": {"p50": ms(last, 50), "p99": ms(last, 99), "max": ms(last, 100)}}
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fake_relay_run(viewers: int, seconds: float, part_seconds: float) -> dict:
+    """The web process over a fake relay's folder; the viewers; the web process's CPU."""
+    from relay.status_schema import Snapshot, StreamSnapshot, encode_snapshot
+    from tests.unit.web.ll_relay import FakeLlRelay
+
+    work = Path(tempfile.mkdtemp(prefix="bench-ll-", dir="/dev/shm"))
+    status = work / "status.json"
+    status.write_bytes(encode_snapshot(Snapshot(updated=time.time(), streams=(
+        StreamSnapshot(name="cam1", state="playing", source="rtsp://192.0.2.1/x"),))))
+    relay = FakeLlRelay(work / "hls" / "cam1", part_target=part_seconds,
+                        parts_per_segment=round(2 / part_seconds))
+    relay.start()
+    relay.part()
+    done = threading.Event()
+
+    def write_parts() -> None:
+        while not done.wait(part_seconds):
+            relay.part()
+
+    port = _free_port()
+    web = subprocess.Popen([sys.executable, "-m", "web", "--http", f"127.0.0.1:{port}",
+                            "--hls-dir", str(work / "hls"), "--status", str(status)])
+    writer = threading.Thread(target=write_parts, daemon=True)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        writer.start()
+        cpu0, t0 = _cpu_seconds(web.pid), time.monotonic()
+        results = asyncio.run(run_viewers(f"http://127.0.0.1:{port}/hls/cam1", relay.folder,
+                                          viewers, seconds))
+        results["web_cpu_percent"] = 100 * (_cpu_seconds(web.pid) - cpu0) / (
+            time.monotonic() - t0)
+        results["part_seconds"] = part_seconds
+        return results
+    finally:
+        done.set()
+        web.terminate()
+        web.wait(10)
+        subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+def report(r: dict) -> str:
+    d, last = r["delay_ms"], r["last_viewer_ms"]
+
+    def f(x: float | None) -> str:
+        return "-" if x is None else f"{x:.1f}"
+
+    cpu = f"; web process CPU {r['web_cpu_percent']:.0f} %" if "web_cpu_percent" in r else ""
+    return (f"LL-HLS, {r['viewers']} blocking viewers for {r['seconds']:.0f} s: "
+            f"{r['playlists']} blocking playlists and {r['parts']} parts answered{cpu}; "
+            f"part written -> playlist answered: p50 {f(d['p50'])} ms, p99 {f(d['p99'])} ms, "
+            f"max {f(d['max'])} ms; the last viewer of each part: p50 {f(last['p50'])} ms, "
+            f"p99 {f(last['p99'])} ms; errors: {r['errors'] or 'none'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ll_viewers",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--viewers", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--part-seconds", type=float, default=0.333,
+                        help="the fake relay's part interval")
+    parser.add_argument("--url", help="http://HOST:PORT of a running relay's web process")
+    parser.add_argument("--name", help="with --url: the stream")
+    parser.add_argument("--folder", type=Path, help="with --url: the stream's HLS folder")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if args.url:
+        if not args.name or not args.folder:
+            parser.error("--url needs --name and --folder")
+        results = asyncio.run(run_viewers(f"{args.url}/hls/{args.name}", args.folder,
+                                          args.viewers, args.seconds))
+    else:
+        results = fake_relay_run(args.viewers, args.seconds, args.part_seconds)
+    print(report(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0 if not results["errors"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
