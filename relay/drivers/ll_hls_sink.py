@@ -1,0 +1,179 @@
+"""Driver: one Stream's frames to LL-HLS files in its HLS folder (RFC 8216bis 6.2.5), on demand.
+
+The files (the contract with the web process, which serves them): ``init.mp4``, parts
+``p{msn}.{i}.m4s``, whole segments ``s{msn}.m4s`` (a segment's parts concatenated, written when
+it closes), ``ll.m3u8``, ``ll_skip.m3u8`` (the delta update) and, last, ``ll.json`` =
+``{"msn", "part", "part_target", "target_duration", "version"}``, whose rename tells the web
+process (by inotify) that a new part is listed. Every file is written atomically (temp + rename).
+Parts older than ``PART_SEGMENTS`` segments and segments leaving the window are deleted; when the
+muxer stops, ``ll.json`` is removed first (so the web process stops answering), then the rest.
+
+``run_ll_hls`` runs the muxer per the stream's ``ll_hls`` mode: ``always``; ``on-demand`` (from
+the first ``ll-want NAME`` on the control socket until ``IDLE_SECONDS`` after the last, started
+from the GOP cache so the first part is ready at once); ``off``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from relay.bus import Stream
+from relay.drivers.control import Wants
+from relay.files import TEMP_SUFFIX, DiskErrors
+from relay.hls.ll import (
+    LlPlaylist,
+    LlRestart,
+    Part,
+    PartCutter,
+    part_name,
+    segment_name,
+)
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 60.0
+"""An on-demand muxer stops this long after the last ``ll-want``."""
+SIDECAR = "ll.json"
+_NAMES = ("ll.m3u8", "ll_skip.m3u8", "init.mp4")
+
+
+def remove_ll_files(out_dir: Path) -> None:
+    """Remove every LL-HLS file of the folder, ``ll.json`` first."""
+    (out_dir / SIDECAR).unlink(missing_ok=True)
+    if not out_dir.is_dir():
+        return
+    for entry in os.scandir(out_dir):
+        name = entry.name
+        if (name in _NAMES or (name.endswith(".m4s") and name[:1] in "ps")
+                or (name.endswith(TEMP_SUFFIX) and name.removesuffix(TEMP_SUFFIX).endswith(
+                    (".m4s", ".mp4", "ll.m3u8", "ll_skip.m3u8", SIDECAR)))):
+            os.unlink(entry.path)
+
+
+class _LlWriter:
+    """Turns parts into files; all its I/O is synchronous (run in a worker thread)."""
+
+    def __init__(self, out_dir: Path, part_seconds: float, disk: DiskErrors) -> None:
+        self.out_dir = out_dir
+        self.part_seconds = part_seconds
+        self.disk = disk
+        self.playlist: LlPlaylist | None = None
+        self._pending: list[Part] = []  # parts before the target duration is known
+        self._segment: list[bytes] = []  # media of the open segment's parts
+        self._wall_offset: float | None = None  # wall time minus stream time
+        self._init: bytes | None = None
+
+    def write(self, parts: list[Part], target_duration: int | None, now: float) -> None:
+        for part in parts:
+            self._write_part(part, now)
+        if target_duration is None:
+            return
+        playlist = self.playlist
+        if playlist is None:
+            playlist = self.playlist = LlPlaylist(target_duration, self.part_seconds)
+        gone: list[str] = []
+        for part in self._pending:
+            assert self._wall_offset is not None
+            pdt = datetime.fromtimestamp(self._wall_offset + part.start, UTC)
+            gone += playlist.add(part, pdt)
+        self._pending.clear()
+        if not self._write_listing(playlist):
+            return
+        for name in gone:
+            try:
+                os.unlink(self.out_dir / name)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self.disk.failed("ll-hls delete", self.out_dir / name, exc)
+
+    def _write_part(self, part: Part, now: float) -> None:
+        if self._wall_offset is None:
+            self._wall_offset = now - part.start - part.duration
+        if part.init != self._init and self.disk.write("ll-hls init", self.out_dir / "init.mp4",
+                                                       part.init):
+            self._init = part.init
+        self.disk.write("ll-hls part", self.out_dir / part_name(part.msn, part.index),
+                        part.media)
+        self._segment.append(part.media)
+        if part.closes_segment:
+            self.disk.write("ll-hls segment", self.out_dir / segment_name(part.msn),
+                            b"".join(self._segment))
+            self._segment.clear()
+        self._pending.append(part)
+
+    def _write_listing(self, playlist: LlPlaylist) -> bool:
+        out = self.out_dir
+        disk = self.disk
+        if not (disk.write("ll-hls playlist", out / "ll.m3u8", playlist.render().encode())
+                and disk.write("ll-hls playlist", out / "ll_skip.m3u8",
+                               playlist.render(skip=True).encode())):
+            return False
+        msn, index = playlist.last
+        sidecar = {"msn": msn, "part": index, "part_target": self.part_seconds,
+                   "target_duration": playlist.target_duration, "version": 1}
+        return disk.write("ll-hls sidecar", out / SIDECAR, json.dumps(sidecar).encode())
+
+
+async def run_ll_hls_sink(stream: Stream, out_dir: Path, part_seconds: float, *,
+                          disk: DiskErrors, wall_clock: Callable[[], float] = time.time,
+                          task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Write ``stream`` as LL-HLS into ``out_dir`` until cancelled; remove the files then.
+
+    A discontinuity (``LlRestart``) starts a new LL stream: files removed, numbers from 0, from
+    the next keyframe.
+    """
+    await trio.to_thread.run_sync(lambda: out_dir.mkdir(parents=True, exist_ok=True))
+    with stream.subscribe(name="ll-hls") as subscription:
+        task_status.started()
+        try:
+            while True:
+                await trio.to_thread.run_sync(remove_ll_files, out_dir)
+                writer = _LlWriter(out_dir, part_seconds, disk)
+                cutter: PartCutter | None = None
+                try:
+                    async for frame in subscription:
+                        if cutter is None:
+                            cutter = PartCutter(list(stream.tracks.values()), part_seconds)
+                        parts = cutter.push(frame)  # muxes a part when one closes
+                        if parts:
+                            await trio.to_thread.run_sync(writer.write, parts,
+                                                          cutter.target_duration, wall_clock())
+                    return
+                except LlRestart as exc:
+                    log.info("stream=%s ll-hls restarts: %s", stream.name, exc)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(remove_ll_files, out_dir)
+
+
+async def run_ll_hls(stream: Stream, out_dir: Path, mode: str, part_seconds: float,
+                     wants: Wants, *, disk: DiskErrors, idle_seconds: float = IDLE_SECONDS,
+                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """The LL-HLS muxer of a stream per its ``ll_hls`` mode, until cancelled."""
+    task_status.started()
+    if mode == "off":
+        await trio.sleep_forever()
+    if mode == "always":
+        await run_ll_hls_sink(stream, out_dir, part_seconds, disk=disk)
+        return
+    name = stream.name
+    while True:
+        await wants.wait(name)
+        log.info("stream=%s ll-hls started on demand", name)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(run_ll_hls_sink, stream, out_dir, part_seconds, disk=disk))
+            while await wants.wait(name, idle_seconds):
+                pass
+            nursery.cancel_scope.cancel()
+        log.info("stream=%s ll-hls stopped: no request for %.0f s", name, idle_seconds)
+
