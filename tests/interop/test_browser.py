@@ -1,7 +1,9 @@
 """`relay demo` played in a real browser: Debian's headless Chromium, driven by Playwright.
 
 The page opens the only stream's player by itself (LL-HLS when the relay serves it, standard HLS
-otherwise); the test prints which, and the delay the page shows: a figure, not an assertion.
+otherwise); the test prints which, and the delay the page shows: a figure, not an assertion. An
+H.265 camera plays where the browser decodes HEVC; where it does not (this Chromium), the page
+says so instead of showing a black player.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from tests.interop.gstserver import free_port
+from tests.interop.gstserver import free_port, start_gst_server
 from tests.interop.relayproc import RelayProcess
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -56,5 +58,38 @@ def test_demo_plays_in_chromium(tmp_path: Path) -> None:
                 browser.close()
         print(f"\ndemo page: {mode}, delay shown {delay:.2f} s")
         assert mode in ("HLS", "LL-HLS")
+        assert not errors, errors
+        assert relay.stop() == 0
+
+
+HEVC_SUPPORTED = """() => MediaSource.isTypeSupported('video/mp4; codecs="hvc1.1.6.L93.B0"')"""
+
+
+def test_hevc_camera_page_says_whether_this_browser_decodes_it(tmp_path: Path) -> None:
+    port = free_port()
+    with start_gst_server({"/cam": "h265aac"}) as rtsp, \
+            RelayProcess(["pull", f"rtsp://127.0.0.1:{rtsp}/cam", "--name", "hevc",
+                          "--http", f"127.0.0.1:{port}", "--hls-dir", str(tmp_path / "hls"),
+                          "--segment-seconds", "2"], port, tmp_path) as relay:
+        relay.wait_for(lambda: relay.api()[0]["state"] == "playing", 40, "the H.265 camera")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                                 args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
+                page.wait_for_function("() => document.getElementById('viewer').open",
+                                       timeout=15000)
+                supported = page.evaluate(HEVC_SUPPORTED)
+                if supported:
+                    page.wait_for_function(
+                        "() => document.getElementById('player').currentTime > 0.5",
+                        timeout=30000)
+                message = page.text_content("#now-playing") or ""
+            finally:
+                browser.close()
+        assert ("H.265 (HEVC)" in message and "cannot decode" in message) != supported, message
         assert not errors, errors
         assert relay.stop() == 0

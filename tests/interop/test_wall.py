@@ -2,7 +2,8 @@
 
 Fourteen streams pull one GStreamer mount (one shared encoder) and two point where nothing
 listens, so they retry: the wall shows at least 12 tiles whole on the screen, the two with
-problems first; the name and state filters narrow it; the keyboard alone (Tab, Enter) opens a
+problems first; the name and state filters narrow it; a smaller window pages it (each page
+whole on the screen, every camera on one page); the keyboard alone (Tab, Enter) opens a
 camera's live player, which plays, shows its delay (printed: a figure, not an assertion) and
 closes on Escape. Screenshots: ``artifacts/wall.png`` and ``artifacts/wall-player.png``.
 """
@@ -82,6 +83,17 @@ def test_wall_of_16_cameras(tmp_path: Path) -> None:
                     by_state = _shown(page)
                     page.select_option("#state-filter", "all")
 
+                    page.set_viewport_size({"width": 800, "height": 600})  # too small for 16
+                    page.wait_for_function(
+                        "() => !document.getElementById('page-next').disabled", timeout=5000)
+                    pages = []
+                    for _ in sources:
+                        pages.append((_shown(page), page.evaluate(TILES_INSIDE, [800, 600])))
+                        if page.is_disabled("#page-next"):
+                            break
+                        page.click("#page-next")
+                    page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
+
                     page.focus("#name-filter")
                     for _ in range(len(sources) + 4):  # to the first playing camera
                         page.keyboard.press("Tab")
@@ -120,6 +132,8 @@ def test_wall_of_16_cameras(tmp_path: Path) -> None:
             assert sorted(order[:2]) == BAD and sorted(order[2:]) == GOOD, order
             assert sorted(by_name) == ["cam10", "cam11", "cam12", "cam13", "cam14"], by_name
             assert sorted(by_state) == BAD, by_state
+            assert len(pages) > 1 and [n for shown, _ in pages for n in shown] == order, pages
+            assert all(shown == inside for shown, inside in pages), pages  # no scrolling
             assert focused in GOOD and label is not None and label.startswith(f"{focused}, ")
             assert title == focused and mode in ("HLS", "LL-HLS")
             assert refocused == focused and stopped

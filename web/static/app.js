@@ -11,8 +11,6 @@ const THUMBNAIL_MS = 5000;
 const DELAY_MS = 500;                 // how often the shown delay is updated
 const HISTORY_MS = 5 * 60 * 1000;     // kept, and the widest the chart spans
 const MIN_SPAN_MS = 60 * 1000;        // the narrowest: a new stream's chart fills up over a minute
-const LL_TRIES = 3;                   // an on-demand LL muxer may need a moment to start
-const LL_RETRY_MS = 1000;
 const TOKEN_KEY = "relay-token";
 const HEVC_MIME = 'video/mp4; codecs="hvc1.1.6.L93.B0"';
 const PROBLEM_STATES = new Set(["connecting", "retrying", "stopped"]);
@@ -444,23 +442,17 @@ function stopPlayer() {
   modeLine.textContent = "";
 }
 
-// The LL-HLS playlist when the stream has one (the API's ll_hls, or a probe when it is not
-// there): a GET that answers 200; an on-demand muxer that is starting is given a few tries.
-async function lowLatencyUrl(stream, serial) {
+// The LL-HLS playlist when the stream has one: unless the API says ll_hls is off, a GET of it
+// that answers 200 (it also starts an on-demand muxer, which the web process waits for).
+async function lowLatencyUrl(stream) {
   if (stream.ll_hls === "off" || stream.ll_hls === false) return null;
   const url = stream.hls.replace(/index\.m3u8$/, "ll.m3u8");
-  const tries = stream.ll_hls ? LL_TRIES : 1;
-  for (let i = 0; i < tries; i++) {
-    if (i) await new Promise((resolve) => setTimeout(resolve, LL_RETRY_MS));
-    if (serial !== playSerial) return null;
-    try {
-      const response = await fetch(url, { headers: authHeaders(), cache: "no-store" });
-      if (response.ok) return url;
-    } catch (err) {
-      return null;
-    }
+  try {
+    const response = await fetch(url, { headers: authHeaders(), cache: "no-store" });
+    return response.ok ? url : null;
+  } catch (err) {
+    return null;
   }
-  return null;
 }
 
 async function play(stream) {
@@ -480,7 +472,7 @@ async function play(stream) {
     return;
   }
   nowPlaying.textContent = "Starting " + stream.name + "…";
-  const ll = await lowLatencyUrl(stream, serial);
+  const ll = await lowLatencyUrl(stream);
   if (serial !== playSerial) return;
   start(stream, ll || stream.hls, ll !== null, problem);
 }
