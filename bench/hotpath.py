@@ -102,6 +102,7 @@ def replay(data: bytes, media_seconds: float) -> tuple[dict[str, float], int, Hl
     """Run the captured stream through the cores; returns CPU seconds per stage per media
     second, the number of RTP packets, and the HLS stage's split."""
     import os
+    import shutil
     import tempfile
 
     import trio
@@ -192,6 +193,7 @@ def replay(data: bytes, media_seconds: float) -> tuple[dict[str, float], int, Hl
         t["rtmp (flv+chunks)"] += c2 - c1
     t["hls (segmenter+mux)"] = hls.frame_seconds + hls.cut_seconds
     t["hls segment write"] = hls.write_seconds
+    shutil.rmtree(out)
     return {k: v / media_seconds for k, v in t.items()}, ingest.packets_received, hls
 
 
