@@ -58,6 +58,8 @@ class HlsStats:
         bytes_written: TS bytes written.
         segments_deleted: expired segments removed from disk.
         target_duration: EXT-X-TARGETDURATION in use, None before the first segment.
+        target_warning: why the target duration is longer than configured, or why segments
+            start without keyframes (``Segmenter.target_warning``); None if neither.
         overlong_segments: segments longer than the target duration (a GOP longer than planned).
         frames_dropped: frames the segmenter dropped (waiting for a keyframe, bad DTS).
         frames_skipped: frames of a codec HLS/TS cannot carry (e.g. G.711), not written.
@@ -72,6 +74,7 @@ class HlsStats:
     bytes_written: int = 0
     segments_deleted: int = 0
     target_duration: int | None = None
+    target_warning: str | None = None
     overlong_segments: int = 0
     frames_dropped: int = 0
     frames_skipped: int = 0
@@ -153,6 +156,9 @@ class _Writer:
                         segmenter.target_duration, MAX_SEGMENT_BYTES)
         self._cutting = cutting
         stats.cuts_without_keyframe, stats.cuts_for_size = cuts
+        if segmenter.target_warning != stats.target_warning:  # set once by the segmenter
+            stats.target_warning = segmenter.target_warning
+            log.warning("stream=%s hls %s", self.out_dir.name, stats.target_warning)
         if not self.disk.write("hls segment", self.out_dir / uri, segment.data):
             self._missing = True
             return

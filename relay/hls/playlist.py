@@ -3,10 +3,11 @@
 Pure: the caller passes times in. Rendering uses the ``m3u8`` library's model.
 
 - EXT-X-TARGETDURATION is fixed at construction (4.3.3.1: it MUST NOT change). The caller picks
-  a value no segment exceeds: ``relay.hls.segmenter.Segmenter.target_duration`` (the target plus
-  the longest GOP seen by the first segment, rounded up), which the segmenter then cuts at even
-  without a keyframe. A segment longer than the target anyway is still listed, counted in
-  ``overlong``; the target never changes.
+  a value that every EXTINF, rounded to the nearest integer, stays within:
+  ``relay.hls.segmenter.Segmenter.target_duration`` (the configured target rounded up, more
+  only for a longer GOP), which the segmenter then cuts at even without a keyframe. A segment
+  whose EXTINF rounds above the target anyway is still listed, counted in ``overlong``; the
+  target never changes.
 - EXT-X-MEDIA-SEQUENCE advances by one per segment leaving the window (6.2.1) and
   EXT-X-DISCONTINUITY-SEQUENCE by one per leaving segment that carried EXT-X-DISCONTINUITY.
 - A segment leaving the window stays available for its own duration plus the duration of the
@@ -15,6 +16,7 @@ Pure: the caller passes times in. Rendering uses the ``m3u8`` library's model.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +32,12 @@ class _Entry:
     discontinuity: bool
 
 
+def rounded_duration(duration: float) -> int:
+    """An EXTINF rounded to the nearest integer as RFC 8216 4.3.3.1 compares it with the target
+    duration: halves up, as validators read it (Python's ``round`` takes 2.5 to 2)."""
+    return math.floor(duration + 0.5)
+
+
 class MediaPlaylist:
     """The last ``window`` segments of a live stream.
 
@@ -38,7 +46,8 @@ class MediaPlaylist:
         media_sequence: Media Sequence Number of the first listed segment.
         discontinuity_sequence: EXT-X-DISCONTINUITY-SEQUENCE.
         ended: True once ``end()`` was called (EXT-X-ENDLIST).
-        overlong: segments listed whose rounded duration exceeded the target duration.
+        overlong: segments listed whose rounded duration (``rounded_duration``) exceeded the
+            target duration.
     """
 
     def __init__(self, target_duration: int, window: int = 6, media_sequence: int = 0) -> None:
@@ -81,7 +90,7 @@ class MediaPlaylist:
         """
         if self.ended:
             raise ValueError("playlist already ended")
-        if round(duration) > self.target_duration:
+        if rounded_duration(duration) > self.target_duration:
             self.overlong += 1
         self._entries.append(_Entry(uri, duration, program_date_time, discontinuity))
         if now is None:

@@ -3,16 +3,25 @@
 Pure: frames in, ``Segment`` objects out; the only work besides bookkeeping is PyAV muxing each
 segment's packets into MPEG-TS in memory (no hand-written TS muxer). Rules:
 
+- EXT-X-TARGETDURATION (``target_duration``, fixed with the first segment, RFC 8216 4.3.3.1) is
+  the configured target rounded up, larger only when the camera's keyframe interval (GOP) is
+  longer: a segment lasts less than ``target_duration + 0.5`` s, so that its EXTINF rounds to no
+  more than it. The first segment waits up to ``LONGEST_GOP_SECONDS`` for a second keyframe to
+  measure the GOP; a camera that sends none by then gets the configured target, and the frames
+  held so far are cut by it. Why the target is larger than configured, or why segments start
+  without keyframes, is said once in ``target_warning``.
 - With video, a segment is cut at the first keyframe (``Frame.key``: IDR/IRAP or recovery
-  point) at or after the target duration; a keyframe within half a frame interval of the target
+  point) at or after the configured target; a keyframe within half a frame interval of it
   counts as on target, so timestamps rounded to the 90 kHz clock (steps of 3599 and 3600 ticks)
-  still give segments of the target. A GOP longer than the target makes a longer segment, up to
-  the playlist's EXT-X-TARGETDURATION (``target_duration``, fixed by the first segment).
-- A stream without a keyframe for that long (an intra-refresh camera without recovery point
-  SEIs, a camera that sends an IDR only on request) is cut anyway, at the first video frame that
-  would take the segment past EXT-X-TARGETDURATION (after a discontinuity, a segment starts
-  at a video frame once none came for that long), and so is a segment holding
-  ``MAX_SEGMENT_BYTES``: the playlist keeps moving and memory stays bounded. Such a segment
+  still give segments of the target. A segment that would grow past EXT-X-TARGETDURATION is cut
+  at the last keyframe it holds (the frames from there on stay open as the next segment), so a
+  GOP that does not divide the target (10 s segments, 3 s GOP: 9 s segments) or a keyframe lost
+  on the way keeps segments within the target.
+- A segment without such a keyframe (an intra-refresh camera without recovery point SEIs, a
+  camera that sends an IDR only on request, a GOP that grew) is cut anyway, at its first video
+  frame at EXT-X-TARGETDURATION (after a discontinuity, a segment starts at a video frame once
+  none came for that long), and so is a segment holding ``MAX_SEGMENT_BYTES``: the playlist
+  keeps moving and memory stays bounded. Such a segment
   starts on a frame not flagged as a keyframe (its TS has no random_access_indicator there); a
   player reading on from the segment before decodes straight through, one that joins at it shows
   pictures from the next keyframe on (hls.js and FFmpeg skip to it). The playlist never claims
@@ -45,6 +54,11 @@ TS_OFFSET_SECONDS = 1
 MAX_GAP_SECONDS = 5.0
 """A decode-time jump forward larger than this, within one track, is taken as a discontinuity."""
 
+LONGEST_GOP_SECONDS = 30.0
+"""The longest keyframe interval taken as the camera's GOP when EXT-X-TARGETDURATION is fixed:
+the first segment waits this long for its second keyframe (holding its frames, within
+``MAX_SEGMENT_BYTES``); a camera that sends none by then is taken to send none."""
+
 MAX_SEGMENT_BYTES = 64 * 1024 * 1024
 """The open segment is cut at its next video frame once its frames hold this many bytes (about
 50 s of a 10 Mbit/s camera): the most a segmenter buffers, besides one frame."""
@@ -56,6 +70,10 @@ a flood of tiny frames meets the byte bound too."""
 CARRIED = (Codec.H264, Codec.H265, Codec.AAC)
 
 _MUX_OPTIONS = {"mpegts_copyts": "1", "avoid_negative_ts": "disabled"}
+
+_Mark = tuple[int, int, int]
+"""A frame of the lead track where the open segment may be split: its index in the segment's
+frames, its pts, the segment's bytes before it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +99,7 @@ class _Open:
     """The segment being collected."""
 
     __slots__ = ("frames", "lead", "start_pts", "max_pts", "last_dts", "interval", "tracks",
-                 "discontinuity", "size")
+                 "discontinuity", "size", "key", "due")
 
     def __init__(self, first: Frame, discontinuity: bool) -> None:
         self.frames: list[Frame] = []
@@ -93,6 +111,8 @@ class _Open:
         self.tracks: dict[int, Track] = {}
         self.discontinuity = discontinuity
         self.size = 0  # bytes held, with _FRAME_COST per frame
+        self.key: _Mark | None = None  # the last keyframe after the first
+        self.due: _Mark | None = None  # the first frame at EXT-X-TARGETDURATION
 
 
 class Segmenter:
@@ -103,9 +123,11 @@ class Segmenter:
             subscription starts or resumes); without video, segments start on any frame and
             are cut on time.
         max_gop: the longest keyframe-to-keyframe interval seen, in seconds (0.0 until known).
-        target_duration: EXT-X-TARGETDURATION, whole seconds, that no segment exceeds: fixed
-            when the first segment is finished (None before), from the target and the longest
-            GOP seen by then.
+        target_duration: EXT-X-TARGETDURATION, whole seconds, that no segment's duration
+            rounds above: fixed when the first segment is finished (None before), from the
+            target and the longest GOP seen by then (``target_duration_for``).
+        target_warning: why EXT-X-TARGETDURATION is longer than configured or segments start
+            without keyframes (the camera's GOP), in one line; set once, None if neither.
         cuts_without_keyframe: segments cut (or, after a discontinuity, started) at a frame that
             is not a keyframe because none came within ``target_duration``.
         cuts_for_size: segments cut early at ``MAX_SEGMENT_BYTES``.
@@ -124,13 +146,14 @@ class Segmenter:
         self.frames_skipped = 0
         self.segments_failed = 0
         self.target_duration: int | None = None
+        self.target_warning: str | None = None
         self.cuts_without_keyframe = 0
         self.cuts_for_size = 0
         self._open: _Open | None = None
         self._tracks: dict[int, Track] = {}  # last seen Track per index
         self._pending_discontinuity = False
         self._last_key_pts: int | None = None
-        self._last_key_track: Track | None = None
+        self._last_key_index = -1  # track of _last_key_pts
         self._interval = 0  # lead track's frame interval, carried across segments
         self._waiting_from: int | None = None  # pts of the first video frame dropped waiting
         self._templates = StreamTemplates()
@@ -181,23 +204,7 @@ class Segmenter:
                 return out
             seg = self._start(frame)
         elif track.index == seg.lead:
-            rate = track.clock_rate
-            span = frame.pts - seg.start_pts
-            target = self.segment_seconds * rate
-            if is_key_video:
-                cut = span > 0 and span >= target - seg.interval // 2
-            else:
-                cut = not self.has_video and span >= target
-            if not cut and seg.size + frame.size > MAX_SEGMENT_BYTES:
-                cut = True
-                self.cuts_for_size += 1
-            elif (not cut and self.has_video and frame.pts > seg.max_pts
-                  and span + seg.interval > self._longest() * rate):
-                cut = True
-                self.cuts_without_keyframe += 1
-            if cut:
-                self._finish(seg, span / rate, out)
-                seg = self._start(frame)
+            seg = self._cut(seg, frame, is_key_video, out)
         self._add(seg, frame)
         return out
 
@@ -214,12 +221,104 @@ class Segmenter:
         self.cuts_without_keyframe += 1
         return True
 
-    def _longest(self) -> int:
-        """The longest a segment may last, in seconds: EXT-X-TARGETDURATION once fixed; before,
-        a GOP up to the target is waited for (so long-GOP cameras keep whole GOPs)."""
+    def _longest(self) -> float:
+        """The longest a segment may last, in whole seconds: EXT-X-TARGETDURATION once fixed,
+        before that the one the GOP measured so far gives, ``LONGEST_GOP_SECONDS`` until one
+        is measured."""
         if self.target_duration is not None:
             return self.target_duration
-        return safe_target_duration(self.segment_seconds, self.max_gop or self.segment_seconds)
+        if self.max_gop:
+            return target_duration_for(self.segment_seconds, self.max_gop)
+        return LONGEST_GOP_SECONDS
+
+    def _cut(self, seg: _Open, frame: Frame, is_key_video: bool, out: list[Segment]) -> _Open:
+        """Apply the cut rules at a frame of the open segment's lead track.
+
+        Returns:
+            The open segment the frame joins: ``seg``, one starting at the frame, or the part
+            of ``seg`` from its last keyframe (or the frame at the target) on.
+        """
+        rate = frame.track.clock_rate
+        span = frame.pts - seg.start_pts
+        half = seg.interval // 2
+        if self.has_video:
+            on_target = (is_key_video and span > 0
+                         and span >= self.segment_seconds * rate - half)
+        else:
+            on_target = span >= self.segment_seconds * rate
+        if on_target:
+            return self._restart(seg, frame, span, out)
+        if self.has_video and self.target_duration is None and not self.max_gop:
+            # No GOP measured yet: wait for the second keyframe, within bounds.
+            if span + seg.interval <= LONGEST_GOP_SECONDS * rate:
+                if seg.size + frame.size <= MAX_SEGMENT_BYTES:
+                    return seg
+            return self._cut(self._settle(out), frame, is_key_video, out)
+        if seg.size + frame.size > MAX_SEGMENT_BYTES:
+            self.cuts_for_size += 1
+            return self._restart(seg, frame, span, out)
+        if self.has_video and frame.pts > seg.max_pts:
+            longest = self._longest()
+            # EXTINF rounds to at most the target: the segment must stay under it + 0.5 s
+            if 2 * (span + seg.interval) >= (2 * longest + 1) * rate:
+                mark = seg.key or seg.due
+                if seg.key is None:
+                    self.cuts_without_keyframe += 1
+                if mark is None:
+                    return self._restart(seg, frame, span, out)
+                seg = self._split(seg, mark, out)
+            elif seg.due is None and span >= longest * rate - half:
+                seg.due = (len(seg.frames), frame.pts, seg.size)
+        if is_key_video and frame.pts > seg.start_pts:
+            seg.key = (len(seg.frames), frame.pts, seg.size)
+        return seg
+
+    def _restart(self, seg: _Open, frame: Frame, span: int, out: list[Segment]) -> _Open:
+        """Finish ``seg`` before ``frame``, which starts the next segment."""
+        self._finish(seg, span / frame.track.clock_rate, out)
+        return self._start(frame)
+
+    def _split(self, seg: _Open, mark: _Mark, out: list[Segment]) -> _Open:
+        """Finish the frames of ``seg`` before ``mark`` as a segment; those from the marked
+        frame on stay open as the next segment."""
+        index, pts, size = mark
+        frames = seg.frames
+        seg.frames = frames[:index]
+        seg.tracks = _tracks_of(seg.frames)
+        self._finish(seg, (pts - seg.start_pts) / seg.tracks[seg.lead].clock_rate, out)
+        rest = self._start(frames[index])
+        rest.frames = frames[index:]
+        rest.tracks = _tracks_of(rest.frames)
+        rest.max_pts = seg.max_pts
+        rest.last_dts = seg.last_dts
+        rest.size = seg.size - size
+        return rest
+
+    def _settle(self, out: list[Segment]) -> _Open:
+        """Fix EXT-X-TARGETDURATION at the configured target when no GOP was measured (no
+        second keyframe in ``LONGEST_GOP_SECONDS``, ``MAX_SEGMENT_BYTES`` or before a flush)
+        and cut the frames held so far by it.
+
+        Returns:
+            The open segment after those frames.
+        """
+        seg = self._open
+        assert seg is not None
+        self.target_duration = math.ceil(self.segment_seconds)
+        held = self._estimated_duration(seg)
+        self.target_warning = (f"no keyframe in {held:.1f} s after the first: segments are cut "
+                               f"without one at EXT-X-TARGETDURATION {self.target_duration} s")
+        self._pending_discontinuity = seg.discontinuity
+        frames = seg.frames
+        lead = seg.lead
+        again = self._start(frames[0])
+        self._add(again, frames[0])
+        for frame in frames[1:]:
+            if frame.track.index == lead:
+                again = self._cut(again, frame, frame.key and frame.track.kind is Kind.VIDEO,
+                                  out)
+            self._add(again, frame)
+        return again
 
     def flush(self) -> list[Segment]:
         """Close the open segment (at shutdown); the next frame then starts a new one.
@@ -230,6 +329,10 @@ class Segmenter:
         out: list[Segment] = []
         seg = self._open
         if seg is not None:
+            held = self._estimated_duration(seg)
+            if (self.has_video and self.target_duration is None and not self.max_gop
+                    and 2 * held >= 2 * math.ceil(self.segment_seconds) + 1):
+                seg = self._settle(out)
             self._finish(seg, self._estimated_duration(seg), out)
         return out
 
@@ -252,12 +355,19 @@ class Segmenter:
         return seg
 
     def _note_keyframe(self, frame: Frame) -> None:
-        if self._last_key_pts is not None and self._last_key_track is frame.track:
+        index = frame.track.index
+        if self._last_key_pts is not None and self._last_key_index == index:
             gop = (frame.pts - self._last_key_pts) / frame.track.clock_rate
             if gop > self.max_gop:
                 self.max_gop = gop
+                target = self.target_duration
+                if (target is not None and self.target_warning is None
+                        and target_duration_for(target, gop) > target):
+                    self.target_warning = (f"keyframe interval grew to {gop:.2f} s, past "
+                                           f"EXT-X-TARGETDURATION {target} s: segments are "
+                                           "cut without one")
         self._last_key_pts = frame.pts
-        self._last_key_track = frame.track
+        self._last_key_index = index
 
     @staticmethod
     def _add(seg: _Open, frame: Frame) -> None:
@@ -292,10 +402,12 @@ class Segmenter:
             return
         start = seg.start_pts / seg.tracks[seg.lead].clock_rate
         if self.target_duration is None:
-            # the first segment's length stands for the GOP when none was measured (a camera
-            # stalled, or no second keyframe within twice the target)
-            gop = self.max_gop or min(duration, self.segment_seconds)
-            self.target_duration = safe_target_duration(self.segment_seconds, gop)
+            self.target_duration = target_duration_for(self.segment_seconds, self.max_gop)
+            if self.target_duration > math.ceil(self.segment_seconds):
+                self.target_warning = (
+                    f"keyframe interval {self.max_gop:.2f} s is longer than the "
+                    f"{self.segment_seconds:g} s segment target: EXT-X-TARGETDURATION "
+                    f"{self.target_duration} s")
         out.append(Segment(data, duration, start, seg.discontinuity, len(seg.frames)))
 
 
@@ -308,22 +420,24 @@ def _params_differ(a: Track, b: Track) -> bool:
     )
 
 
-def safe_target_duration(segment_seconds: float, max_gop: float) -> int:
-    """The EXT-X-TARGETDURATION that every segment of this segmenter stays within.
+def _tracks_of(frames: list[Frame]) -> dict[int, Track]:
+    return {frame.track.index: frame.track for frame in frames}
 
-    A segment is cut at the first keyframe at or after ``segment_seconds``, so it lasts less
-    than ``segment_seconds + GOP`` (or exactly one GOP when the GOP is longer than the target);
-    the segmenter fixes its ``target_duration`` with this and cuts without a keyframe rather
-    than exceed it.
+
+def target_duration_for(segment_seconds: float, gop: float) -> int:
+    """The tightest EXT-X-TARGETDURATION for this target and GOP (RFC 8216 4.3.3.1).
+
+    Each EXTINF, rounded to the nearest integer, must not exceed it: the configured target
+    rounded up, or more when a GOP (a segment between keyframes) would round above that.
 
     Args:
         segment_seconds: the configured target.
-        max_gop: the longest GOP seen (``Segmenter.max_gop``), 0 if unknown.
+        gop: the longest keyframe interval seen (``Segmenter.max_gop``), 0 if unknown.
 
     Returns:
         Whole seconds, at least ``ceil(segment_seconds)``.
     """
-    return max(math.ceil(segment_seconds), math.ceil(segment_seconds + max_gop - 1e-9))
+    return max(math.ceil(segment_seconds), math.floor(gop + 0.5))
 
 
 class StreamTemplates:

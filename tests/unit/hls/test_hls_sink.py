@@ -58,7 +58,7 @@ async def test_writes_segments_and_final_playlist_on_cancel(tmp_path: Path) -> N
             nursery.cancel_scope.cancel()
     playlist = check_folder(out)
     assert playlist.is_endlist
-    assert playlist.target_duration == 2  # 1 s target + 1 s GOP
+    assert playlist.target_duration == 1  # the 1 s target: the 1 s GOP fits it
     assert [s.uri for s in playlist.segments] == ["seg00011.ts", "seg00012.ts", "seg00013.ts"]
     assert playlist.media_sequence == 11
     assert playlist.segments[-1].duration == 0.52  # the open segment (13 frames), flushed
@@ -66,7 +66,8 @@ async def test_writes_segments_and_final_playlist_on_cancel(tmp_path: Path) -> N
     assert playlist.discontinuity_sequence == 1  # old segments found: seg00008 was flagged
     assert stats.segments_written == 6
     assert stats.bytes_written == sum(p.stat().st_size for p in out.glob("seg*.ts"))
-    assert stats.last_segment_at is not None and stats.target_duration == 2
+    assert stats.last_segment_at is not None and stats.target_duration == 1
+    assert stats.target_warning is None
 
 
 async def test_stream_close_ends_playlist_and_expired_segments_are_deleted(
@@ -105,7 +106,8 @@ async def test_stream_close_ends_playlist_and_expired_segments_are_deleted(
 
 async def test_stream_without_keyframes_keeps_the_playlist_moving(tmp_path: Path,
                                                                    caplog) -> None:
-    """One IDR in 12 s: segments of EXT-X-TARGETDURATION are listed anyway, one log line."""
+    """One IDR in 12 s: segments of EXT-X-TARGETDURATION (the 2 s target) are listed anyway,
+    one log line for the cuts and one for the target."""
     out = tmp_path / "cam"
     frames = av_frames(12.0, keyint=12 * 25, audio=False)  # within the subscription's queue
     stream = Stream("cam")
@@ -116,8 +118,12 @@ async def test_stream_without_keyframes_keeps_the_playlist_moving(tmp_path: Path
             await publish(stream, frames)
             stream.close()  # the sink ends after the frames it has queued
     playlist = m3u8.loads((out / "index.m3u8").read_text())
-    assert playlist.target_duration == 4
-    assert [s.duration for s in playlist.segments] == [4.0, 4.0, 4.0]
-    assert stats.cuts_without_keyframe == 2 and stats.overlong_segments == 0
+    assert playlist.target_duration == 2
+    assert [s.duration for s in playlist.segments] == [2.0] * 6
+    assert stats.cuts_without_keyframe == 5 and stats.overlong_segments == 0
     lines = [r.getMessage() for r in caplog.records if "not a keyframe" in r.getMessage()]
     assert len(lines) == 1 and "stream=cam" in lines[0]
+    assert stats.target_warning == ("no keyframe in 12.0 s after the first: segments are cut "
+                                    "without one at EXT-X-TARGETDURATION 2 s")
+    lines = [r.getMessage() for r in caplog.records if "no keyframe in" in r.getMessage()]
+    assert lines == [f"stream=cam hls {stats.target_warning}"]

@@ -16,14 +16,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay.codecs import h264
+from relay.hls.playlist import rounded_duration
 from relay.hls.segmenter import (
+    LONGEST_GOP_SECONDS,
     MAX_SEGMENT_BYTES,
     TS_OFFSET_SECONDS,
     Segment,
     Segmenter,
     StreamTemplates,
     mux_ts,
-    safe_target_duration,
+    target_duration_for,
 )
 from relay.media import Codec, Frame, Track
 
@@ -215,11 +217,77 @@ def test_unsupported_codec_skipped() -> None:
         "video", "audio"}
 
 
-def test_safe_target_duration() -> None:
-    assert safe_target_duration(10.0, 1.0) == 11
-    assert safe_target_duration(10.0, 0.0) == 10
-    assert safe_target_duration(4.0, 3.0) == 7
-    assert safe_target_duration(2.5, 0.5) == 3
+def test_target_duration_for() -> None:
+    """The target rounded up; a GOP only when its EXTINF would round above that."""
+    assert target_duration_for(10.0, 1.0) == 10
+    assert target_duration_for(10.0, 0.0) == 10
+    assert target_duration_for(2.0, 2.0) == 2
+    assert target_duration_for(2.0, 2.49) == 2
+    assert target_duration_for(2.0, 2.5) == 3
+    assert target_duration_for(2.0, 12.0) == 12
+    assert target_duration_for(2.5, 0.5) == 3
+    assert target_duration_for(2.0, 3599 * 25 / 90000 * 2) == 2
+
+
+def video_frames(seconds: float, gop: float | None, steps: tuple[int, ...] = (FRAME_TICKS,)
+                 ) -> list[Frame]:
+    """A 25 fps video track: a keyframe every ``gop`` seconds (only the first if None), frame
+    steps cycling through ``steps`` ticks."""
+    frames = []
+    pts = 0
+    per_gop = round(gop * FPS) if gop else 0
+    for n in range(round(seconds * FPS)):
+        key = n == 0 or bool(per_gop) and n % per_gop == 0
+        frames.append(Frame(VIDEO, pts, pts, key, AUD))
+        pts += steps[n % len(steps)]
+    return frames
+
+
+# segment s, GOP s (None: one keyframe only), declared target, segment durations before the last,
+# what target_warning says (None: nothing)
+TARGET_CASES = {
+    "2 s, GOP 1 s": (2.0, 1.0, (), 2, 2.0, None),
+    "2 s, GOP 2 s": (2.0, 2.0, (), 2, 2.0, None),
+    "2 s, GOP 2 s, steps 3599/3600": (2.0, 2.0, (3599, 3600), 2, 1.9997, None),
+    "2 s, GOP 10 s": (2.0, 10.0, (), 10, 10.0, "keyframe interval 10.00 s is longer than"),
+    "2 s, GOP 12 s": (2.0, 12.0, (), 12, 12.0, "keyframe interval 12.00 s is longer than"),
+    "2 s, no keyframe": (2.0, None, (), 2, 2.0, "no keyframe in 30.0 s after the first"),
+    "2.5 s, GOP 2 s": (2.5, 2.0, (), 3, 2.0, None),
+    "10 s, GOP 1 s": (10.0, 1.0, (), 10, 10.0, None),
+    "10 s, GOP 2 s": (10.0, 2.0, (), 10, 10.0, None),
+    "10 s, GOP 3 s: the last keyframe that fits": (10.0, 3.0, (), 10, 9.0, None),
+    "10 s, GOP 10 s": (10.0, 10.0, (), 10, 10.0, None),
+    "10 s, GOP 10.4 s: EXTINF rounds to 10": (10.0, 10.4, (), 10, 10.4, None),
+    "10 s, GOP 12 s": (10.0, 12.0, (), 12, 12.0, "keyframe interval 12.00 s is longer than"),
+    "10 s, no keyframe": (10.0, None, (), 10, 10.0, "no keyframe in 30.0 s after the first"),
+}
+
+
+@pytest.mark.parametrize(("seconds", "gop", "steps", "target", "duration", "warning"),
+                         TARGET_CASES.values(), ids=TARGET_CASES.keys())
+def test_tightest_target_duration(seconds: float, gop: float | None, steps: tuple[int, ...],
+                                  target: int, duration: float, warning: str | None) -> None:
+    """EXT-X-TARGETDURATION is the target rounded up (FFmpeg's 2 and 10 for a 2 s GOP), more
+    only for a longer GOP, said once; every EXTINF rounds to no more than it; with keyframes,
+    every segment starts on one."""
+    frames = video_frames(72.0, gop, steps or (FRAME_TICKS,))
+    keys = {f.pts / 90000 for f in frames if f.key}
+    segmenter = Segmenter(seconds)
+    out: list[Segment] = []
+    for frame in frames:
+        out += segmenter.push(frame)
+        assert segmenter.target_duration in (None, target)  # fixed once, never changed
+    out += segmenter.flush()
+    assert segmenter.target_duration == target
+    assert all(rounded_duration(s.duration) <= target for s in out)
+    assert [round(s.duration, 4) for s in out[:-1]] == [duration] * (len(out) - 1)
+    assert sum(s.frames for s in out) == len(frames)
+    if gop is not None:
+        assert all(s.start in keys for s in out)
+        assert segmenter.cuts_without_keyframe == 0
+    assert segmenter.target_warning == warning or (
+        warning is not None and segmenter.target_warning is not None
+        and segmenter.target_warning.startswith(warning)), segmenter.target_warning
 
 
 AUD = (b"\x09\xf0",)
@@ -231,9 +299,9 @@ VIDEO = Track(0, Codec.H264, 90000, width=16, height=16)
     target=st.sampled_from([1.0, 2.0, 2.5, 4.0]),
     gops=st.lists(st.integers(min_value=1, max_value=120), min_size=2, max_size=12),
 )
-def test_segments_bounded_by_safe_target(target: float, gops: list[int]) -> None:
-    """Whatever the GOP structure, segments stay within the target duration the segmenter
-    fixed, itself within target + longest GOP."""
+def test_segments_bounded_by_the_target_duration(target: float, gops: list[int]) -> None:
+    """Whatever the GOP structure, every EXTINF rounds to no more than the target duration the
+    segmenter fixed, itself at most what the longest GOP needs."""
     segmenter = Segmenter(target)
     out: list[Segment] = []
     n = 0
@@ -244,11 +312,10 @@ def test_segments_bounded_by_safe_target(target: float, gops: list[int]) -> None
     out += segmenter.flush()
     assert sum(s.frames for s in out) == n
     assert sum(s.duration for s in out) == pytest.approx(n / FPS)
-    bound = safe_target_duration(target, max(gops) / FPS)
+    bound = target_duration_for(target, max(gops) / FPS)
     assert segmenter.target_duration is not None and segmenter.target_duration <= bound
-    for segment in out[:-1]:
-        assert segment.duration >= target - 0.5 / FPS  # half a frame early is on target
-        assert round(segment.duration) <= segmenter.target_duration
+    for segment in out:
+        assert rounded_duration(segment.duration) <= segmenter.target_duration
 
 
 @settings(max_examples=60, deadline=None)
@@ -322,7 +389,7 @@ def test_keyframe_half_a_frame_before_target_is_on_target() -> None:
         pts += 3599 if n % 2 == 0 else 3600
     out += segmenter.flush()
     assert [round(s.duration, 3) for s in out] == [2.0] * 6
-    assert segmenter.target_duration == 4
+    assert segmenter.target_duration == 2
     # a keyframe more than half a frame early is not on target
     early = Segmenter(2.0)
     for n in range(51):
@@ -332,15 +399,18 @@ def test_keyframe_half_a_frame_before_target_is_on_target() -> None:
 
 
 def test_stream_without_keyframes_is_cut_at_target_duration() -> None:
-    """One keyframe, then none: segments keep coming, none longer than EXT-X-TARGETDURATION."""
+    """One keyframe, then none: a second one is waited for LONGEST_GOP_SECONDS, then the frames
+    held are cut at the configured target, and so is what follows."""
     segmenter = Segmenter(2.0)
     out: list[Segment] = []
-    for n in range(30 * FPS):
+    waited = round(LONGEST_GOP_SECONDS * FPS)
+    for n in range(waited + 2 * FPS):
         out += segmenter.push(Frame(VIDEO, n * FRAME_TICKS, n * FRAME_TICKS, n == 0, AUD))
-    # no GOP measured: a keyframe is waited for up to twice the target, and that is the target
-    assert segmenter.target_duration == 4
-    assert len(out) == 7 and [round(s.duration, 2) for s in out] == [4.0] * 7
-    assert segmenter.cuts_without_keyframe == 7
+        if n < waited:
+            assert not out
+    assert segmenter.target_duration == 2
+    assert len(out) == 15 and [round(s.duration, 2) for s in out] == [2.0] * 15
+    assert segmenter.cuts_without_keyframe == 15
     assert not any(s.discontinuity for s in out)
 
 
@@ -348,7 +418,7 @@ def test_real_stream_without_keyframes_keeps_audio_and_video_continuous() -> Non
     """x264 with one IDR in 12 s, and AAC: segments of EXT-X-TARGETDURATION, PTS continuous;
     only the first starts on a keyframe."""
     segments = segment_all(av_frames(12.0, keyint=12 * FPS), 2.0)
-    assert [round(s.duration, 6) for s in segments] == [4.0, 4.0, 4.0]
+    assert [round(s.duration, 6) for s in segments] == [2.0] * 6
     end = None
     for n, segment in enumerate(segments):
         packets = demux(segment.data)
@@ -360,16 +430,34 @@ def test_real_stream_without_keyframes_keeps_audio_and_video_continuous() -> Non
 
 
 def test_gop_longer_than_target_duration_is_cut_without_keyframe() -> None:
-    """A GOP that grows past EXT-X-TARGETDURATION after it was fixed: cut, never overlong."""
+    """A GOP that grows past EXT-X-TARGETDURATION after it was fixed: cut at the target, never
+    overlong, said once."""
     segmenter = Segmenter(2.0)
     out: list[Segment] = []
     keys = {0, 50, 100, 400}  # 2 s GOPs, then one of 12 s
     for n in range(450):
         out += segmenter.push(Frame(VIDEO, n * FRAME_TICKS, n * FRAME_TICKS, n in keys, AUD))
-    assert segmenter.target_duration == 4
-    assert all(round(s.duration) <= 4 for s in out)
-    assert [s.start for s in out] == [0.0, 2.0, 4.0, 8.0, 12.0]  # then the keyframe at 16 s
-    assert segmenter.cuts_without_keyframe == 2
+    assert segmenter.target_duration == 2
+    assert all(rounded_duration(s.duration) <= 2 for s in out)
+    assert [s.start for s in out] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0]
+    assert segmenter.cuts_without_keyframe == 5
+    assert segmenter.target_warning == ("keyframe interval grew to 12.00 s, past "
+                                        "EXT-X-TARGETDURATION 2 s: segments are cut without one")
+
+
+def test_a_lost_keyframe_cuts_at_the_last_keyframe_that_fits() -> None:
+    """1 s GOPs, 2 s segments, the keyframe at 4 s lost: the segment from 2 s is cut at its
+    keyframe at 3 s, so every segment still starts on a keyframe and fits the target."""
+    segmenter = Segmenter(2.0)
+    out: list[Segment] = []
+    for n in range(8 * FPS):
+        out += segmenter.push(Frame(VIDEO, n * FRAME_TICKS, n * FRAME_TICKS,
+                                    n % FPS == 0 and n != 4 * FPS, AUD))
+    out += segmenter.flush()
+    assert [(s.start, s.duration) for s in out] == [(0.0, 2.0), (2.0, 1.0), (3.0, 2.0),
+                                                    (5.0, 2.0), (7.0, 1.0)]
+    assert segmenter.target_duration == 2 and segmenter.cuts_without_keyframe == 0
+    assert sum(s.frames for s in out) == 8 * FPS
 
 
 def test_segmenter_bytes_bounded_without_keyframes() -> None:
@@ -395,8 +483,9 @@ def test_after_a_discontinuity_a_stream_without_keyframes_starts_again() -> None
                       discontinuity=n == 150)
         out += segmenter.push(frame)
     out += segmenter.flush()
-    assert segmenter.target_duration == 4
-    # 0-4 s, 4-6 s (closed by the discontinuity), then 6-10 s dropped waiting, 10-12 s
-    assert [(s.start, s.discontinuity) for s in out] == [(0.0, False), (4.0, False),
-                                                          (10.0, True)]
-    assert segmenter.frames_dropped == 100
+    assert segmenter.target_duration == 2
+    # 0-2, 2-4, 4-6 s (closed by the discontinuity, which fixes the target), then 6-8 s
+    # dropped waiting, 8-10, 10-12 s
+    assert [(s.start, s.discontinuity) for s in out] == [
+        (0.0, False), (2.0, False), (4.0, False), (8.0, True), (10.0, False)]
+    assert segmenter.frames_dropped == 50
