@@ -49,7 +49,9 @@ def test_many_cameras_true_states_and_sighup_reload(tmp_path: Path) -> None:
             "unreachable": f"rtsp://127.0.0.1:{nowhere}/cam",
         }
         config.write_text(_config(http, hls, first))
-        with RelayProcess(["run", "--config", str(config)], http, tmp_path) as relay:
+        # one media process: its reload is one log line (test_workers.py runs several)
+        with RelayProcess(["run", "--config", str(config), "--workers", "1"], http,
+                          tmp_path) as relay:
             def settled() -> bool:
                 s = _by_name(relay)
                 return (s["lobby"]["state"] == s["garage"]["state"] == "playing"
