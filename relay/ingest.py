@@ -12,7 +12,7 @@ very same object. A bad packet is a counter and a debug line, never an exception
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from relay.audio.policy import AudioStage
@@ -60,6 +60,8 @@ class SourceIngest:
         ssrcs: the SSRC of each track from SETUP (0 when not given), for receiver reports.
         discontinuity: mark the session's first frame as following a gap (a reconnect).
         name: the stream's name, for debug lines.
+        channels: RTP over TCP: each interleaved channel's track index and whether it
+            carries RTCP (``receive_interleaved``); other channels are ignored.
 
     Attributes:
         tracks: the source's tracks, in order.
@@ -82,6 +84,7 @@ class SourceIngest:
         ssrcs: Sequence[int] = (),
         discontinuity: bool = False,
         name: str = "",
+        channels: Mapping[int, tuple[int, bool]] | None = None,
     ) -> None:
         self.tracks = [
             IngestTrack(
@@ -97,6 +100,7 @@ class SourceIngest:
         self.audio = audio
         self.epoch = epoch
         self.name = name
+        self.channels = dict(channels or {})
         self.last_media: float | None = None
         self.packets_received = 0
         self.packets_garbled = 0
@@ -109,6 +113,27 @@ class SourceIngest:
         for d in depacketizers:
             timeline.add_track(d.track.index, d.track.clock_rate)
         self.output_tracks: list[Track] = audio.tracks([d.track for d in depacketizers])
+
+    def receive_interleaved(
+        self, frames: Iterable[tuple[int, bytes | memoryview]], now: float
+    ) -> list[Frame]:
+        """A read's interleaved frames, (channel, data) in order as
+        ``MessageReader.take_interleaved`` gives them, at ``now``: the frames to publish, in
+        order. One call per read, not per packet."""
+        channels = self.channels
+        out: list[Frame] = []
+        for channel, data in frames:
+            entry = channels.get(channel)
+            if entry is None:
+                continue
+            index, is_rtcp = entry
+            if is_rtcp:
+                self.receive_rtcp(index, data, now)
+            else:
+                ready = self.receive_rtp(index, data, now)
+                if ready:
+                    out += ready
+        return out
 
     def receive_rtp(self, index: int, data: bytes | memoryview, now: float) -> list[Frame]:
         """One RTP packet of track ``index`` arrived at ``now`` (seconds, the epoch's clock);

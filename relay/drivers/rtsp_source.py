@@ -1,7 +1,13 @@
 """Pulls one RTSP source onto a Stream and keeps it there: the trio side of ``RtspClient``.
 
-One task reads the TCP connection (RTSP replies and interleaved RTP/RTCP); with UDP, one task
-per socket. Beside them: keepalives before the session times out, RTCP receiver reports every
+Media is read in merged reads (``relay.drivers.ticker``): once PLAY is answered, the process's
+read ticker reads the connection (or each UDP socket) every tick until it would block and pushes
+each read through the ingest in one synchronous call, which parses every interleaved frame of it
+without copying (``MessageReader.take_interleaved``): no coroutine, channel operation or timer
+per packet. The session's own task reads only until PLAY, and after it handles what is not
+media (RTSP replies, the end of the connection), which the ticker hands back. rtsps:// and other
+non-socket streams keep one ``receive_some`` loop, each read still parsed in one call. Beside
+them: keepalives before the session times out, RTCP receiver reports every
 few seconds, and a watchdog that ends the session when media stops. Any error ends the session
 with one log line; ``run_rtsp_source`` reconnects with backoff (``supervise``), continuing the
 same timeline.
@@ -18,9 +24,11 @@ Credentials go only to the origin they were configured for, or to a HOST:PORT th
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import socket
 from dataclasses import dataclass, field
+from functools import partial
 
 import trio
 
@@ -29,6 +37,7 @@ from relay.bus import Stream
 from relay.config import StreamConfig, redact_url
 from relay.drivers.net import open_stream
 from relay.drivers.supervise import EXPECTED, error_text, first_error, supervise
+from relay.drivers.ticker import ReadTicker
 from relay.errors import AuthError, RelayError, RemoteProtocolError, UnsupportedError
 from relay.ingest import SourceIngest
 from relay.media import Frame
@@ -37,8 +46,8 @@ from relay.rtp.rtcp import receiver_report_compound
 from relay.rtp.sync import Timeline
 from relay.rtp.timing import LossWindow
 from relay.rtsp.client import (
+    ClientEvent,
     Described,
-    InterleavedData,
     Origin,
     Playing,
     Redirected,
@@ -69,6 +78,12 @@ it at net.core.rmem_max; the grant is read back and reported."""
 RR_INTERVAL = 5.0
 MAX_REDIRECTS = 5
 RECEIVE_SIZE = 65536
+"""One read: a TCP read of this many bytes is parsed in one call; no datagram is larger."""
+MAX_READS_PER_TICK = 64
+"""TCP reads of one session per tick (4 MiB, 200 MB/s at 20 ms): a flood cannot hold the ticker
+from the other streams; what is left waits in the kernel for the next tick."""
+MAX_DATAGRAMS_PER_TICK = 1024
+"""Likewise per UDP socket (51k packets a second at 20 ms)."""
 
 
 class _NoUdpMedia(RelayError):
@@ -93,6 +108,7 @@ class _Track:
     rtcp_socket: trio.socket.SocketType | None = None  # UDP
     rtcp_address: tuple[str, int] | None = None
     sockets: list[trio.socket.SocketType] = field(default_factory=list)
+    raw: list[socket.socket] = field(default_factory=list)  # the same, read by the ticker
     receive_buffer: int | None = None  # UDP: bytes the kernel granted the RTP socket
     loss: LossWindow = field(default_factory=lambda: LossWindow(AUTO_TCP_SECONDS))
 
@@ -191,8 +207,10 @@ class _Session:
         self.tracks: list[_Track] = []
         self.depacketizers: list[Depacketizer] = []
         self.ingest: SourceIngest | None = None  # from PLAY on
-        self.by_channel: dict[int, tuple[int, bool]] = {}  # channel: track index, is RTCP
         self.sock: trio.abc.Stream | None = None
+        self.raw: socket.socket | None = None  # a TCP connection's own socket, for the ticker
+        self.ticker = ReadTicker.current()
+        self.stashed: ClientEvent | None = None  # an event the ticker read, for this task
         self.write_lock = trio.Lock()
         self.played = False
         self.local_ssrc = secrets.randbits(32)
@@ -231,6 +249,8 @@ class _Session:
         finally:
             if self.ingest is not None:
                 self._update_counters(self.ingest)
+            if self.raw is not None:
+                self.raw.close()
             for track in self.tracks:
                 for sock in track.sockets:
                     sock.close()
@@ -245,17 +265,12 @@ class _Session:
         assert self.sock is not None
         try:
             while True:
-                data = await self.sock.receive_some(RECEIVE_SIZE)
-                self.client.receive_data(data)
-                while (event := self.client.next_event()) is not NEED_DATA:
-                    if isinstance(event, InterleavedData):
-                        self._on_interleaved(event)
-                    elif isinstance(event, ConnectionClosed):
-                        return
-                    else:
-                        await self._handle(event, nursery)
-                if self.ingest is not None:
-                    self._update_counters(self.ingest)
+                if self.raw is not None:
+                    await self.ticker.read(self._drain_tcp)
+                else:
+                    self.client.receive_data(await self.sock.receive_some(RECEIVE_SIZE))
+                if await self._events(nursery):
+                    return
                 await self._flush()
         finally:
             if self.played:
@@ -268,16 +283,52 @@ class _Session:
                             RelayError):
                         pass
 
-    def _on_interleaved(self, event: InterleavedData) -> None:
-        entry = self.by_channel.get(event.channel)
-        if entry is None or self.ingest is None:
-            return
-        index, is_rtcp = entry
-        now = trio.current_time()
-        if is_rtcp:
-            self.ingest.receive_rtcp(index, event.data, now)
-        else:
-            self._publish(self.ingest.receive_rtp(index, event.data, now))
+    async def _events(self, nursery: trio.Nursery) -> bool:
+        """Handles what the client has buffered, media in one pass; True once the connection
+        is closed."""
+        while True:
+            event, self.stashed = self.stashed, None
+            if event is None:
+                if not self._pump(trio.current_time()):
+                    break
+                continue
+            if isinstance(event, ConnectionClosed):
+                return True
+            await self._handle(event, nursery)
+        if self.ingest is not None:
+            self._update_counters(self.ingest)
+            if self.raw is None and isinstance(self.sock, trio.SocketStream):
+                # playing over plain TCP: from now on the ticker reads the connection
+                self.raw = socket.socket(fileno=os.dup(self.sock.socket.fileno()))
+                self.raw.setblocking(False)
+        return False
+
+    def _pump(self, now: float) -> bool:
+        """Pushes the client's buffered media through the ingest and publishes the frames;
+        True when an event that is not media waits in ``stashed``."""
+        frames = self.client.take_interleaved()
+        if frames and self.ingest is not None:
+            self._publish(self.ingest.receive_interleaved(frames, now))
+        event = self.client.next_event()
+        if event is NEED_DATA:
+            return False
+        self.stashed = event  # not media: take_interleaved took all there was
+        return True
+
+    def _drain_tcp(self, now: float) -> bool:
+        """The ticker's reader of the connection: reads until it would block; True when this
+        session's task has something to do (an event, the end, an answer to send)."""
+        assert self.raw is not None and self.ingest is not None
+        for _ in range(MAX_READS_PER_TICK):
+            try:
+                data = self.raw.recv(RECEIVE_SIZE)
+            except BlockingIOError:
+                break
+            self.client.receive_data(data)
+            if self._pump(now):
+                return True
+        self._update_counters(self.ingest)
+        return self.client.has_data_to_send
 
     async def _handle(self, event: object, nursery: trio.Nursery) -> None:
         if isinstance(event, Described):
@@ -323,8 +374,11 @@ class _Session:
         assert isinstance(self.sock, trio.SocketStream)  # UDP never goes with TLS
         family = self.sock.socket.family
         for _ in range(50):
-            rtp = trio.socket.socket(family, socket.SOCK_DGRAM)
-            rtcp = trio.socket.socket(family, socket.SOCK_DGRAM)
+            # stdlib sockets first: the ticker reads them, trio's wrappers bind and send
+            raw = [socket.socket(family, socket.SOCK_DGRAM) for _ in range(2)]
+            for sock in raw:
+                sock.setblocking(False)
+            rtp, rtcp = map(trio.socket.from_stdlib_socket, raw)
             try:
                 await rtp.bind(("", 0))
                 port = rtp.getsockname()[1]
@@ -338,31 +392,35 @@ class _Session:
             rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
             track.receive_buffer = rtp.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
             track.sockets = [rtp, rtcp]
+            track.raw = raw
             return port, port + 1
         raise RelayError("no free UDP port pair for RTP")
 
     def _playing(self, event: Playing, nursery: trio.Nursery) -> None:
+        channels: dict[int, tuple[int, bool]] = {}  # channel: track index, is RTCP
+        for setup, track in zip(event.tracks, self.tracks, strict=True):
+            if setup.interleaved is not None:
+                rtp_channel, rtcp_channel = setup.interleaved
+                channels[rtp_channel] = (track.index, False)
+                channels[rtcp_channel] = (track.index, True)
+                track.rtcp_channel = rtcp_channel
         ingest = self.ingest = SourceIngest(
             self.depacketizers, self.timeline, self.audio, epoch=self.epoch,
             reorder=self.transport == "udp", ssrcs=[setup.ssrc or 0 for setup in event.tracks],
-            discontinuity=self.status.reconnects > 0, name=self.config.name,
+            discontinuity=self.status.reconnects > 0, name=self.config.name, channels=channels,
         )
         self.stream.set_tracks(ingest.output_tracks)
         sock = self.sock
         server_ip = sock.socket.getpeername()[0] if isinstance(sock, trio.SocketStream) else ""
         for setup, track in zip(event.tracks, self.tracks, strict=True):
-            if setup.interleaved is not None:
-                rtp_channel, rtcp_channel = setup.interleaved
-                self.by_channel[rtp_channel] = (track.index, False)
-                self.by_channel[rtcp_channel] = (track.index, True)
-                track.rtcp_channel = rtcp_channel
-            else:
-                rtp_sock, rtcp_sock = track.sockets
-                track.rtcp_socket = rtcp_sock
+            if setup.interleaved is None:
+                track.rtcp_socket = track.sockets[1]
                 if setup.server_ports and setup.server_ports[1]:
                     track.rtcp_address = (server_ip, setup.server_ports[1])
-                nursery.start_soon(self._udp_rtp, ingest, track.index, rtp_sock, server_ip)
-                nursery.start_soon(self._udp_rtcp, ingest, track.index, rtcp_sock, server_ip)
+                rtp, rtcp = track.raw
+                for drain, raw in ((self._drain_udp_rtp, rtp), (self._drain_udp_rtcp, rtcp)):
+                    nursery.start_soon(self.ticker.read,
+                                       partial(drain, ingest, track.index, raw, server_ip))
         self._report_receive_buffers()
         self.played = True
         self.status.transport = self.transport
@@ -392,25 +450,37 @@ class _Session:
             self.status.count(frame.track, frame.size)
             self.stream.publish(frame)
 
-    async def _udp_rtp(
-        self, ingest: SourceIngest, index: int, sock: trio.socket.SocketType, server_ip: str
-    ) -> None:
-        while True:
-            deadline = ingest.deadline(index)
-            with trio.move_on_at(deadline if deadline is not None else float("inf")):
-                data, address = await sock.recvfrom(RECEIVE_SIZE)
-                if address[0] == server_ip:
-                    self._publish(ingest.receive_rtp(index, data, trio.current_time()))
-                continue
-            self._publish(ingest.release_due(index, trio.current_time()))
-
-    async def _udp_rtcp(
-        self, ingest: SourceIngest, index: int, sock: trio.socket.SocketType, server_ip: str
-    ) -> None:
-        while True:
-            data, address = await sock.recvfrom(RECEIVE_SIZE)
+    def _drain_udp_rtp(self, ingest: SourceIngest, index: int, sock: socket.socket,
+                       server_ip: str, now: float) -> bool:
+        """The ticker's reader of a track's RTP socket: every datagram waiting, then the
+        packets the reorder buffer gave up waiting for; their frames published in one pass."""
+        frames: list[Frame] = []
+        for _ in range(MAX_DATAGRAMS_PER_TICK):
+            try:
+                data, address = sock.recvfrom(RECEIVE_SIZE)
+            except BlockingIOError:
+                break
             if address[0] == server_ip:
-                ingest.receive_rtcp(index, data, trio.current_time())
+                ready = ingest.receive_rtp(index, data, now)
+                if ready:
+                    frames += ready
+        deadline = ingest.deadline(index)
+        if deadline is not None and deadline <= now:
+            frames += ingest.release_due(index, now)
+        self._publish(frames)
+        return False
+
+    def _drain_udp_rtcp(self, ingest: SourceIngest, index: int, sock: socket.socket,
+                        server_ip: str, now: float) -> bool:
+        """The ticker's reader of a track's RTCP socket."""
+        for _ in range(MAX_DATAGRAMS_PER_TICK):
+            try:
+                data, address = sock.recvfrom(RECEIVE_SIZE)
+            except BlockingIOError:
+                break
+            if address[0] == server_ip:
+                ingest.receive_rtcp(index, data, now)
+        return False
 
     async def _keepalive(self, timeout: float) -> None:
         interval = max(1.0, timeout * 0.5)

@@ -344,9 +344,20 @@ class RtspClient:
         self._out.clear()
         return out
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether ``data_to_send`` has bytes (an answer to a server's request, say)."""
+        return bool(self._out)
+
     def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes from the socket (``b""`` at EOF)."""
         self._reader.receive_data(data)
+
+    def take_interleaved(self) -> list[tuple[int, bytes | memoryview]]:
+        """The interleaved frames at the front of the input, as (channel, data), in any state:
+        the media of a read in one call (``MessageReader.take_interleaved``); ``next_event``
+        then gives the rest."""
+        return self._reader.take_interleaved()
 
     def next_event(self) -> ClientEvent:
         """The next event, or ``NEED_DATA``; after EOF, ``ConnectionClosed`` on every call.

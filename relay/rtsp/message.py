@@ -17,6 +17,7 @@ from relay.rtsp.headers import Headers, parse_cseq
 from relay.sansio import NEED_DATA, NeedData
 
 INTERLEAVED_HEADER = struct.Struct("!BBH")  # '$' (0x24), channel id, payload length
+_CHANNEL_LENGTH = struct.Struct("!BH")  # the header after its '$'
 MAX_INTERLEAVED_LENGTH = 0xFFFF
 _DOLLAR = 0x24
 _COMPACT_AT = 1 << 16
@@ -122,6 +123,12 @@ Event = Request | Response | InterleavedFrame | NeedData | ConnectionClosed
 class MessageReader:
     """Incremental parser of one direction of an RTSP connection.
 
+    Interleaved frames are not copied: each is a ``memoryview`` of the ``bytes`` passed to
+    ``receive_data`` (immutable, so a view may be held as long as needed). Only a frame split
+    across two reads is copied, once, into a bytes of its own; input that arrives while an
+    RTSP message or a large frame is incomplete is gathered in a bytearray (linear in its
+    size) and what is parsed from that is copied out.
+
     Args:
         max_header_bytes: limit of a start line plus headers.
         max_headers: limit of the number of header lines.
@@ -134,8 +141,10 @@ class MessageReader:
         self.max_header_bytes = max_header_bytes
         self.max_headers = max_headers
         self.max_body = max_body
-        self._buf = bytearray()
+        self._buf: bytes | bytearray = b""
+        self._view: memoryview | None = memoryview(b"")  # of _buf while it is bytes
         self._off = 0  # start of unconsumed bytes in _buf
+        self._head: bytes | None = None  # a whole interleaved frame, '$' on, due before _buf
         self._scanned = 0  # where the search for the end of the current head resumes
         self._eof = False
 
@@ -152,22 +161,80 @@ class MessageReader:
         if not data:
             self._eof = True
             return
-        off = self._off
-        if off:
-            if off == len(self._buf):
-                self._buf.clear()
-                self._scanned = 0
-                self._off = 0
-            elif off >= _COMPACT_AT:
-                del self._buf[:off]
-                self._scanned = max(0, self._scanned - off)
-                self._off = 0
-        self._buf += data
+        off, buf = self._off, self._buf
+        if off == len(buf):
+            self._take(data, 0)
+            return
+        if self._head is None and buf[off] == _DOLLAR:
+            need = self._frame_rest(buf, off, data)
+            if need is not None and 0 < need <= len(data):
+                # the frame split by the read: its two parts joined, the only copy made
+                self._head = b"".join((memoryview(buf)[off:], memoryview(data)[:need]))
+                self._take(data, need)
+                return
+        if isinstance(buf, bytes):
+            gathered = bytearray(self._head or b"")
+            gathered += memoryview(buf)[off:]
+            self._scanned = max(0, self._scanned - off) if self._head is None else 0
+            self._buf, self._view, self._off, self._head = gathered, None, 0, None
+            buf, off = gathered, 0
+        elif off >= _COMPACT_AT:
+            del buf[:off]
+            self._scanned = max(0, self._scanned - off)
+            self._off = 0
+        buf += data
+
+    def _take(self, data: bytes | bytearray, off: int) -> None:
+        """Parse from ``data`` itself from ``off`` on (nothing else is left over)."""
+        buf = data if type(data) is bytes else bytes(data)
+        self._buf, self._view, self._off, self._scanned = buf, memoryview(buf), off, 0
+
+    @staticmethod
+    def _frame_rest(buf: bytes | bytearray, off: int, data: bytes | bytearray) -> int | None:
+        """How many bytes of ``data`` complete the interleaved frame begun at ``buf[off:]``
+        (None while its header is incomplete)."""
+        header = buf[off : off + 4]
+        if len(header) < 4:
+            header += data[: 4 - len(header)]
+            if len(header) < 4:
+                return None
+        length: int = INTERLEAVED_HEADER.unpack(header)[2]
+        return 4 + length - (len(buf) - off)
 
     @property
     def buffered(self) -> int:
         """Bytes received and not yet returned as events."""
-        return len(self._buf) - self._off
+        return len(self._buf) - self._off + (len(self._head) if self._head is not None else 0)
+
+    def take_interleaved(self) -> list[tuple[int, bytes | memoryview]]:
+        """Every whole interleaved frame at the front of the input, as (channel, data) in order
+        (stray line ends between them skipped): a read's media in one call, with no event
+        object per frame. Stops at an RTSP message or an incomplete frame, so ``next_event``
+        then gives no interleaved frame until more data arrives."""
+        out: list[tuple[int, bytes | memoryview]] = []
+        head = self._head
+        if head is not None:
+            self._head = None
+            out.append((head[1], memoryview(head)[4:]))
+        buf, off, view = self._buf, self._off, self._view
+        end = len(buf)
+        unpack = _CHANNEL_LENGTH.unpack_from
+        while off + 4 <= end:
+            first = buf[off]
+            if first != _DOLLAR:
+                if first not in (0x0D, 0x0A):
+                    break
+                off += 1
+                continue
+            channel, length = unpack(buf, off + 1)
+            stop = off + 4 + length
+            if stop > end:
+                break
+            out.append((channel, view[off + 4 : stop] if view is not None
+                        else bytes(buf[off + 4 : stop])))
+            off = stop
+        self._off = off
+        return out
 
     def next_event(self) -> Event:
         """The next complete event, ``NEED_DATA``, or ``ConnectionClosed`` after EOF.
@@ -175,6 +242,10 @@ class MessageReader:
         Raises:
             RemoteProtocolError: malformed or oversized input, or EOF inside a message.
         """
+        head = self._head
+        if head is not None:
+            self._head = None
+            return InterleavedFrame(head[1], memoryview(head)[4:])
         buf = self._buf
         off = self._off
         end = len(buf)
@@ -193,7 +264,10 @@ class MessageReader:
             if stop > end:
                 return self._need()
             self._off = stop
-            return InterleavedFrame(channel, bytes(buf[off + 4 : stop]))
+            view = self._view
+            return InterleavedFrame(
+                channel, view[off + 4 : stop] if view is not None else bytes(buf[off + 4 : stop])
+            )
         if not (0x41 <= first <= 0x5A or 0x61 <= first <= 0x7A):
             raise RemoteProtocolError(f"RTSP stream: unexpected byte 0x{first:02x} (lost framing)")
         match = _HEAD_END.search(buf, max(off, self._scanned - 3))
