@@ -138,6 +138,8 @@ class Snapshotter:
             hls=f"/hls/{status.name}/index.m3u8" if hls is not None else None,
             hls_segments=hls.segments_written if hls is not None else None,
             hls_bytes_written=hls.bytes_written if hls is not None else None,
+            hls_target_duration=hls.target_duration if hls is not None else None,
+            hls_target_warning=hls.target_warning if hls is not None else None,
             rtmp=tuple(
                 RtmpSnapshot(destination=r.destination, state=r.state,
                              last_error=redact(r.last_error) if r.last_error else None,

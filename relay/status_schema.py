@@ -76,6 +76,9 @@ class StreamSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     hls: str | None = None  # the playlist's URL path, if HLS is on
     hls_segments: int | None = None  # None when HLS is off
     hls_bytes_written: int | None = None
+    hls_target_duration: int | None = None  # EXT-X-TARGETDURATION, once the first segment is out
+    hls_target_warning: str | None = None  # why it is longer than configured, or segments start
+    # without keyframes: the camera's GOP (said once)
     rtmp: tuple[RtmpSnapshot, ...] = ()
     hls_push: str | None = None
     """The origin URL the web process PUTs HLS to, credentials included: the snapshot file is

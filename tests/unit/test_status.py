@@ -103,7 +103,9 @@ def live_status() -> StreamStatus:
                           packets_garbled=1, frames_dropped=2, frames_damaged=4, reconnects=5,
                           transport_fallbacks=1, skipped_tracks=["2 (video/VP8)"],
                           last_error="camera went away")
-    status.hls = HlsStats(segments_written=7, bytes_written=70_000)
+    status.hls = HlsStats(segments_written=7, bytes_written=70_000, target_duration=12,
+                          target_warning="keyframe interval 12.00 s is longer than the 10 s "
+                                         "segment target: EXT-X-TARGETDURATION 12 s")
     status.rtmp = [RtmpStats("rtmp://a.example/app/***", state="publishing", bytes_sent=10,
                              frames_sent=20, frames_dropped=1, reconnects=2,
                              warnings=["G.711 is sent as AAC"]),
@@ -142,6 +144,9 @@ def test_the_relay_snapshots_every_counter_and_rates_over_the_interval() -> None
             last_error="camera went away", disk_errors=1,
             disk_error="hls segment seg00007.ts: No space (ENOSPC)",
             hls="/hls/cam1/index.m3u8", hls_segments=7, hls_bytes_written=70_000,
+            hls_target_duration=12,
+            hls_target_warning="keyframe interval 12.00 s is longer than the 10 s segment "
+                               "target: EXT-X-TARGETDURATION 12 s",
             rtmp=(RtmpSnapshot(destination="rtmp://a.example/app/***", state="publishing",
                                bytes_sent=10, frames_sent=20, frames_dropped=1, reconnects=2,
                                warnings=("G.711 is sent as AAC",)),
