@@ -73,7 +73,7 @@ def test_compose_has_the_four_services(compose: dict) -> None:
     services = compose["services"]
     assert set(services) == SERVICES
     relay = services["relay"]
-    assert relay["command"] == ["run", "--config", "/etc/relay/relay.toml"]
+    assert relay["command"] == ["run", "--config", "/etc/relay/relay.toml", "--workers", "2"]
     assert any(v.startswith(f"{ROOT}/deploy/relay.toml:/etc/relay/relay.toml")
                for v in relay["volumes"]), relay["volumes"]
     assert {"published": 8080, "target": 8080} in relay["ports"]
