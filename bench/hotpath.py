@@ -4,7 +4,8 @@
 
 Captures (once, into bench/.cache/capture.rtsp) a few seconds of the benchmark source's RTSP
 interleaved byte stream with the relay's own sans-IO ``RtspClient``, then replays it through
-the same cores the drivers use, stage by stage: RTSP framing (``MessageReader``), the source's
+the same cores the drivers use, stage by stage: RTSP framing (``MessageReader.take_interleaved``,
+a whole read at a time, as the driver's read ticker does), the source's
 ``SourceIngest`` (the very object the RTSP driver feeds: RTP parse, reception statistics, loss
 detection, depacketizers, timeline, DTS, audio stage), the bus with two subscribers, FLV tags +
 RTMP chunks (``RtmpPublisher``, handshake skipped), and the HLS segmenter (PyAV TS muxing). The
@@ -33,6 +34,7 @@ CAPTURE = CACHE / "capture.rtsp"
 
 def capture(seconds: float) -> Path:
     from relay.rtsp.client import Described, Playing, RtspClient
+    from relay.rtsp.message import interleave
     from relay.sansio import NEED_DATA
 
     work = CACHE / "capture-work"
@@ -62,6 +64,8 @@ def capture(seconds: float) -> Path:
                 elif isinstance(event, Playing):
                     playing, start = True, time.monotonic()
                     # what the client still buffers is RTP after the PLAY reply: keep it
+                    chunks += [interleave(channel, data)
+                               for channel, data in client.take_interleaved()]
                     rest = client._reader._buf[client._reader._off:]  # noqa: SLF001
                     chunks.append(bytes(rest))
             sock.sendall(client.data_to_send())
@@ -118,8 +122,7 @@ def replay(data: bytes, media_seconds: float) -> tuple[dict[str, float], int, Hl
     from relay.rtmp.url import RtmpUrl
     from relay.rtp.registry import make_depacketizer
     from relay.rtp.sync import Timeline
-    from relay.rtsp.message import InterleavedFrame, MessageReader
-    from relay.sansio import NEED_DATA
+    from relay.rtsp.message import MessageReader
 
     size = int.from_bytes(data[:4], "big")
     medias = json.loads(data[4:4 + size])
@@ -127,8 +130,10 @@ def replay(data: bytes, media_seconds: float) -> tuple[dict[str, float], int, Hl
     deps = [make_depacketizer(i, media["encoding"] or "", media["clock_rate"] or 90000,
                               media["channels"] or 1, media["fmtp"])
             for i, media in enumerate(medias)]
-    ingest = SourceIngest(deps, Timeline(), AudioStage(AudioPolicy.AUTO, needs_audio=True))
-    channels = {2 * i: i for i in range(len(deps))}  # interleaved RTP channels, as SETUP gave
+    # interleaved channels as SETUP gave them: RTP on 2i, RTCP on 2i + 1
+    channels = {c: (c // 2, c % 2 == 1) for c in range(2 * len(deps))}
+    ingest = SourceIngest(deps, Timeline(), AudioStage(AudioPolicy.AUTO, needs_audio=True),
+                          channels=channels)
     stream = Stream("bench")
     stream.set_tracks(ingest.output_tracks)
     hls_sub = stream.subscribe(100000)
@@ -149,11 +154,8 @@ def replay(data: bytes, media_seconds: float) -> tuple[dict[str, float], int, Hl
         c0 = time.process_time()
         reader.receive_data(body[offset:offset + step])
         now += 0.01
-        while (event := reader.next_event()) is not NEED_DATA:
-            if not isinstance(event, InterleavedFrame) or event.channel not in channels:
-                continue
-            for frame in ingest.receive_rtp(channels[event.channel], event.data, now):
-                stream.publish(frame)
+        for frame in ingest.receive_interleaved(reader.take_interleaved(), now):
+            stream.publish(frame)
         c1 = time.process_time()
         while True:
             try:
