@@ -44,6 +44,10 @@ START_SECONDS = 5.0
 """How long a request waits for a muxer started on demand to write its first ``ll.json``."""
 MAX_STATE_BYTES = 4096
 MAX_PLAYLIST_BYTES = 1 << 20
+MAX_MEMORY_FILES = 64
+MAX_MEMORY_FILE_BYTES = 2 << 20
+"""Parts and init sections served from memory: the newest 64, each up to 2 MiB (a larger one,
+a segment or a Range request is sent from its file)."""
 MAX_WAITING = 10_000
 """Requests blocked at once, all streams together; more get 503 at once."""
 BLOCK_TARGET_DURATIONS = 3
@@ -128,14 +132,21 @@ class LlStream:
         self._changed = asyncio.Event()
         self._playlists: dict[tuple[bool, bool], bytes] = {}
         """(delta, gzip) -> body, for the current ``ll.json``."""
+        self._files: dict[str, bytes] = {}
+        """Parts and init read so far, oldest first; dropped when their file changes."""
         self._reload()
 
     def notice(self, name: str | None) -> None:
         """A Watcher callback: re-read on a change of ``ll.json`` (or of anything)."""
-        if name is None or name == LL_STATE:
+        if name is None:
+            self._files.clear()
+            self._reload()
+        elif name == LL_STATE:
             self._reload()
         elif name in (LL_PLAYLIST, LL_DELTA):
             self._playlists.clear()
+        else:  # a restarted muxer numbers from 0 again: a name may come back with other bytes
+            self._files.pop(name, None)
 
     def _reload(self) -> None:
         self._playlists.clear()
@@ -189,6 +200,27 @@ class LlStream:
             if body is None:
                 return None
         self._playlists[key] = body
+        return body
+
+    def file(self, name: str) -> bytes | None:
+        """A part or init section, from memory after the first read; None if it is not a
+        regular file or is too large to keep."""
+        body = self._files.get(name)
+        if body is not None:
+            return body
+        try:
+            fd = os.open(self.folder / name, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return None
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            body = f.read(MAX_MEMORY_FILE_BYTES + 1)
+        if len(body) > MAX_MEMORY_FILE_BYTES:
+            return None
+        self._files[name] = body
+        if len(self._files) > MAX_MEMORY_FILES:
+            del self._files[next(iter(self._files))]
         return body
 
     def _read(self, name: str) -> bytes | None:
@@ -293,7 +325,7 @@ class LlServer:
             response.headers["Content-Encoding"] = "gzip"
         return response
 
-    async def media(self, name: str, file: str) -> web.FileResponse:
+    async def media(self, request: web.Request, name: str, file: str) -> web.StreamResponse:
         """``init.mp4``, a part or a segment; a part or segment not written yet (a preload
         hint's) is waited for, up to 3 target durations."""
         stream = await self.started(name)
@@ -314,6 +346,11 @@ class LlServer:
                 raise web.HTTPServiceUnavailable(
                     text="the part was not written within 3 target durations\n",
                     headers={"Cache-Control": "no-store"})
+        headers = {"Content-Type": MEDIA_TYPE, "Cache-Control": NO_CACHE}
+        if not _SEGMENT.fullmatch(file):  # init or a part: small, and asked for by everyone
+            body = stream.file(file) if "Range" not in request.headers else None
+            if body is not None:
+                return web.Response(body=body, headers=headers)
         path = stream.folder / file
         try:
             regular = stat.S_ISREG(os.lstat(path).st_mode)
@@ -321,12 +358,11 @@ class LlServer:
             regular = False
         if not regular:  # hinted but never made (the segment ended first), or long gone
             raise web.HTTPNotFound()
-        return web.FileResponse(path, headers={"Content-Type": MEDIA_TYPE,
-                                               "Cache-Control": NO_CACHE})
+        return web.FileResponse(path, headers=headers)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The aiohttp handler of ``/hls/{name}/{file}`` for LL-HLS files."""
         name, file = request.match_info["name"], request.match_info["file"]
         if file == LL_PLAYLIST:
             return await self.playlist(request, name)
-        return await self.media(name, file)
+        return await self.media(request, name, file)
