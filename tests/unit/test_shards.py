@@ -12,6 +12,7 @@ import pytest
 import trio
 
 from relay.app import Supervisor
+from relay.cli import main
 from relay.errors import ConfigError
 from relay.shards import MAX_SHARDS, Assignment, check_workers, parse_shard
 from tests.unit.test_app import FakeRunner, config, stream
@@ -107,3 +108,29 @@ async def test_supervisor_runs_only_its_streams_and_keeps_config_positions(
         assert [s.position for s in sup.statuses if s.name != "zz-new"] == [
             names.index(n) + 1 for n in owned]
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(("flags", "error"), [
+    (["--workers", "0"], "relay: --workers: must be 1-256, got 0"),
+    (["--shard", "4/4"], "relay: --shard: I must be 0-3 for N=4, got 4"),
+    (["--worker", "0"], "relay: --worker is started by relay run --workers"),
+])
+def test_bad_scale_flags_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             flags: list[str], error: str) -> None:
+    path = tmp_path / "relay.toml"
+    path.write_text(f'[server]\nhls_dir = "{tmp_path}/hls"\n[streams.a]\nsource = "rtsp://h/a"\n')
+    assert main(["run", "--config", str(path), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(error) and err.count("\n") == 1
+
+
+def test_check_prints_each_streams_place(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                         ) -> None:
+    path = tmp_path / "relay.toml"
+    path.write_text("[streams.cam1]\nsource = \"rtsp://h/a\"\n"
+                    "[streams.lobby]\nsource = \"rtsp://h/b\"\n")
+    assert main(["run", "--config", str(path), "--check", "--workers", "2",
+                 "--shard", "relay-2/4"]) == 0
+    out = capsys.readouterr().out
+    assert "stream cam1: rtsp://h/a -> hls (shard 2/4, worker 1/2)" in out
+    assert "stream lobby: rtsp://h/b -> hls (shard 3/4, worker 1/2)" in out
