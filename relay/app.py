@@ -197,7 +197,7 @@ async def run_worker_process(config: Config, logs: LogOutput, config_path: Path,
             nursery.start_soon(_on_signals, signals, nursery.cancel_scope,
                                partial(reload, supervisor, config_path, logs))
             await trio.lowlevel.wait_readable(parent_fd)
-            log.warning("worker=%d: the relay that started it is gone; stopping",
+            log.warning("worker=%d the relay that started it is gone; stopping",
                         assignment.worker)
             nursery.cancel_scope.cancel()
 

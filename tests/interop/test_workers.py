@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
+from contextlib import suppress
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -129,3 +131,31 @@ def test_two_workers_one_web_reload_and_a_killed_worker(tmp_path: Path) -> None:
                     f"/proc/{pid}/status").read_text()
     for name in [*order, added]:
         assert "#EXT-X-ENDLIST" in _playlist(hls, name), name  # every worker closed cleanly
+
+
+def test_workers_never_outlive_a_killed_parent(tmp_path: Path) -> None:
+    """SIGKILL leaves no handler to stop the workers: the pipe they hold tells them."""
+    http = free_port()
+    config = tmp_path / "relay.toml"
+    nowhere = f"rtsp://127.0.0.1:{free_port()}/cam"
+    config.write_text(_config(http, tmp_path / "hls", {"a": nowhere, "b": nowhere}))
+    with RelayProcess(["run", "--config", str(config), "--workers", str(WORKERS)], http,
+                      tmp_path) as relay:
+        relay.wait_for(lambda: len(_workers(relay.process.pid)) == WORKERS
+                       and all((folder / "status.json").exists()
+                               for _, folder in _workers(relay.process.pid).values()),
+                       30, "both workers up")
+        pids = [pid for pid, _ in _workers(relay.process.pid).values()]
+        relay.process.kill()
+        relay.process.wait()
+        for pid in pids:
+            status = Path(f"/proc/{pid}/status")
+            with suppress(FileNotFoundError):
+                for _ in range(100):
+                    if "zombie" in status.read_text():
+                        break
+                    time.sleep(0.1)
+                else:
+                    os.kill(pid, signal.SIGKILL)
+                    raise AssertionError(f"worker {pid} outlived its parent:\n{relay.log()}")
+        assert relay.log().count("the relay that started it is gone; stopping") == WORKERS
