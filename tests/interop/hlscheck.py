@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import m3u8
+
+from relay.hls.playlist import rounded_duration
+from relay.hls.segmenter import target_duration_for
 
 
 def ffprobe(path: Path, *args: str) -> dict[str, Any]:
@@ -25,12 +27,23 @@ def segments(playlist_path: Path) -> tuple[m3u8.M3U8, list[Path]]:
     return playlist, [playlist_path.parent / s.uri for s in playlist.segments]
 
 
-def check_playlist(playlist_path: Path, target: float) -> m3u8.M3U8:
-    """RFC 8216 4.3.3.1 / 6.2.2 rules that a live playlist must keep."""
+def assert_extinf_within_target(playlist: m3u8.M3U8) -> None:
+    """RFC 8216 4.3.3.1: each EXTINF, rounded to the nearest integer (halves up), at most
+    EXT-X-TARGETDURATION."""
+    for segment in playlist.segments:
+        assert rounded_duration(segment.duration) <= playlist.target_duration, (
+            f"{segment.uri}: EXTINF {segment.duration} over EXT-X-TARGETDURATION "
+            f"{playlist.target_duration}")
+
+
+def check_playlist(playlist_path: Path, target: float, gop: float = 1.0) -> m3u8.M3U8:
+    """RFC 8216 4.3.3.1 / 6.2.2 rules that a live playlist must keep, and the tightest target
+    duration for the configured ``target`` and the camera's ``gop`` (the test cameras': 1 s)."""
     playlist, files = segments(playlist_path)
-    assert playlist.target_duration == math.ceil(target) or playlist.target_duration >= target
+    assert playlist.target_duration == target_duration_for(target, gop), (
+        f"EXT-X-TARGETDURATION {playlist.target_duration} for {target} s segments, {gop} s GOP")
+    assert_extinf_within_target(playlist)
     for segment, file in zip(playlist.segments, files, strict=True):
-        assert round(segment.duration) <= playlist.target_duration, segment.duration
         assert segment.program_date_time is not None
         assert file.exists(), file
     assert playlist.media_sequence is not None
@@ -38,8 +51,9 @@ def check_playlist(playlist_path: Path, target: float) -> m3u8.M3U8:
 
 
 def check_segments(playlist_path: Path, target: float) -> dict[str, Any]:
-    """Every segment decodable, starting on a keyframe, PTS continuous, near the target."""
-    _, files = segments(playlist_path)
+    """Every segment decodable, starting on a keyframe, PTS continuous, near the target, its
+    media (as ffprobe reads it) within EXT-X-TARGETDURATION as its EXTINF is."""
+    playlist, files = segments(playlist_path)
     assert files, "no segments listed"
     previous_end: float | None = None
     codecs: dict[str, Any] = {}
@@ -60,9 +74,11 @@ def check_segments(playlist_path: Path, target: float) -> dict[str, Any]:
             )
         previous_end = last + frame
         duration = last + frame - first
+        assert rounded_duration(duration) <= playlist.target_duration, (
+            f"{file.name}: {duration:.3f} s over EXT-X-TARGETDURATION {playlist.target_duration}")
         # the last segment may be cut short by the stop
         if index < len(files) - 1:
-            assert target * 0.9 <= duration <= target * 2 + 1, f"{file.name}: {duration:.2f} s"
+            assert target * 0.9 <= duration, f"{file.name}: {duration:.2f} s"
     return codecs
 
 
