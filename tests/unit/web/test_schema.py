@@ -35,6 +35,7 @@ NOW = 1_700_000_000.0
 NOT_IN_METRICS = {
     (Snapshot, "updated"): "as relay_status_age_seconds",
     (Snapshot, "schema_version"): "checked on read",
+    (StreamSnapshot, "position"): "the order /api lists streams in, across workers",
     (TrackSnapshot, "index"): "the track label",
     (TrackSnapshot, "width"): "a property of the picture, in /api only",
     (TrackSnapshot, "height"): "a property of the picture, in /api only",
