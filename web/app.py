@@ -8,6 +8,8 @@ neither trio nor aiohttp). Never import trio or relay's trio code here.
 - ``/hls/{name}/{file}``: ``index.m3u8`` (no-cache, gzip when accepted) and ``*.ts`` segments
   (immutable: a segment URI is never reused), with CORS. Names are matched by strict regexes
   and the file must be a regular file inside the HLS folder, so no path escapes it.
+- ``/hls/{name}/ll.m3u8``, ``init.mp4`` and its parts and segments: LL-HLS with blocking
+  reload (web/ll.py), learned of by inotify (web/watch.py).
 - ``/api/streams``: the snapshot's streams (every schema field), plus what only this process
   knows (HLS viewers, requests and bytes served, the HLS push's state); ``/healthz``: 200 while
   the snapshot is fresh.
@@ -48,8 +50,11 @@ from relay.status_schema import (
     decode_snapshot,
 )
 from web.auth import bearer_middleware
+from web.control import RelayRequests
+from web.ll import LL_FILE_RE, RELAY_SOCKET, LlServer
 from web.metrics import CONTENT_TYPE, ServingStats, SnapshotCollector, make_registry, render
 from web.push import PushManager
+from web.watch import Watcher
 
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
@@ -86,6 +91,9 @@ THUMBNAILS_KEY: web.AppKey[Path | None] = web.AppKey("thumbnails")
 SERVING_KEY = web.AppKey("serving", ServingStats)
 PUSH_KEY = web.AppKey("push", PushManager)
 METRICS_KEY: web.AppKey[CollectorRegistry] = web.AppKey("metrics")
+WATCHER_KEY = web.AppKey("watcher", Watcher)
+REQUESTS_KEY = web.AppKey("requests", RelayRequests)
+LL_KEY = web.AppKey("ll", LlServer)
 _NAME = re.compile(NAME_RE)
 log = logging.getLogger("web")
 
@@ -309,7 +317,7 @@ async def count_served(request: web.Request, response: web.StreamResponse) -> No
     if name is None or file is None:
         return
     client = f"{request.remote} {request.headers.get('User-Agent', '')[:256]}"
-    request.app[SERVING_KEY].served(name, file == "index.m3u8", response.content_length or 0,
+    request.app[SERVING_KEY].served(name, file.endswith(".m3u8"), response.content_length or 0,
                                     client)
 
 
@@ -320,6 +328,28 @@ async def run_push(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def run_watcher(app: web.Application) -> AsyncIterator[None]:
+    """Run the inotify Watcher (LL-HLS notices) beside the server (cleanup context)."""
+    task = asyncio.create_task(app[WATCHER_KEY].run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _relay_socket(statuses: Statuses, name: str) -> Path | None:
+    """The ``relay.sock`` beside the snapshot that lists stream ``name``."""
+    for file in statuses.files:
+        snapshot = file.read()
+        if snapshot is not None and any(stream.name == name for stream in snapshot.streams):
+            return file.path.parent / RELAY_SOCKET
+    return None
+
+
+async def _close_requests(app: web.Application) -> None:
+    app[REQUESTS_KEY].close()
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -412,12 +442,22 @@ def make_app(
                                           lambda name: _NAME.fullmatch(name) is not None)
     app[METRICS_KEY] = make_registry(
         SnapshotCollector(status.read, serving, manager.stats.get, clock))
+    watcher = app[WATCHER_KEY] = Watcher()
+    ll = app[LL_KEY] = LlServer(hls_dir, watcher,
+                                lambda name: app[REQUESTS_KEY].request("ll-want", name),
+                                _accepts_gzip)
+    app.cleanup_ctx.append(run_watcher)
+    app[REQUESTS_KEY] = RelayRequests(lambda name: _relay_socket(status, name))
+    app.on_cleanup.append(_close_requests)
     app.on_response_prepare.append(count_served)
     if push:
         app.cleanup_ctx.append(run_push)
     hls_path = f"/hls/{{name:{NAME_RE}}}/{{file:{FILE_RE}}}"
     app.router.add_get(hls_path, hls)
     app.router.add_route("OPTIONS", hls_path, hls_preflight)
+    ll_path = f"/hls/{{name:{NAME_RE}}}/{{file:{LL_FILE_RE}}}"
+    app.router.add_get(ll_path, ll.handle)
+    app.router.add_route("OPTIONS", ll_path, hls_preflight)
     app.router.add_get("/api/streams", streams)
     app.router.add_get(f"/api/streams/{{name:{NAME_RE}}}/thumbnail.jpg", thumbnail)
     app.router.add_get("/metrics", metrics)
