@@ -9,6 +9,7 @@
 const REFRESH_MS = 2000;
 const THUMBNAIL_MS = 5000;
 const DELAY_MS = 500;                 // how often the shown delay is updated
+const PROBE_WAIT_MS = 1500;           // for the LL-HLS probe, before standard HLS starts
 const HISTORY_MS = 5 * 60 * 1000;     // kept, and the widest the chart spans
 const MIN_SPAN_MS = 60 * 1000;        // the narrowest: a new stream's chart fills up over a minute
 const TOKEN_KEY = "relay-token";
@@ -472,9 +473,17 @@ async function play(stream) {
     return;
   }
   nowPlaying.textContent = "Starting " + stream.name + "…";
-  const ll = await lowLatencyUrl(stream);
+  // Standard HLS plays meanwhile when the probe is slow (a relay without LL-HLS for this stream
+  // answers 404 only after the web process has waited for its muxer); LL-HLS takes over later.
+  const probe = lowLatencyUrl(stream);
+  const early = await Promise.race([probe, new Promise((r) => setTimeout(r, PROBE_WAIT_MS))]);
   if (serial !== playSerial) return;
-  start(stream, ll || stream.hls, ll !== null, problem);
+  if (early !== undefined) { start(stream, early || stream.hls, early !== null, problem); return; }
+  start(stream, stream.hls, false, problem);
+  const ll = await probe;
+  if (ll === null || serial !== playSerial) return;
+  stopPlayer();
+  start(stream, ll, true, problem);
 }
 
 function start(stream, url, low, problem) {
