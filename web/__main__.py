@@ -13,7 +13,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
@@ -35,10 +36,16 @@ def parse_http(value: str) -> tuple[str, int]:
 PARENT_CHECK_SECONDS = 1.0
 
 
-async def exit_with_parent(app: web.Application) -> AsyncIterator[None]:
-    """Stop (as on SIGTERM) once the process that started us is gone: never outlive the relay."""
-    parent = os.getppid()
+def exit_with_parent(parent: int) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Stop (as on SIGTERM) once ``parent`` is gone: never outlive the relay.
 
+    The relay passes its pid (``--parent-pid``): a parent that died while this process was still
+    starting would otherwise go unnoticed, the orphan's ``getppid()`` already being its reaper's.
+    """
+    return partial(_exit_with_parent, parent)
+
+
+async def _exit_with_parent(parent: int, app: web.Application) -> AsyncIterator[None]:
     async def watch() -> None:
         while os.getppid() == parent:
             await asyncio.sleep(PARENT_CHECK_SECONDS)
@@ -63,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token-file", type=Path, default=None, metavar="PATH",
                         help=f"bearer token required on /api/ and /metrics (default: the "
                              f"{TOKEN_ENV} environment variable; neither: open)")
+    parser.add_argument("--parent-pid", type=int, default=None, metavar="PID",
+                        help="stop when this process is gone (default: the parent process)")
     parser.add_argument("--protect-hls", action="store_true",
                         help="require the token on /hls/ too (hls.js sends it; Safari's "
                              "native player cannot)")
@@ -77,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     host, port = args.http
     app = make_app(args.hls_dir, args.status, thumbnails_dir=args.thumbnails, token=token,
                    protect_hls=args.protect_hls)
-    app.cleanup_ctx.append(exit_with_parent)
+    app.cleanup_ctx.append(exit_with_parent(args.parent_pid or os.getppid()))
     # no banner: the relay announces the address, and Ctrl-C goes to the relay, not here
     web.run_app(app, host=host, port=port, access_log=None, shutdown_timeout=2.0, print=None)
 

@@ -8,6 +8,7 @@ once a second. A web process that exits is started again by ``supervise()``.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -42,6 +43,7 @@ async def run_web(
         sys.executable, "-m", "web",
         "--http", f"{host}:{port}",
         "--hls-dir", str(hls_dir),
+        "--parent-pid", str(os.getpid()),
     ]
     for status_file in status_files:  # one per worker process: the web process merges them
         command += ["--status", str(status_file)]

@@ -319,7 +319,8 @@ def test_python_m_web_exits_with_its_parent(folders: tuple[Path, Path]) -> None:
         port = s.getsockname()[1]
     parent = subprocess.run(
         ["/bin/sh", "-c", '"$0" -m web --http 127.0.0.1:$1 --hls-dir "$2" --status "$3" '
-         "</dev/null >/dev/null 2>&1 & echo $!; sleep 1",
+         '--parent-pid $$ '
+         "</dev/null >/dev/null 2>&1 & echo $!",  # the parent is gone before the web process is up
          sys.executable, str(port), str(folders[0]), str(folders[1])],
         cwd=Path(__file__).resolve().parents[3], capture_output=True, text=True, timeout=10)
     pid = int(parent.stdout.split()[0])
