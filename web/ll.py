@@ -57,7 +57,7 @@ PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MEDIA_TYPE = "video/mp4"
 NO_CACHE = "no-cache"
 """Parts, segments and init too: a muxer restarted after a discontinuity numbers from 0 again,
-so a URI may come back with other bytes (FileResponse's ETag makes a re-request cheap)."""
+so a URI may come back with other bytes (players fetch each part once anyway)."""
 log = logging.getLogger("web.ll")
 
 
@@ -129,6 +129,8 @@ class LlStream:
         self.folder = folder
         self.state: LlState | None = None
         self.problem: str | None = None
+        self._closed = -1
+        """The last complete segment's number, known when ``ll.json`` changes."""
         self._changed = asyncio.Event()
         self._playlists: dict[tuple[bool, bool], bytes] = {}
         """(delta, gzip) -> body, for the current ``ll.json``."""
@@ -163,23 +165,27 @@ class LlStream:
         if problem is not None and problem != self.problem:
             log.error("LL-HLS state %s: %s", path, problem)
         self.problem = problem
+        if self.state is not None:  # s{msn}.m4s is written before ll.json names its last part
+            msn = self.state.msn
+            self._closed = msn if os.path.exists(self.folder / f"s{msn}.m4s") else msn - 1
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def segment_closed(self, state: LlState, msn: int) -> bool:
-        """True once segment ``msn`` is complete (``s{msn}.m4s`` is written before ``ll.json``
-        names its last part)."""
-        return state.msn > msn or (state.msn == msn
-                                   and os.path.exists(self.folder / f"s{msn}.m4s"))
+    def has_part(self, msn: int, part: int) -> bool:
+        """True once that part is written, or its segment ended before it (it never comes)."""
+        return self.state is not None and (self.state.reached(msn, part) or msn <= self._closed)
 
-    async def wait(self, reached: Callable[[LlState], bool], timeout: float) -> LlState | None:
-        """The state once ``reached(state)``, or None after ``timeout`` seconds."""
+    def has_segment(self, msn: int) -> bool:
+        return self.state is not None and msn <= self._closed
+
+    async def wait(self, ready: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``ready()``, checked on each ``ll.json`` change; False after ``timeout``."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                while self.state is None or not reached(self.state):
+                while not ready():
                     await self._changed.wait()
-                return self.state
-        return None
+                return True
+        return False
 
     def playlist(self, delta: bool, gzip: bool) -> bytes | None:
         """The playlist (the delta if asked and written), from memory after the first read."""
@@ -270,19 +276,19 @@ class LlServer:
         if not self.want(name) and name not in self.streams:
             raise web.HTTPNotFound(text="no such stream\n")  # no watch made for a made-up name
         stream = self.stream(name)
-        if stream.state is None:
-            if await self._wait(stream, lambda state: True, START_SECONDS) is None:
-                raise web.HTTPNotFound(
-                    text="no LL-HLS for this stream: it is off, or its muxer did not start\n")
+        if not await self._wait(stream, lambda: stream.state is not None, START_SECONDS):
+            raise web.HTTPNotFound(
+                text="no LL-HLS for this stream: it is off, or its muxer did not start\n")
         return stream
 
-    async def _wait(self, stream: LlStream, reached: Callable[[LlState], bool],
-                    timeout: float) -> LlState | None:
+    async def _wait(self, stream: LlStream, ready: Callable[[], bool], timeout: float) -> bool:
+        if ready():
+            return True
         if self.waiting >= MAX_WAITING:
             raise web.HTTPServiceUnavailable(text="too many blocked requests\n")
         self.waiting += 1
         try:
-            return await stream.wait(reached, timeout)
+            return await stream.wait(ready, timeout)
         finally:
             self.waiting -= 1
 
@@ -300,12 +306,11 @@ class LlServer:
             if msn > state.msn + 1 or ahead > state.advance_part_limit:
                 raise web.HTTPBadRequest(text="_HLS_msn/_HLS_part too far ahead of the live "
                                               "edge\n")
-            reached: Callable[[LlState], bool] = (
-                (lambda s: s.reached(msn, part) or stream.segment_closed(s, msn))
-                if part is not None
-                else (lambda s: stream.segment_closed(s, msn)))
-            if await self._wait(stream, reached,
-                                BLOCK_TARGET_DURATIONS * state.target_duration) is None:
+            ready: Callable[[], bool] = (
+                (lambda: stream.has_part(msn, part)) if part is not None
+                else (lambda: stream.has_segment(msn)))
+            if not await self._wait(stream, ready,
+                                    BLOCK_TARGET_DURATIONS * state.target_duration):
                 raise web.HTTPServiceUnavailable(
                     text="the requested part was not written within 3 target durations\n",
                     headers={"Cache-Control": "no-store"})
@@ -330,19 +335,18 @@ class LlServer:
         hint's) is waited for, up to 3 target durations."""
         stream = await self.started(name)
         state = stream.state
-        reached: Callable[[LlState], bool] | None = None
+        ready: Callable[[], bool] | None = None
         if (match := _PART.fullmatch(file)) is not None:
             msn, part = int(match[1]), int(match[2])
-            # a segment may end before its hinted part: then it never comes
-            reached = lambda s: s.reached(msn, part) or stream.segment_closed(s, msn)  # noqa: E731
+            ready = lambda: stream.has_part(msn, part)  # noqa: E731
         elif (match := _SEGMENT.fullmatch(file)) is not None:
             msn = int(match[1])
-            reached = lambda s: stream.segment_closed(s, msn)  # noqa: E731
-        if reached is not None and state is not None and not reached(state):
+            ready = lambda: stream.has_segment(msn)  # noqa: E731
+        if ready is not None and state is not None and not ready():
             if msn > state.msn + 1:
                 raise web.HTTPNotFound()
-            if await self._wait(stream, reached,
-                                BLOCK_TARGET_DURATIONS * state.target_duration) is None:
+            if not await self._wait(stream, ready,
+                                    BLOCK_TARGET_DURATIONS * state.target_duration):
                 raise web.HTTPServiceUnavailable(
                     text="the part was not written within 3 target durations\n",
                     headers={"Cache-Control": "no-store"})
