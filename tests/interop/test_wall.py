@@ -6,17 +6,24 @@ problems first; the name and state filters narrow it; a smaller window pages it 
 whole on the screen, every camera on one page); the keyboard alone (Tab, Enter) opens a
 camera's live player, which plays, shows its delay (printed: a figure, not an assertion) and
 closes on Escape. Screenshots: ``artifacts/wall.png`` and ``artifacts/wall-player.png``.
+
+A hundred cameras (a status snapshot the web process serves, no relay: only the page is under
+test there) make pages of whole screens, the ten with problems on the first.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
+from relay.status_schema import Snapshot, StreamSnapshot, encode_snapshot
 from tests.interop.gstserver import free_port, start_gst_server
 from tests.interop.relayproc import RelayProcess
 from tests.interop.test_browser import ARTIFACTS, CHROMIUM_ARGS
+from tests.interop.test_page_assets import web_app
+from web.app import HLS_JS
 
 GOOD = [f"cam{i:02d}" for i in range(1, 15)]
 BAD = ["dock-east", "dock-west"]
@@ -139,3 +146,46 @@ def test_wall_of_16_cameras(tmp_path: Path) -> None:
             assert refocused == focused and stopped
             assert not errors, errors
             assert relay.stop() == 0
+
+
+def test_wall_pages_100_cameras(tmp_path: Path) -> None:
+    names = [f"cam{i:03d}" for i in range(100)]
+    streams = tuple(StreamSnapshot(name=name, state="retrying" if i % 10 == 7 else "playing",
+                                   source=f"rtsp://192.0.2.{i}/stream1",
+                                   last_error="connection failed" if i % 10 == 7 else None)
+                    for i, name in enumerate(names))
+    (tmp_path / "status.json").write_bytes(
+        encode_snapshot(Snapshot(updated=time.time(), streams=streams)))
+    problems = [n for n in names if n.endswith("7")]
+    with web_app(tmp_path, HLS_JS) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                             args=CHROMIUM_ARGS)
+        try:
+            errors: list[str] = []
+            page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{base}/", wait_until="load")
+            page.wait_for_selector("[data-stream=cam000]", state="attached", timeout=15000)
+            pages = []
+            for _ in names:
+                pages.append((_shown(page), page.evaluate(TILES_INSIDE, [WIDTH, HEIGHT]),
+                              page.text_content("#page-info")))
+                if page.is_disabled("#page-next"):
+                    break
+                page.click("#page-next")
+            page.fill("#name-filter", "cam05")
+            by_name = _shown(page)
+            page.fill("#name-filter", "")
+            page.select_option("#state-filter", "problem")
+            by_state = _shown(page)
+        finally:
+            browser.close()
+    first, inside, info = pages[0]
+    assert len(first) >= 12 and first == inside and info == f"1–{len(first)} of 100", pages[0]
+    assert first[:10] == problems
+    assert [n for shown, _, _ in pages for n in shown] == problems + [
+        n for n in names if n not in problems]
+    assert all(shown == inside for shown, inside, _ in pages)
+    assert by_name == ["cam057"] + [f"cam05{i}" for i in range(10) if i != 7], by_name
+    assert by_state == problems, by_state
+    assert not errors, errors
