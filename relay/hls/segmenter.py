@@ -165,7 +165,8 @@ class Segmenter:
             frame: the next frame from the bus.
 
         Returns:
-            The segments this frame closed: usually none, at most one.
+            The segments this frame closed: usually none; several when the first segment's
+            frames are cut by a target fixed without a measured GOP.
         """
         track = frame.track
         if track.codec not in CARRIED:

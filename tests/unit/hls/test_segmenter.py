@@ -316,6 +316,8 @@ def test_segments_bounded_by_the_target_duration(target: float, gops: list[int])
     assert segmenter.target_duration is not None and segmenter.target_duration <= bound
     for segment in out:
         assert rounded_duration(segment.duration) <= segmenter.target_duration
+    if max(gops) <= segmenter.target_duration * FPS:  # each cut at a keyframe that fits
+        assert segmenter.cuts_without_keyframe == 0
 
 
 @settings(max_examples=60, deadline=None)
