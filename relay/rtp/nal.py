@@ -6,7 +6,8 @@ Frame built from an access unit's NAL units. The subclasses parse their own payl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
+from typing import cast
 
 from relay.media import Frame, Track
 from relay.rtp.packet import HEADER_SIZE, RtpPacket
@@ -74,6 +75,12 @@ class NalDepacketizer:
     ``dropped`` counts access units that yield nothing: malformed, over a limit, or damaged
     with no slice left; ``bad`` the payloads that broke their format's rules.
 
+    Nothing is copied until the Frame is built: NAL units and the fragments of a fragmented
+    one are views of the packets (of the reads they arrived in, over TCP), joined or copied
+    once into the Frame's bytes. What those views keep alive is counted, and an access unit
+    that would hold more than twice ``max_size`` of receive buffers (tiny units each in a
+    read of its own) is dropped like an oversized one.
+
     Subclasses implement ``_opens_access_unit``, ``_consume`` (one payload into NAL units,
     through ``_add``, ``_aggregate`` and ``_fragment``) and ``_update_parameter_sets``.
 
@@ -117,7 +124,10 @@ class NalDepacketizer:
         self._ts: int | None = None
         self._nals: list[NalUnit] = []
         self._size = 0
-        self._fu: bytearray | None = None
+        self._fu: list[NalUnit] | None = None  # a fragmented NAL unit: its header, its pieces
+        self._fu_size = 0
+        self._held = 0  # bytes of the buffers the views of this access unit keep alive
+        self._held_buffer: object = None  # the buffer counted last (a read holds many units)
         self._broken = False
         self._damaged = False
         self._have_keyframe = False
@@ -197,9 +207,11 @@ class NalDepacketizer:
         if len(nals) < min_count:
             self._malformed()
             return
+        if not self._hold(payload):
+            return
         for nal in nals:
             if not self._broken:
-                self._add(nal)
+                self._add(nal, held=True)
 
     def _fragment(self, start: bytearray | None, data: bytes | memoryview, end: int) -> None:
         """Takes one fragment of a NAL unit: ``start`` is the rebuilt NAL header on the first
@@ -208,24 +220,39 @@ class NalDepacketizer:
             if self._fu is not None:
                 self._break()
                 return
-            self._fu = start
+            self._fu = [start]
+            self._fu_size = len(start)
         elif self._fu is None:
             if not self._damaged:
                 self._break()  # a middle or end fragment whose start was never sent
             return  # or was lost: skipped
-        self._fu += data
-        if self._size + len(self._fu) > self._max_size:
+        self._fu.append(data)
+        self._fu_size += len(data)
+        if self._size + self._fu_size > self._max_size or not self._hold(data):
             self._break()
             return
         if end:
-            nal, self._fu = self._fu, None
-            self._add(nal)
+            fu, self._fu = self._fu, None
+            self._add(b"".join(fu), held=True)
 
-    def _add(self, nal: NalUnit) -> None:
+    def _hold(self, data: NalUnit) -> bool:
+        """Counts the buffer a view of ``data`` keeps alive; False (the access unit broken)
+        past twice ``max_size``."""
+        buffer: Sized = cast("Sized", data.obj) if isinstance(data, memoryview) else data
+        if buffer is not self._held_buffer:
+            self._held_buffer = buffer
+            self._held += len(buffer)
+            if self._held > 2 * self._max_size:
+                self._break()
+                return False
+        return True
+
+    def _add(self, nal: NalUnit, held: bool = False) -> None:
+        """Takes a whole NAL unit (``held``: its buffer is already counted)."""
         self._size += len(nal)
         if self._size > self._max_size or len(self._nals) >= self._max_nals:
             self._break()
-        else:
+        elif held or self._hold(nal):
             self._nals.append(nal)
 
     def _break(self) -> None:
@@ -236,6 +263,8 @@ class NalDepacketizer:
         self._nals = []
         self._fu = None
         self._size = 0
+        self._held = 0
+        self._held_buffer = None
 
     def _malformed(self) -> None:
         """A payload that breaks its format's rules: counted in ``bad``, its access unit
@@ -247,8 +276,8 @@ class NalDepacketizer:
         """Notes a loss in the access unit being assembled; a slice it was inside is kept up
         to the loss (its header and first macroblocks decode; the decoder conceals the rest)."""
         fu, self._fu = self._fu, None
-        if fu is not None and self._roles[fu[0]] in (_SLICE, _KEY) and not self._broken:
-            self._add(fu)
+        if fu is not None and self._roles[fu[0][0]] in (_SLICE, _KEY) and not self._broken:
+            self._add(b"".join(fu), held=True)
         self._damaged = True
 
     def _reset(self) -> None:
@@ -256,6 +285,8 @@ class NalDepacketizer:
         self._nals = []
         self._fu = None
         self._size = 0
+        self._held = 0
+        self._held_buffer = None
         self._broken = False
         self._damaged = False
 
