@@ -331,12 +331,13 @@ async def run_push(app: web.Application) -> AsyncIterator[None]:
 
 
 async def run_watcher(app: web.Application) -> AsyncIterator[None]:
-    """Run the inotify Watcher (LL-HLS notices) beside the server (cleanup context)."""
+    """Run the process's inotify Watcher beside the server (cleanup context)."""
     task = asyncio.create_task(app[WATCHER_KEY].run())
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    app[WATCHER_KEY].close()
 
 
 def _relay_socket(statuses: Statuses, name: str) -> Path | None:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +40,7 @@ class _Folder:
 class Watcher:
     """Folder notices by inotify, for any code in the web process (LL-HLS, push, status).
 
-    ``run()`` must be running (``Watcher.running()`` in a cleanup context) for callbacks to fire.
+    ``run()`` must be running (a task of the web app's cleanup context) for callbacks to fire.
     """
 
     def __init__(self) -> None:
@@ -100,19 +100,9 @@ class Watcher:
         async for event in self._inotify:
             self._dispatch(event)
 
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def running(cls) -> AsyncIterator[Watcher]:
-        """A Watcher whose reader runs for the duration of the context."""
-        watcher = cls()
-        task = asyncio.create_task(watcher.run())
-        try:
-            yield watcher
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            watcher._inotify.close()
+    def close(self) -> None:
+        """Close the inotify descriptor (after ``run()`` has ended)."""
+        self._inotify.close()
 
     def _arm(self, entry: _Folder) -> None:
         """Watch the folder, or its nearest existing parent while it does not exist."""

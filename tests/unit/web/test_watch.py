@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 from collections.abc import Awaitable, Callable
@@ -13,8 +14,15 @@ from web.watch import Watcher
 
 def run(body: Callable[[Watcher], Awaitable[None]]) -> None:
     async def main() -> None:
-        async with Watcher.running() as watcher:
+        watcher = Watcher()
+        task = asyncio.create_task(watcher.run())
+        try:
             await asyncio.wait_for(body(watcher), 20)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            watcher.close()
 
     asyncio.run(main())
 
