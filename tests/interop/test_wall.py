@@ -5,7 +5,8 @@ listens, so they retry: the wall shows at least 12 tiles whole on the screen, th
 problems first; the name and state filters narrow it; a smaller window pages it (each page
 whole on the screen, every camera on one page); the keyboard alone (Tab, Enter) opens a
 camera's live player, which plays, shows its delay (printed: a figure, not an assertion) and
-closes on Escape. Screenshots: ``artifacts/wall.png`` and ``artifacts/wall-player.png``.
+closes on Escape; no thumbnail is asked for while it covers the wall. Screenshots:
+``artifacts/wall.png`` and ``artifacts/wall-player.png``.
 
 A hundred cameras (a status snapshot the web process serves, no relay: only the page is under
 test there) make pages of whole screens, the ten with problems on the first.
@@ -69,6 +70,8 @@ def test_wall_of_16_cameras(tmp_path: Path) -> None:
                     errors: list[str] = []
                     page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
                     page.on("pageerror", lambda exc: errors.append(str(exc)))
+                    requests: list[str] = []
+                    page.on("request", lambda r: requests.append(r.url))
                     page.goto(f"http://127.0.0.1:{http}/", wait_until="load")
                     page.wait_for_function(f"() => document.querySelectorAll('#streams .tile')"
                                            f".length === {len(sources)}", timeout=15000)
@@ -109,6 +112,7 @@ def test_wall_of_16_cameras(tmp_path: Path) -> None:
                             break
                     label = page.evaluate("document.activeElement.getAttribute('aria-label')")
                     page.keyboard.press("Enter")
+                    opened = len(requests)
                     page.wait_for_function("() => document.getElementById('viewer').open",
                                            timeout=5000)
                     page.wait_for_function(
@@ -125,6 +129,10 @@ def test_wall_of_16_cameras(tmp_path: Path) -> None:
                     mode = page.text_content("#mode")
                     title = page.text_content("#viewer-title")
                     page.screenshot(path=str(ARTIFACTS / "wall-player.png"))
+                    for _ in range(4):  # 6 s or more: any thumbnail would be asked for anew
+                        with page.expect_request(lambda r: r.url.endswith("/api/streams")):
+                            pass
+                    while_open = requests[opened:]
                     page.keyboard.press("Escape")
                     page.wait_for_function("() => !document.getElementById('viewer').open",
                                            timeout=5000)
@@ -144,6 +152,7 @@ def test_wall_of_16_cameras(tmp_path: Path) -> None:
             assert focused in GOOD and label is not None and label.startswith(f"{focused}, ")
             assert title == focused and mode in ("HLS", "LL-HLS")
             assert refocused == focused and stopped
+            assert not [u for u in while_open if "thumbnail" in u], while_open  # wall hidden
             assert not errors, errors
             assert relay.stop() == 0
 

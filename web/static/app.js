@@ -211,8 +211,9 @@ function layout() {
     if (list.children[i] !== tile.item) list.insertBefore(tile.item, list.children[i] || null);
   });
   while (list.children.length > visible.length) list.lastElementChild.remove();
+  // The relay decodes a thumbnail only when asked: none while nobody sees the wall.
   const now = Date.now();
-  for (const tile of visible) {
+  for (const tile of document.hidden || viewer.open ? [] : visible) {
     if (!tile.thumbUrl || now - tile.thumbAt >= THUMBNAIL_MS) refreshThumbnail(tile);
   }
   $("page-info").textContent = shown.length
@@ -255,6 +256,7 @@ stateFilter.addEventListener("change", () => { page = 0; layout(); });
 $("page-prev").addEventListener("click", () => { page -= 1; layout(); });
 $("page-next").addEventListener("click", () => { page += 1; layout(); });
 window.addEventListener("resize", layout);
+document.addEventListener("visibilitychange", layout);
 
 // ---- the player's details: facts, RTMP destinations, bitrate/fps chart ---------------------
 
@@ -424,6 +426,7 @@ viewer.addEventListener("close", () => {   // Escape, the close button, or a ref
   url.searchParams.delete("stream");
   history.replaceState(null, "", url);
   nowPlaying.textContent = "No stream selected: choose a camera on the wall.";
+  layout();
   if (tile) {
     tile.button.classList.remove("selected");
     if (tile.item.isConnected) tile.button.focus();
