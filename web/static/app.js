@@ -113,7 +113,9 @@ function makeTile(name) {
   frame.append(img, placeholder, badge, error);
   const head = el("span", "tile-head");
   const state = el("span", "pill");
-  head.append(el("span", "name", name), state);
+  const title = el("span", "name", name);
+  title.title = name;   // shown whole on hover when the tile cuts it
+  head.append(title, state);
   const info = el("span", "tile-info");
   const format = el("span");
   const bitrate = el("span");
@@ -198,6 +200,7 @@ function pageSize() {
 }
 
 function layout() {
+  const empty = !list.firstElementChild;
   const text = nameFilter.value.trim().toLowerCase();
   const state = stateFilter.value;
   const shown = order.map((s) => tiles.get(s.name)).filter((t) => matches(t, text, state));
@@ -211,6 +214,7 @@ function layout() {
     if (list.children[i] !== tile.item) list.insertBefore(tile.item, list.children[i] || null);
   });
   while (list.children.length > visible.length) list.lastElementChild.remove();
+  if (empty && visible.length) { layout(); return; }   // now a tile can be measured
   // The relay decodes a thumbnail only when asked: none while nobody sees the wall.
   const now = Date.now();
   for (const tile of document.hidden || viewer.open ? [] : visible) {
