@@ -33,7 +33,7 @@ let order = [];             // the latest streams, in the API's order
 let page = 0;
 let current = null;         // name of the stream in the player
 let hls = null;             // the hls.js instance, when one is used
-let playSerial = 0;         // bumped by every start/stop, so a late probe cannot start a player
+let playSerial = 0;         // bumped by every stop (so every start): a late probe starts nothing
 let delayTimer = null;
 
 function takeToken() {
