@@ -31,6 +31,7 @@ from relay.demo.camera import TestCamera
 from relay.drivers.control import SOCKET_NAME, Wants, serve_control
 from relay.drivers.demo_camera import PATH, serve_test_camera
 from relay.drivers.hls_sink import HlsStats, run_hls_sink
+from relay.drivers.ll_hls_sink import run_ll_hls
 from relay.drivers.rtmp_sink import RtmpStats, run_rtmp_sink
 from relay.drivers.rtsp_source import run_rtsp_source
 from relay.drivers.supervise import HEALTHY_AFTER, Backoff, supervise
@@ -169,11 +170,13 @@ def _serve_streams(nursery: trio.Nursery, config: Config, logs: LogOutput,
                    assignment: Assignment, thumbnails: Path, status_file: Path) -> Supervisor:
     """Start this process's streams of ``config`` and the status snapshot that reports them."""
     thumbnail_wants = Wants()
+    ll_wants = Wants()
     # the control socket beside the snapshot: the web process asks the process that lists a stream
     nursery.start_soon(serve_control, status_file.parent / SOCKET_NAME,
-                       {"thumb": thumbnail_wants.want})
+                       {"thumb": thumbnail_wants.want, "ll-want": ll_wants.want})
     supervisor = Supervisor(nursery, config.server.hls_dir, partial(
-        run_stream, thumbnails=thumbnails, thumbnail_wants=thumbnail_wants), owns=assignment.owns)
+        run_stream, thumbnails=thumbnails, thumbnail_wants=thumbnail_wants, ll_wants=ll_wants),
+        owns=assignment.owns)
     supervisor.apply(config)
     nursery.start_soon(publish_status, supervisor, status_file, logs.redact)
     return supervisor
@@ -383,7 +386,8 @@ class Supervisor:
 
 async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path, *,
                      thumbnails: Path | None = None,
-                     thumbnail_wants: Wants | None = None) -> None:
+                     thumbnail_wants: Wants | None = None,
+                     ll_wants: Wants | None = None) -> None:
     """One stream: its source and its sinks, in a nursery of their own.
 
     Args:
@@ -392,6 +396,8 @@ async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path, 
         hls_dir: the HLS root; the stream writes ``hls_dir/NAME``.
         thumbnails: where the web process finds ``NAME.jpg`` (the page's live thumbnail).
         thumbnail_wants: the web process's requests for thumbnails (with ``thumbnails``).
+        ll_wants: the web process's ``ll-want`` requests, which start an on-demand LL-HLS muxer
+            (without them only ``ll_hls = "always"`` runs one).
     """
     status.hls = None
     status.rtmp = []
@@ -402,6 +408,10 @@ async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path, 
         sinks.append(partial(supervise, f"stream={name} hls", partial(
             run_hls_sink, status.stream, hls_dir / name, config.segment_seconds, config.window,
             status.hls, disk=status.disk)))
+    if config.ll_hls == "always" or (config.ll_hls == "on-demand" and ll_wants is not None):
+        sinks.append(partial(supervise, f"stream={name} ll-hls", partial(
+            run_ll_hls, status.stream, hls_dir / name, config.ll_hls, config.part_seconds,
+            ll_wants or Wants(), disk=status.disk)))
     for url in config.rtmp:
         stats = RtmpStats(url.redacted)
         status.rtmp.append(stats)

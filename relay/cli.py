@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING
 
 from relay.audio.policy import AudioPolicy
 from relay.config import (
+    LL_HLS_MODES,
     Config,
     ServerConfig,
     SourceUrl,
     StreamConfig,
     check_hls_dir,
     check_name,
+    check_part_seconds,
     check_segment_seconds,
     load_config,
     parse_hostport,
@@ -70,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument("--audio", choices=[p.value for p in AudioPolicy], default="auto",
                       help="audio policy (auto: AAC kept, other audio transcoded to AAC, "
                            "silent AAC for RTMP when the source has none)")
+    pull.add_argument("--ll-hls", choices=LL_HLS_MODES, default="on-demand",
+                      help="LL-HLS at /hls/NAME/ll.m3u8: while someone reads it (on-demand, the "
+                           "default), always, or off")
+    pull.add_argument("--part-seconds", type=float, default=0.333,
+                      help="LL-HLS part target, 0.1 to 2 (default 0.333)")
     common(pull, 10.0)
     logging_flags(pull, top=False)
 
@@ -126,6 +133,8 @@ def _config(args: argparse.Namespace) -> Config:
                 segment_seconds=check_segment_seconds(args.segment_seconds, "--segment-seconds"),
                 rtmp=tuple(RtmpUrl.parse(url) for url in args.rtmp),
                 audio=AudioPolicy(args.audio),
+                ll_hls=args.ll_hls,
+                part_seconds=check_part_seconds(args.part_seconds, "--part-seconds"),
             ),
         ),
     )

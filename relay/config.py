@@ -118,6 +118,8 @@ class StreamConfig:
     redirect_credentials: frozenset[str] = frozenset()  # HOST:PORT a redirect may take them to
     tls_fingerprint: bytes | None = None  # rtsps: the camera's pinned leaf certificate (SHA-256)
     thumbnail_seconds: float = 0.0  # 0: a thumbnail only when the web process asks for one
+    ll_hls: str = "on-demand"  # LL_HLS_MODES
+    part_seconds: float = 0.333  # LL-HLS part target, PART_SECONDS_RANGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,26 @@ def check_thumbnail_seconds(value: Any, where: str) -> float:
     return float(value)
 
 
+LL_HLS_MODES = ("on-demand", "always", "off")
+"""``ll_hls``: the LL-HLS muxer runs while someone reads ll.m3u8, always, or never."""
+PART_SECONDS_RANGE = (0.1, 2.0)
+"""Allowed ``part_seconds`` (LL-HLS part target duration)."""
+
+
+def check_ll_hls(value: Any, where: str) -> str:
+    if value not in LL_HLS_MODES:
+        raise ConfigError(f"{where}: expected one of {', '.join(LL_HLS_MODES)}, got {value!r}")
+    return str(value)
+
+
+def check_part_seconds(value: Any, where: str) -> float:
+    low, high = PART_SECONDS_RANGE
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"{where}: expected a number of seconds from {low} to {high}, "
+                          f"got {value!r}")
+    return float(value)
+
+
 def check_segment_seconds(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 60:
         raise ConfigError(f"{where}: expected a number of seconds from 1 to 60, got {value!r}")
@@ -201,7 +223,7 @@ def _expand_env(value: str, where: str) -> str:
 SERVER_KEYS = {"http", "hls_dir", "token", "log_format"}
 STREAM_KEYS = {"source", "transport", "hls", "segment_seconds", "window", "rtmp", "audio",
                "hls_push", "enabled", "redirect_credentials", "tls_fingerprint",
-               "thumbnail_seconds"}
+               "thumbnail_seconds", "ll_hls", "part_seconds"}
 LOG_FORMATS = ("text", "json")
 TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/-]{16,512}=*")
 """RFC 6750 section 2.1 b64token; at least 16 characters, so it cannot be guessed. Matched
@@ -389,6 +411,9 @@ def _stream(name: str, table: Any, path: Path) -> StreamConfig:
         tls_fingerprint=fingerprint,
         thumbnail_seconds=check_thumbnail_seconds(
             table.get("thumbnail_seconds", 0), f"{where}.thumbnail_seconds"),
+        ll_hls=check_ll_hls(table.get("ll_hls", "on-demand"), f"{where}.ll_hls"),
+        part_seconds=check_part_seconds(table.get("part_seconds", 0.333),
+                                        f"{where}.part_seconds"),
     )
 
 

@@ -132,8 +132,8 @@ async def run_ll_hls_sink(stream: Stream, out_dir: Path, part_seconds: float, *,
     A discontinuity (``LlRestart``) starts a new LL stream: files removed, numbers from 0, from
     the next keyframe.
     """
-    await trio.to_thread.run_sync(lambda: out_dir.mkdir(parents=True, exist_ok=True))
-    with stream.subscribe(name="ll-hls") as subscription:
+    with stream.subscribe(name="ll-hls") as subscription:  # first: the GOP cache, at once
+        await trio.to_thread.run_sync(lambda: out_dir.mkdir(parents=True, exist_ok=True))
         task_status.started()
         try:
             while True:
@@ -160,12 +160,12 @@ async def run_ll_hls(stream: Stream, out_dir: Path, mode: str, part_seconds: flo
                      wants: Wants, *, disk: DiskErrors, idle_seconds: float = IDLE_SECONDS,
                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """The LL-HLS muxer of a stream per its ``ll_hls`` mode, until cancelled."""
+    if mode == "always":
+        await run_ll_hls_sink(stream, out_dir, part_seconds, disk=disk, task_status=task_status)
+        return
     task_status.started()
     if mode == "off":
         await trio.sleep_forever()
-    if mode == "always":
-        await run_ll_hls_sink(stream, out_dir, part_seconds, disk=disk)
-        return
     name = stream.name
     while True:
         await wants.wait(name)

@@ -26,17 +26,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from relay.config import PART_SECONDS_RANGE
 from relay.hls.fmp4 import CARRIED, mux_fragment
 from relay.hls.segmenter import MAX_GAP_SECONDS, StreamTemplates
 from relay.media import Frame, Kind, Track
 
-PART_SECONDS = 0.333
-"""Default part target duration."""
-PART_SECONDS_RANGE = (0.1, 2.0)
-"""Allowed ``part_seconds``."""
 SEGMENT_SECONDS = 1.0
 """An LL segment ends at the first keyframe at or after this."""
 WINDOW = 12
@@ -88,7 +85,7 @@ class PartCutter:
         frames_skipped: frames of codecs fMP4 here cannot carry.
     """
 
-    def __init__(self, tracks: list[Track], part_seconds: float = PART_SECONDS,
+    def __init__(self, tracks: list[Track], part_seconds: float,
                  segment_seconds: float = SEGMENT_SECONDS) -> None:
         low, high = PART_SECONDS_RANGE
         if not low <= part_seconds <= high:
@@ -241,7 +238,7 @@ class LlPlaylist:
         if not self._segments or self._segments[-1].complete:
             self._segments.append(_Segment(part.msn, [], program_date_time))
         segment = self._segments[-1]
-        segment.parts.append(part)
+        segment.parts.append(replace(part, init=b"", media=b""))  # the listing, not the bytes
         segment.complete = part.closes_segment
         gone: list[str] = []
         while len(self._segments) > self.window:
