@@ -1,0 +1,81 @@
+"""LL-HLS from real cameras (GStreamer: H.264 with B-frames, H.265 + AAC) through
+``relay pull --ll-hls always``: every listed part (init + part) and segment read by ffprobe, the
+playlists parsed by m3u8 and held to RFC 8216bis; the files removed when the relay stops."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import m3u8
+import pytest
+
+from tests.interop.gstserver import free_port, start_gst_server
+from tests.interop.relayproc import RelayProcess
+
+PART = 0.333
+
+
+def _msn(folder: Path) -> int:
+    try:
+        return int(json.loads((folder / "ll.json").read_text())["msn"])
+    except FileNotFoundError:
+        return -1
+
+
+def _probe(path: Path, decode: bool) -> dict[str, list[dict[str, object]]]:
+    count = "frames" if decode else "packets"
+    result = subprocess.run(["ffprobe", "-v", "error", "-show_streams", f"-count_{count}",
+                             "-of", "json", str(path)], capture_output=True, text=True,
+                            timeout=60, check=True)
+    # a part that does not start with a keyframe lacks its references: demuxed, not decoded
+    assert result.stderr == "" or not decode, result.stderr
+    info: dict[str, list[dict[str, object]]] = json.loads(result.stdout)
+    assert info["streams"] and all(int(str(s[f"nb_read_{count}"])) > 0
+                                   for s in info["streams"]), info
+    return info
+
+
+@pytest.mark.parametrize(("pipeline", "tag"), [("h264bframes", "avc1"), ("h265aac", "hvc1")])
+def test_camera_to_ll_hls(tmp_path: Path, pipeline: str, tag: str) -> None:
+    http = free_port()
+    folder = tmp_path / "hls" / "cam"
+    with start_gst_server({"/cam": pipeline}) as port, RelayProcess(
+            ["pull", f"rtsp://127.0.0.1:{port}/cam", "--name", "cam", "--hls-dir",
+             str(tmp_path / "hls"), "--http", f"127.0.0.1:{http}", "--transport", "tcp",
+             "--ll-hls", "always", "--part-seconds", str(PART)], http, tmp_path) as relay:
+        relay.wait_for(lambda: _msn(folder) >= 4, 60, "four LL-HLS segments")
+        init = (folder / "init.mp4").read_bytes()
+        text = (folder / "ll.m3u8").read_text()
+        skip_text = (folder / "ll_skip.m3u8").read_text()
+        playlist = m3u8.loads(text)
+        target = playlist.target_duration
+        assert playlist.version == 9 and playlist.segment_map[0].uri == "init.mp4"
+        assert playlist.server_control.can_block_reload == "YES"
+        assert playlist.server_control.part_hold_back >= 3 * PART - 1e-3
+        assert playlist.part_inf.part_target == pytest.approx(PART, abs=1e-3)
+        assert playlist.preload_hint.hint_type == "PART"
+        m3u8.loads(skip_text)
+        checked = 0
+        for segment in playlist.segments:
+            for part in segment.parts:
+                assert part.duration <= PART + 1e-3
+                path = tmp_path / part.uri
+                path.write_bytes(init + (folder / part.uri).read_bytes())
+                info = _probe(path, decode=part.independent == "YES")
+                assert tag in {s["codec_tag_string"] for s in info["streams"]}
+                checked += 1
+            if segment.uri:
+                assert round(segment.duration) <= target
+                if segment.parts:
+                    assert sum(p.duration for p in segment.parts) == pytest.approx(
+                        segment.duration, abs=1e-3)
+                    assert segment.parts[0].independent == "YES"
+                path = tmp_path / segment.uri
+                path.write_bytes(init + (folder / segment.uri).read_bytes())
+                _probe(path, decode=True)
+        assert checked >= 8
+        assert relay.stop() == 0
+    assert not (folder / "ll.json").exists()
+    assert not list(folder.glob("*.m4s")) and not (folder / "ll.m3u8").exists()
