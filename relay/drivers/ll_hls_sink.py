@@ -29,6 +29,7 @@ import trio
 from relay.bus import Stream
 from relay.drivers.control import Wants
 from relay.files import TEMP_SUFFIX, DiskErrors
+from relay.hls.fmp4 import CARRIED
 from relay.hls.ll import (
     LlPlaylist,
     LlRestart,
@@ -143,7 +144,12 @@ async def run_ll_hls_sink(stream: Stream, out_dir: Path, part_seconds: float, *,
                 try:
                     async for frame in subscription:
                         if cutter is None:
-                            cutter = PartCutter(list(stream.tracks.values()), part_seconds)
+                            tracks = list(stream.tracks.values())
+                            if not any(t.codec in CARRIED for t in tracks):
+                                log.warning("stream=%s ll-hls: no track it can carry (H.264, "
+                                            "H.265, AAC); nothing written", stream.name)
+                                await trio.sleep_forever()  # a new run brings a new Stream
+                            cutter = PartCutter(tracks, part_seconds)
                         parts = cutter.push(frame)  # muxes a part when one closes
                         if parts:
                             await trio.to_thread.run_sync(writer.write, parts,

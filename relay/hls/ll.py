@@ -99,7 +99,7 @@ class PartCutter:
         carried = [t for t in tracks if t.codec in CARRIED]
         videos = [t for t in carried if t.kind is Kind.VIDEO]
         if not carried:
-            raise LlRestart("no track LL-HLS can carry")
+            raise ValueError("tracks: none that LL-HLS can carry (H.264, H.265, AAC)")
         self._lead = (videos or carried)[0].index
         self._video = bool(videos)
         self._tracks = {t.index: t for t in carried}

@@ -263,3 +263,9 @@ def test_part_seconds_bounds() -> None:
     for bad in (0.05, 2.5):
         with pytest.raises(ValueError, match="part_seconds"):
             PartCutter([track], bad)
+
+
+def test_no_carried_track_is_refused() -> None:
+    track = Track(0, Codec.PCMA, 8000, sample_rate=8000, channels=1)
+    with pytest.raises(ValueError, match="none that LL-HLS can carry"):
+        PartCutter([track], 0.333)
