@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import m3u8
 import pytest
 
 from tests.interop.gstserver import free_port, start_gst_server
-from tests.interop.relayproc import RelayProcess
+from tests.interop.relayproc import RelayProcess, http_get
 
 PART = 0.333
 
@@ -79,3 +82,57 @@ def test_camera_to_ll_hls(tmp_path: Path, pipeline: str, tag: str) -> None:
         assert relay.stop() == 0
     assert not (folder / "ll.json").exists()
     assert not list(folder.glob("*.m4s")) and not (folder / "ll.m3u8").exists()
+
+
+def _answered_at(url: str) -> tuple[int, bytes, float]:
+    with urllib.request.urlopen(url, timeout=15) as response:
+        return response.status, response.read(), time.time()
+
+
+def test_served_on_demand_with_blocking_reload(tmp_path: Path) -> None:
+    """The web side: the first request starts the muxer (default on-demand), a blocking reload
+    and the hinted part are held until written, and what a player fetches decodes."""
+    http = free_port()
+    folder = tmp_path / "hls" / "cam"
+    with start_gst_server({"/cam": "h264aac"}) as port, RelayProcess(
+            ["pull", f"rtsp://127.0.0.1:{port}/cam", "--name", "cam", "--hls-dir",
+             str(tmp_path / "hls"), "--segment-seconds", "2", "--part-seconds", str(PART),
+             "--http", f"127.0.0.1:{http}"], http, tmp_path) as relay:
+        relay.wait_for(lambda: (folder / "index.m3u8").exists(), 45, "the standard playlist")
+        relay.wait_for(lambda: [s["name"] for s in relay.api()] == ["cam"], 20,
+                       "the web process, listing the stream")
+        assert not (folder / "ll.json").exists()  # on demand: nobody asked yet
+        base = f"http://127.0.0.1:{http}/hls/cam"
+        status, body = http_get(f"{base}/ll.m3u8")  # starts the muxer, answered once it has
+        assert status == 200, body
+        hint = m3u8.loads(body.decode()).preload_hint
+        assert hint is not None and hint.hint_type == "PART"
+        msn, index = (int(n) for n in hint.uri[1:].removesuffix(".m4s").split("."))
+        with ThreadPoolExecutor(2) as pool:
+            held = pool.submit(_answered_at, f"{base}/ll.m3u8?_HLS_msn={msn}&_HLS_part={index}")
+            hinted = pool.submit(_answered_at, f"{base}/{hint.uri}")
+            status, body, arrived = held.result()
+            part_status = hinted.result()[0]
+        assert status == 200 and part_status == 200
+        assert f'URI="{hint.uri}"' in body.decode()
+        delay = arrived - (folder / hint.uri).stat().st_mtime
+        print(f"LL-HLS: part written -> blocking playlist answered in {delay * 1000:.1f} ms")
+        assert http_get(f"{base}/ll.m3u8?_HLS_msn={msn + 3}&_HLS_part=0")[0] == 400
+
+        status, body = http_get(f"{base}/ll.m3u8?_HLS_msn={msn + 1}")  # a whole segment more
+        assert status == 200
+        segment = [s for s in m3u8.loads(body.decode()).segments if s.uri and s.parts][-1]
+        parts = [http_get(f"{base}/{part.uri}") for part in segment.parts]
+        assert all(part_status == 200 for part_status, _ in parts)
+        whole_status, whole = http_get(f"{base}/{segment.uri}")
+        assert whole_status == 200 and whole == b"".join(data for _, data in parts)
+        init_status, init = http_get(f"{base}/init.mp4")
+        assert init_status == 200
+        media = tmp_path / "segment.mp4"
+        media.write_bytes(init + whole)
+        info = _probe(media, decode=True)
+        assert {s["codec_name"] for s in info["streams"]} == {"h264", "aac"}
+        delta_status, delta = http_get(f"{base}/ll.m3u8?_HLS_skip=YES")
+        assert delta_status == 200 and delta.startswith(b"#EXTM3U")  # skips once long enough
+        assert relay.stop() == 0
+    assert not (folder / "ll.json").exists()
