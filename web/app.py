@@ -93,6 +93,10 @@ PUSH_KEY = web.AppKey("push", PushManager)
 METRICS_KEY: web.AppKey[CollectorRegistry] = web.AppKey("metrics")
 WATCHER_KEY = web.AppKey("watcher", Watcher)
 REQUESTS_KEY = web.AppKey("requests", RelayRequests)
+THUMBNAIL_FRESH = 2.0
+"""A thumbnail younger than this (seconds) is served as it is; an older one is asked for anew."""
+THUMBNAIL_WAIT = 5.0
+"""How long a thumbnail request waits for the relay (a keyframe may be one GOP away)."""
 LL_KEY = web.AppKey("ll", LlServer)
 _NAME = re.compile(NAME_RE)
 log = logging.getLogger("web")
@@ -258,7 +262,9 @@ def _public_stream(app: web.Application, stream: StreamSnapshot) -> dict[str, An
     """A snapshot stream as /api/streams shows it: every schema field, the push URL replaced
     by its redacted state, and the figures only this process knows."""
     push = app[PUSH_KEY].stats.get(stream.name)
-    thumbnail = _thumbnail_file(app, stream.name) is not None
+    # made when asked for (the relay decodes a keyframe then), so offered for any video stream
+    thumbnail = (app[THUMBNAILS_KEY] is not None
+                 and any(track.kind == "video" for track in stream.tracks))
     return {
         **msgspec.to_builtins(stream),
         "hls_push": push.as_json() if push is not None else None,
@@ -289,7 +295,27 @@ def _thumbnail_file(app: web.Application, name: str) -> Path | None:
 
 
 async def thumbnail(request: web.Request) -> web.StreamResponse:
-    path = _thumbnail_file(request.app, request.match_info["name"])
+    """The stream's JPEG, asked of the relay now unless it is younger than THUMBNAIL_FRESH.
+
+    The relay decodes thumbnails only for this request (``thumb NAME`` on its control socket);
+    the answer is the file it renews, awaited by inotify for up to THUMBNAIL_WAIT seconds (the
+    older picture, or a 404, after that).
+    """
+    app = request.app
+    name = request.match_info["name"]
+    folder = app[THUMBNAILS_KEY]
+    if folder is not None and _NAME.fullmatch(name):
+        wanted = folder / f"{name}.jpg"
+
+        def fresh() -> bool:
+            try:
+                return os.stat(wanted).st_mtime >= time.time() - THUMBNAIL_FRESH
+            except OSError:
+                return False
+
+        if not fresh() and app[REQUESTS_KEY].request("thumb", name):
+            await app[WATCHER_KEY].wait_for(wanted, fresh, THUMBNAIL_WAIT)
+    path = _thumbnail_file(app, name)
     if path is None:
         raise web.HTTPNotFound(text="no thumbnail (yet) for this stream\n")
     try:

@@ -232,6 +232,9 @@ class SnapshotCollector:
                                        "HLS segments the relay wrote", labels=["stream"])
         written = CounterMetricFamily("relay_hls_bytes_written", "MPEG-TS bytes the relay "
                                       "wrote to HLS segments", labels=["stream"])
+        target = GaugeMetricFamily("relay_hls_target_duration_seconds", "EXT-X-TARGETDURATION "
+                                   "of the stream's playlist (above the configured segment "
+                                   "length only when the camera's GOP is)", labels=["stream"])
         requests = CounterMetricFamily("relay_hls_requests", "HLS requests served",
                                        labels=["stream", "file"])
         served = CounterMetricFamily("relay_hls_bytes_served", "HLS body bytes served",
@@ -257,6 +260,8 @@ class SnapshotCollector:
                 segments.add_metric([s.name], s.hls_segments)
             if s.hls_bytes_written is not None:
                 written.add_metric([s.name], s.hls_bytes_written)
+            if s.hls_target_duration is not None:
+                target.add_metric([s.name], s.hls_target_duration)
         for name in names:
             entry = self.serving.streams.get(name)
             if entry is not None:
@@ -274,8 +279,8 @@ class SnapshotCollector:
                 failures.add_metric(values, push.failures)
                 if push.last_latency is not None:
                     latency.add_metric(values, push.last_latency)
-        yield from (segments, written, requests, served, viewers, push_state, pushed, deleted,
-                    failures, latency)
+        yield from (segments, written, target, requests, served, viewers, push_state, pushed,
+                    deleted, failures, latency)
 
 
 def make_registry(collector: SnapshotCollector) -> CollectorRegistry:

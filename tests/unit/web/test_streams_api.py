@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from relay.status_schema import StreamSnapshot
+from relay.status_schema import StreamSnapshot, TrackSnapshot
 from tests.unit.web.test_app import NOW, write_status
 from web.app import make_app
 from web.metrics import MAX_CLIENTS_PER_STREAM, VIEWER_WINDOW, ServingStats
@@ -53,8 +54,12 @@ def test_streams_api_adds_figures_and_thumbnail(folders: tuple[Path, Path], tmp_
     write_status(folders[1], NOW, [
         StreamSnapshot(name="cam1", state="playing", source="rtsp://192.0.2.10/s",
                        hls="/hls/cam1/index.m3u8",
+                       tracks=(TrackSnapshot(index=0, kind="video", codec="H264"),),
                        hls_push="http://user:hunter2hunter2@origin.example/live/cam1/"),
         StreamSnapshot(name="cam2", state="retrying", source="rtsp://192.0.2.11/s")])
+
+    relay = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    relay.bind(str(folders[1].parent / "relay.sock"))
 
     async def body(client: TestClient) -> None:
         await client.get("/hls/cam1/index.m3u8", headers={"User-Agent": "a"})
@@ -65,8 +70,11 @@ def test_streams_api_adds_figures_and_thumbnail(folders: tuple[Path, Path], tmp_
         cam1, cam2 = json.loads(text)
         assert cam1["hls_viewers"] == 2 and cam1["hls_requests"] == 2
         assert cam1["hls_bytes_served"] > 0 and cam2["hls_viewers"] == 0
-        assert cam1["thumbnail"] is None and cam2["thumbnail"] is None
+        # offered for a video stream: the relay makes it when asked
+        assert cam1["thumbnail"] == "/api/streams/cam1/thumbnail.jpg"
+        assert cam2["thumbnail"] is None  # no video track
         assert (await client.get("/api/streams/cam1/thumbnail.jpg")).status == 404
+        assert relay.recv(256) == b"thumb cam1"  # asked of the relay's control socket
         assert (await client.get("/api/streams/cam2/thumbnail.jpg")).status == 404  # symlink
         (thumbs / "cam1.jpg").write_bytes(JPEG)
         cam1 = (await (await client.get("/api/streams")).json())[0]
@@ -78,7 +86,8 @@ def test_streams_api_adds_figures_and_thumbnail(folders: tuple[Path, Path], tmp_
                      "/api/streams/.cam1/thumbnail.jpg", "/api/streams/cam1/../cam1.jpg"):
             assert (await client.get(path)).status == 404, path
 
-    run(folders, thumbs, body)
+    with relay:
+        run(folders, thumbs, body)
 
 
 def test_no_thumbnail_folder(folders: tuple[Path, Path]) -> None:
