@@ -54,7 +54,8 @@ def check_listing(out: Path) -> dict[str, int | float]:
         if segment.uri:
             assert (out / segment.uri).exists()
     m3u8.loads((out / "ll_skip.m3u8").read_text())
-    assert not list(out.glob("*.tmp"))
+    # no "*.tmp" check here: the sink's writer thread may be mid-write; the tests' final
+    # check (an empty folder once the sink stopped) proves none is left behind
     return sidecar
 
 
