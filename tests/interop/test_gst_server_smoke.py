@@ -81,29 +81,25 @@ def test_sdp_is_h264_and_aac_hbr(camera: int) -> None:
 
 
 def test_source_decodes_without_errors(camera: int) -> None:
-    """Two clients at once (TCP and UDP) on the shared mount: both decode 3 s without errors."""
-    clients = [
-        subprocess.Popen(
+    """A TCP client, then a UDP client, of the shared mount: each decodes 3 s without errors.
+
+    One after the other: two ffmpeg clients joining at the same moment now and then left one
+    waiting forever in GStreamer 1.22's shared media, and one joining while the other plays
+    restarts the first one's timestamps (GStreamer re-opens the encoder for the newcomer).
+    The relay's own interop tests have several clients of one mount at once.
+    """
+    for transport in ("tcp", "udp"):
+        client = subprocess.run(
             [FFMPEG, "-nostdin", "-v", "error", "-rtsp_transport", transport,
              "-i", f"rtsp://127.0.0.1:{camera}/h264aac", "-t", "3", "-f", "null", "-",
              "-progress", "pipe:1"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
-        for transport in ("tcp", "udp")
-    ]
-    try:
-        for client in clients:
-            stdout, stderr = client.communicate(timeout=60)
-            assert client.returncode == 0, stderr
-            assert stderr.strip() == "", stderr
-            frames = [int(m) for m in re.findall(r"^frame=(\d+)$", stdout, re.M)]
-            # A client joining the shared stream mid-GOP starts at the next IDR: >= 2 s of 3.
-            assert frames and frames[-1] >= 50, stdout[-500:]
-    finally:
-        for client in clients:
-            if client.poll() is None:
-                client.kill()
-                client.wait()
+        assert client.returncode == 0, client.stderr
+        assert client.stderr.strip() == "", client.stderr
+        frames = [int(m) for m in re.findall(r"^frame=(\d+)$", client.stdout, re.M)]
+        # A client joining the shared stream mid-GOP starts at the next IDR: >= 2 s of 3.
+        assert frames and frames[-1] >= 50, client.stdout[-500:]
 
 
 def test_one_slice_per_picture_and_keyframe_every_second(camera: int) -> None:

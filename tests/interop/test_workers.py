@@ -62,9 +62,13 @@ def test_two_workers_one_web_reload_and_a_killed_worker(tmp_path: Path) -> None:
     config = tmp_path / "relay.toml"
     first, second = _names(0, 2, "front"), _names(1, 2, "back")
     order = [first[0], second[0], first[1], second[1]]  # config order interleaves the workers
-    with start_gst_server({"/cam": "h264aac"}) as port:
-        source = f"rtsp://127.0.0.1:{port}/cam"  # one encoder shared by every stream
-        config.write_text(_config(http, hls, {n: source for n in order}))
+    # one encoder per worker: a client joining a GStreamer shared media re-opens its encoder,
+    # so worker 0's streams coming back would disturb worker 1's had they shared one
+    with start_gst_server({"/cam0": "h264aac", "/cam1": "h264aac"}) as port:
+        def source(name: str) -> str:
+            return f"rtsp://127.0.0.1:{port}/cam{0 if name in first else 1}"
+
+        config.write_text(_config(http, hls, {n: source(n) for n in order}))
         with RelayProcess(["run", "--config", str(config), "--workers", str(WORKERS)], http,
                           tmp_path) as relay:
             def all_playing(names: list[str]) -> bool:
@@ -84,7 +88,7 @@ def test_two_workers_one_web_reload_and_a_killed_worker(tmp_path: Path) -> None:
 
             # SIGHUP: a stream of worker 1 added; worker 1 starts it, worker 0 is not touched
             added = _names(1, 3, "back")[2]
-            config.write_text(_config(http, hls, {n: source for n in [*order, added]}))
+            config.write_text(_config(http, hls, {n: source(n) for n in [*order, added]}))
             relay.process.send_signal(signal.SIGHUP)
             relay.wait_for(lambda: all_playing([added]), 40, "the added stream playing")
             assert added in _snapshot_names(workers[1][1])
