@@ -25,6 +25,7 @@ from pathlib import Path
 
 import trio
 
+from relay.backoff import HEALTHY_AFTER, Backoff
 from relay.bus import Stream
 from relay.config import Config, SourceUrl, StreamConfig, load_config
 from relay.demo.camera import TestCamera
@@ -34,7 +35,7 @@ from relay.drivers.hls_sink import HlsStats, run_hls_sink
 from relay.drivers.ll_hls_sink import run_ll_hls
 from relay.drivers.rtmp_sink import RtmpStats, run_rtmp_sink
 from relay.drivers.rtsp_source import run_rtsp_source
-from relay.drivers.supervise import HEALTHY_AFTER, Backoff, supervise
+from relay.drivers.supervise import supervise
 from relay.drivers.thumbnails import run_thumbnails
 from relay.drivers.web_process import run_web
 from relay.drivers.workers import WorkerCommand, WorkerPool, worker_folder

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -20,30 +19,14 @@ from typing import Protocol
 
 import aiohttp
 
+from relay.backoff import HEALTHY_AFTER, Backoff
+
 log = logging.getLogger("web.supervise")
 
-HEALTHY_AFTER = 30.0
-"""A run this long (the longest backoff delay) was healthy: its failure waits the first delay."""
 EXPECTED: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSError, TimeoutError)
 """What an origin or the network can do to a task: one line, no traceback (``TimeoutError``
 is also ``asyncio.TimeoutError``)."""
 
-
-class Backoff:
-    """1 s, 2 s, 4 s ... up to ``maximum``, each +-20 %; ``reset()`` after a healthy run."""
-
-    def __init__(self, initial: float = 1.0, maximum: float = 30.0) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self._next = initial
-
-    def next(self) -> float:
-        delay = self._next * random.uniform(0.8, 1.2)
-        self._next = min(self._next * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
 
 
 class Supervised(Protocol):

@@ -12,39 +12,21 @@ was being cancelled is logged once, never restarted.
 from __future__ import annotations
 
 import logging
-import random
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import trio
 
+from relay.backoff import HEALTHY_AFTER, Backoff
 from relay.config import redact_url
 from relay.errors import RelayError
 
 log = logging.getLogger("relay.supervise")
 
-HEALTHY_AFTER = 30.0
-"""A run this long (the longest backoff delay) was healthy: its failure waits the first delay."""
 EXPECTED: tuple[type[BaseException], ...] = (RelayError, OSError, trio.BrokenResourceError)
 """What a peer, the network or the disk can do to a task: one line, no traceback."""
 
-
-class Backoff:
-    """1 s, 2 s, 4 s ... up to ``maximum``, each +-20 %; ``reset()`` after a success."""
-
-    def __init__(self, initial: float = 1.0, maximum: float = 30.0) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self._next = initial
-
-    def next(self) -> float:
-        delay = self._next * random.uniform(0.8, 1.2)
-        self._next = min(self._next * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
 
 
 class Supervised(Protocol):

@@ -107,6 +107,7 @@ def test_aiohttp_only_in_web_and_web_imports_only_the_status_schema_of_relay() -
         if "node_modules" in path.parts:
             continue
         assert "trio" not in imports(path), path
-        assert relay_modules(path) <= {"relay.status_schema"}, path
+        assert relay_modules(path) <= {"relay.status_schema", "relay.backoff"}, path
     # the one shared module: the standard library and msgspec, nothing of either process
     assert imports(ROOT / "relay" / "status_schema.py") == {"__future__", "msgspec"}
+    assert imports(ROOT / "relay" / "backoff.py") == {"random"}

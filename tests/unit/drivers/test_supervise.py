@@ -10,7 +10,8 @@ import pytest
 import trio
 import trio.testing
 
-from relay.drivers.supervise import Backoff, error_text, supervise
+from relay.backoff import Backoff
+from relay.drivers.supervise import error_text, supervise
 from relay.errors import RelayError
 
 
