@@ -20,13 +20,11 @@ import io
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
-from typing import Any
 
 import av
 
 from relay.codecs.h264 import to_annexb
-from relay.hls.segmenter import TS_OFFSET_SECONDS, StreamTemplates
+from relay.hls.segmenter import TS_OFFSET_SECONDS, StreamTemplates, add_track_streams
 from relay.media import Codec, Frame, Kind, Track
 
 CARRIED = (Codec.H264, Codec.H265, Codec.AAC)
@@ -74,25 +72,13 @@ def mux_fragment(frames: Sequence[Frame], tracks: dict[int, Track], sequence: in
         "movflags": _MOVFLAGS, "fragment_index": str(sequence),
         "avoid_negative_ts": "disabled", "use_editlist": "0"})
     try:
-        streams: dict[int, Any] = {}
-        time_bases: dict[int, Fraction] = {}
-        for index in sorted(tracks):
-            track = tracks[index]
-            stream = container.add_stream_from_template(templates.get(track.codec), opaque=True)
-            ctx = stream.codec_context
+        streams, time_bases = add_track_streams(container, tracks, templates)
+        for index, track in tracks.items():
             if track.kind is Kind.VIDEO:
-                ctx.width = track.width
-                ctx.height = track.height
+                ctx = streams[index].codec_context
                 ctx.extradata = to_annexb(track.parameter_sets)  # FFmpeg writes avcC/hvcC
                 if track.codec is Codec.H265:
                     ctx.codec_tag = "hvc1"
-            else:
-                ctx.sample_rate = track.sample_rate or track.clock_rate
-                if 0 < track.channels <= 8:
-                    ctx.layout = f"{track.channels}c"
-                ctx.extradata = track.audio_config
-            time_bases[index] = stream.time_base = Fraction(1, track.clock_rate)
-            streams[index] = stream
         last = {frame.track.index: n for n, frame in enumerate(frames)}
         for n, frame in enumerate(frames):
             index = frame.track.index

@@ -459,6 +459,34 @@ class StreamTemplates:
         return stream
 
 
+def add_track_streams(container: Any, tracks: dict[int, Track],
+                      templates: StreamTemplates) -> tuple[dict[int, Any], dict[int, Fraction]]:
+    """Add one output stream per track to a PyAV container (TS or fMP4), in index order.
+
+    Returns:
+        Each track index's stream and time base (1 / clock rate).
+    """
+    streams: dict[int, Any] = {}
+    time_bases: dict[int, Fraction] = {}
+    for index in sorted(tracks):
+        track = tracks[index]
+        # A stream copied from a template is marked initialised, so no encoder is opened.
+        stream = container.add_stream_from_template(templates.get(track.codec), opaque=True)
+        ctx = stream.codec_context
+        if track.kind is Kind.VIDEO:
+            ctx.width = track.width
+            ctx.height = track.height
+        else:
+            ctx.sample_rate = track.sample_rate or track.clock_rate
+            if 0 < track.channels <= 8:
+                ctx.layout = f"{track.channels}c"  # FFmpeg's default layout for n
+            if track.audio_config:
+                ctx.extradata = track.audio_config
+        time_bases[index] = stream.time_base = Fraction(1, track.clock_rate)
+        streams[index] = stream
+    return streams, time_bases
+
+
 def mux_ts(frames: list[Frame], tracks: dict[int, Track], templates: StreamTemplates) -> bytes:
     """Mux frames into one self-contained MPEG-TS segment (PAT/PMT first), in memory.
 
@@ -474,27 +502,8 @@ def mux_ts(frames: list[Frame], tracks: dict[int, Track], templates: StreamTempl
     buffer = io.BytesIO()
     container = av.open(buffer, "w", format="mpegts", options=_MUX_OPTIONS)
     try:
-        streams: dict[int, Any] = {}
-        time_bases: dict[int, Fraction] = {}
-        offsets: dict[int, int] = {}
-        for index in sorted(tracks):
-            track = tracks[index]
-            # A stream copied from a template is marked initialised, so no encoder is opened.
-            stream = container.add_stream_from_template(templates.get(track.codec), opaque=True)
-            ctx = stream.codec_context
-            if track.kind is Kind.VIDEO:
-                ctx.width = track.width
-                ctx.height = track.height
-            else:
-                ctx.sample_rate = track.sample_rate or track.clock_rate
-                if 0 < track.channels <= 8:
-                    ctx.layout = f"{track.channels}c"  # FFmpeg's default layout for n
-                if track.audio_config:
-                    ctx.extradata = track.audio_config
-            time_bases[index] = Fraction(1, track.clock_rate)
-            stream.time_base = time_bases[index]
-            offsets[index] = TS_OFFSET_SECONDS * track.clock_rate
-            streams[index] = stream
+        streams, time_bases = add_track_streams(container, tracks, templates)
+        offsets = {i: TS_OFFSET_SECONDS * track.clock_rate for i, track in tracks.items()}
         for frame in frames:
             index = frame.track.index
             data = frame.data
