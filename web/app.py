@@ -465,11 +465,12 @@ def make_app(
     app[HLS_JS_KEY] = hls_js_path
     app[THUMBNAILS_KEY] = thumbnails_dir
     serving = app[SERVING_KEY] = ServingStats()
+    watcher = app[WATCHER_KEY] = Watcher()
     manager = app[PUSH_KEY] = PushManager(status.read, hls_dir,
-                                          lambda name: _NAME.fullmatch(name) is not None)
+                                          lambda name: _NAME.fullmatch(name) is not None,
+                                          watcher, [file.path for file in status.files])
     app[METRICS_KEY] = make_registry(
         SnapshotCollector(status.read, serving, manager.stats.get, clock))
-    watcher = app[WATCHER_KEY] = Watcher()
     ll = app[LL_KEY] = LlServer(hls_dir, watcher,
                                 lambda name: app[REQUESTS_KEY].request("ll-want", name),
                                 _accepts_gzip)

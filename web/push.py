@@ -2,9 +2,10 @@
 
 The relay names a push URL per stream in its snapshot (``hls_push``, e.g.
 ``http://user:pass@origin:8080/live/cam/``); ``PushManager`` starts one ``HlsPusher`` per such
-stream and stops it when the URL goes away or changes. A pusher watches the stream's
-``index.m3u8`` (a ``stat`` every ``POLL_SECONDS``; the relay replaces it atomically, so a new
-inode means a new playlist) and on each change makes the origin match the folder:
+stream and stops it when the URL goes away or changes, re-reading the snapshot only when the
+relay replaces it. A pusher is told by inotify (web/watch.py) when the relay replaces the stream's
+``index.m3u8`` (nothing polls, so an idle pusher costs nothing) and on each change makes the
+origin match the folder:
 
 1. every segment the playlist lists that the origin does not have yet is PUT, oldest first;
 2. then the playlist itself is PUT, so the origin never lists a segment it cannot serve;
@@ -27,7 +28,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,11 +38,10 @@ from yarl import URL
 
 from relay.status_schema import Snapshot
 from web.supervise import supervise
+from web.watch import Watcher
 
 log = logging.getLogger("web.push")
 
-POLL_SECONDS = 0.1
-MANAGER_SECONDS = 1.0
 TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10)
 PLAYLIST = "index.m3u8"
 SEGMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.ts")
@@ -145,14 +145,6 @@ def _read_playlist(path: Path) -> tuple[tuple[int, int, int], float, bytes] | No
     return (st.st_ino, st.st_mtime_ns, st.st_size), st.st_mtime, data
 
 
-def _stat_key(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
-
-
 def playlist_segments(text: bytes) -> list[str]:
     """The segment URIs a media playlist lists, in order (plain names only)."""
     out = []
@@ -172,13 +164,26 @@ async def _discard_body(response: aiohttp.ClientResponse) -> None:
         response.close()
 
 
+def _changed(names: tuple[str, ...]) -> tuple[asyncio.Event, Callable[[str | None], None]]:
+    """An event and the Watcher callback that sets it on a change of one of ``names`` (or of
+    anything, when the watcher cannot tell which file changed)."""
+    event = asyncio.Event()
+
+    def notice(name: str | None) -> None:
+        if name is None or name in names:
+            event.set()
+
+    return event, notice
+
+
 class HlsPusher:
     """Keeps one origin URL in step with one stream's HLS folder."""
 
-    def __init__(self, session: aiohttp.ClientSession, folder: Path, url: str,
+    def __init__(self, session: aiohttp.ClientSession, watcher: Watcher, folder: Path, url: str,
                  stats: PushStats | None = None, *, name: str = "",
                  clock: Callable[[], float] = time.time) -> None:
         self.session = session
+        self.watcher = watcher
         self.folder = folder
         self.base, self.authorization, self.secrets = parse_push_url(url)
         self.stats = stats or PushStats(redact(url))
@@ -266,24 +271,34 @@ class HlsPusher:
                         status=self.stats, scrub=self._scrub)
 
     async def _follow(self, started: Callable[[], None]) -> None:
-        """Sync now and after every playlist change; ``started()`` once the origin matches."""
-        path = self.folder / PLAYLIST
-        while True:
-            await self.sync()
-            if self._synced is not None:
-                started()
-            while _stat_key(path) in (self._synced, None):
-                await asyncio.sleep(POLL_SECONDS)
+        """Sync now and after every playlist notice; ``started()`` once the origin matches."""
+        changed, notice = _changed((PLAYLIST,))
+        unsubscribe = self.watcher.subscribe(self.folder, notice)  # before the first read
+        try:
+            while True:
+                changed.clear()  # a change during the sync sets it again: synced next round
+                await self.sync()
+                if self._synced is not None:
+                    started()
+                await changed.wait()
+        finally:
+            unsubscribe()
 
 
 class PushManager:
-    """Runs one HlsPusher per stream whose snapshot entry names an ``hls_push`` URL."""
+    """Runs one HlsPusher per stream whose snapshot entry names an ``hls_push`` URL.
+
+    The snapshot is looked at again only when the watcher sees one of ``status_files`` replaced.
+    """
 
     def __init__(self, snapshot: Callable[[], Snapshot | None], hls_dir: Path,
-                 name_ok: Callable[[str], bool]) -> None:
+                 name_ok: Callable[[str], bool], watcher: Watcher,
+                 status_files: Sequence[Path]) -> None:
         self.snapshot = snapshot
         self.hls_dir = hls_dir
         self.name_ok = name_ok
+        self.watcher = watcher
+        self.status_files = status_files
         self.stats: dict[str, PushStats] = {}
         self._tasks: dict[str, tuple[str, asyncio.Task[None]]] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -311,7 +326,8 @@ class PushManager:
             if name in self._tasks:
                 continue
             try:
-                pusher = HlsPusher(self._session, self.hls_dir / name, url, name=name)
+                pusher = HlsPusher(self._session, self.watcher, self.hls_dir / name, url,
+                                   name=name)
             except ValueError as exc:
                 if name not in self.stats:
                     log.error("stream=%s %s", name, exc)
@@ -322,13 +338,19 @@ class PushManager:
 
     async def run(self) -> None:
         """Follow the snapshot until cancelled; pushers stop with it."""
+        changed, notice = _changed(tuple(path.name for path in self.status_files))
+        unsubscribes = [self.watcher.subscribe(folder, notice)
+                        for folder in {path.parent for path in self.status_files}]
         async with aiohttp.ClientSession(auto_decompress=False) as session:
             self._session = session
             try:
                 while True:
+                    changed.clear()
                     self.update()
-                    await asyncio.sleep(MANAGER_SECONDS)
+                    await changed.wait()
             finally:
+                for unsubscribe in unsubscribes:
+                    unsubscribe()
                 tasks = [task for _, task in self._tasks.values()]
                 for task in tasks:
                     task.cancel()

@@ -28,6 +28,7 @@ from web.push import (
     playlist_segments,
     redact,
 )
+from web.watch import Watcher
 
 USER, PASSWORD = "pusher", "pa55-w0rd!"
 
@@ -70,6 +71,19 @@ async def origin_server() -> AsyncIterator[tuple[Origin, str]]:
         await server.close()
 
 
+@asynccontextmanager
+async def watching() -> AsyncIterator[Watcher]:
+    """A running inotify Watcher, as the web app's cleanup context runs it."""
+    watcher = Watcher()
+    task = asyncio.create_task(watcher.run())
+    try:
+        yield watcher
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        watcher.close()
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
@@ -101,7 +115,7 @@ def test_redact() -> None:
     assert redact("https://host/x/") == "https://host/x/"
     assert redact("not a url") == "(invalid URL)"
     with pytest.raises(ValueError) as info:
-        HlsPusher(None, Path("."), "ftp://u:secret@host/x/")  # type: ignore[arg-type]
+        HlsPusher(None, None, Path("."), "ftp://u:secret@host/x/")  # type: ignore[arg-type]
     assert "secret" not in str(info.value)
 
 
@@ -112,8 +126,9 @@ def test_sync_order_deletes_and_credentials(tmp_path: Path,
     caplog.set_level(logging.DEBUG)
 
     async def main() -> None:
-        async with origin_server() as (origin, url), aiohttp.ClientSession() as session:
-            pusher = HlsPusher(session, folder, url)
+        async with origin_server() as (origin, url), aiohttp.ClientSession() as session, \
+                watching() as watcher:
+            pusher = HlsPusher(session, watcher, folder, url)
             assert pusher.stats.url.endswith("/live/cam/") and PASSWORD not in pusher.stats.url
             assert await pusher.sync() is False  # no playlist yet
             for n in range(3):
@@ -166,10 +181,11 @@ def test_failures_retry_with_backoff(tmp_path: Path, caplog: pytest.LogCaptureFi
     caplog.set_level(logging.INFO)
 
     async def main() -> None:
-        async with origin_server() as (origin, url), aiohttp.ClientSession() as session:
+        async with origin_server() as (origin, url), aiohttp.ClientSession() as session, \
+                watching() as watcher:
             origin.fail = 3
             stats = PushStats(redact(url))
-            pusher = HlsPusher(session, folder, url, stats)
+            pusher = HlsPusher(session, watcher, folder, url, stats)
             with pytest.raises(PushError, match="HTTP 503"):
                 await pusher.sync()
             task = asyncio.create_task(pusher.run())
@@ -180,7 +196,7 @@ def test_failures_retry_with_backoff(tmp_path: Path, caplog: pytest.LogCaptureFi
                     await asyncio.sleep(0.02)
                 assert stats.failures >= 2 and stats.last_error is None
                 assert origin.files["/live/cam/index.m3u8"] == playlist(0, 1)
-                # a new playlist is picked up by the 100 ms poll
+                # a new playlist is picked up on its inotify notice
                 add_segment(folder, 1)
                 write_atomic(folder / "index.m3u8", playlist(0, 2))
                 written = time.monotonic()
@@ -194,6 +210,58 @@ def test_failures_retry_with_backoff(tmp_path: Path, caplog: pytest.LogCaptureFi
     asyncio.run(main())
     assert "HTTP 503" in caplog.text and "works again" in caplog.text
     assert PASSWORD not in caplog.text and USER not in caplog.text
+
+
+class TimerCountingLoop(asyncio.SelectorEventLoop):
+    """The standard event loop, counting the timers scheduled on it (every ``asyncio.sleep``,
+    ``wait_for`` and timeout is one): a task that polls shows up here even while nothing
+    changes."""
+
+    timers = 0
+
+    def call_at(self, when, callback, *args, context=None):  # type: ignore[no-untyped-def]
+        self.timers += 1
+        return super().call_at(when, callback, *args, context=context)
+
+
+def test_an_idle_pusher_schedules_nothing_and_a_new_playlist_is_pushed(tmp_path: Path) -> None:
+    """Once the origin matches, a pusher waits for the watcher's notice: no timer at all in a
+    second of idling (the 100 ms stat poll this replaced made ten), and the next playlist the
+    relay renames into place is pushed all the same."""
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    add_segment(folder, 0)
+    write_atomic(folder / "index.m3u8", playlist(0, 1))
+    idle_timers: list[int] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, TimerCountingLoop)
+        async with origin_server() as (origin, url), aiohttp.ClientSession() as session, \
+                watching() as watcher:
+            stats = PushStats(redact(url))
+            task = asyncio.create_task(
+                HlsPusher(session, watcher, folder, url, stats).run())
+            try:
+                while stats.state != "ok":
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.5)  # connection keep-alive timers set after the sync
+                before = loop.timers
+                await asyncio.get_running_loop().run_in_executor(None, time.sleep, 1.0)
+                idle_timers.append(loop.timers - before)
+                add_segment(folder, 1)
+                write_atomic(folder / "index.m3u8", playlist(0, 2))
+                while origin.files.get("/live/cam/index.m3u8") != playlist(0, 2):
+                    await asyncio.sleep(0.01)
+                assert origin.files["/live/cam/seg00001.ts"] == bytes([1]) * 1000
+                assert stats.playlists_pushed == 2
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    with asyncio.Runner(loop_factory=TimerCountingLoop) as runner:
+        runner.run(asyncio.wait_for(main(), 30))
+    assert idle_timers == [0]
 
 
 def test_an_origin_answering_a_gigabyte_is_not_read(tmp_path: Path) -> None:
@@ -231,8 +299,9 @@ def test_an_origin_answering_a_gigabyte_is_not_read(tmp_path: Path) -> None:
         server = TestServer(app)
         await server.start_server()
         try:
-            async with aiohttp.ClientSession() as session:
-                pusher = HlsPusher(session, folder, f"http://127.0.0.1:{server.port}/live/cam/")
+            async with aiohttp.ClientSession() as session, watching() as watcher:
+                pusher = HlsPusher(session, watcher, folder,
+                                   f"http://127.0.0.1:{server.port}/live/cam/")
                 assert await pusher.sync() is True
                 assert (pusher.stats.segments_pushed, pusher.stats.playlists_pushed) == (1, 1)
                 while len(sent) < 2:  # the origin notices the hang-up on its next write
@@ -257,8 +326,8 @@ def test_unreachable_origin_is_described_without_credentials(tmp_path: Path) -> 
     write_atomic(folder / "index.m3u8", playlist(0, 1))
 
     async def main() -> None:
-        async with aiohttp.ClientSession() as session:
-            pusher = HlsPusher(session, folder,
+        async with aiohttp.ClientSession() as session, watching() as watcher:
+            pusher = HlsPusher(session, watcher, folder,
                                f"http://{USER}:{PASSWORD}@127.0.0.1:{port}/x/?key={PASSWORD}")
             with pytest.raises(PushError) as info:
                 await pusher.sync()
