@@ -32,7 +32,7 @@ from relay.demo.camera import TestCamera
 from relay.drivers.control import SOCKET_NAME, Wants, serve_control
 from relay.drivers.demo_camera import PATH, serve_test_camera
 from relay.drivers.hls_sink import HlsStats, run_hls_sink
-from relay.drivers.ll_hls_sink import run_ll_hls
+from relay.drivers.ll_hls_sink import LlStats, run_ll_hls
 from relay.drivers.rtmp_sink import RtmpStats, run_rtmp_sink
 from relay.drivers.rtsp_source import run_rtsp_source
 from relay.drivers.supervise import supervise
@@ -402,6 +402,8 @@ async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path, 
     """
     status.hls = None
     status.rtmp = []
+    if status.ll_hls is None or status.ll_hls.mode != config.ll_hls:  # kept across restarts
+        status.ll_hls = LlStats(mode=config.ll_hls)
     name = config.name
     sinks: list[Callable[[], Awaitable[None]]] = []
     if config.hls:
@@ -412,7 +414,7 @@ async def run_stream(config: StreamConfig, status: StreamStatus, hls_dir: Path, 
     if config.ll_hls == "always" or (config.ll_hls == "on-demand" and ll_wants is not None):
         sinks.append(partial(supervise, f"stream={name} ll-hls", partial(
             run_ll_hls, status.stream, hls_dir / name, config.ll_hls, config.part_seconds,
-            ll_wants or Wants(), disk=status.disk)))
+            ll_wants or Wants(), disk=status.disk, stats=status.ll_hls)))
     for url in config.rtmp:
         stats = RtmpStats(url.redacted)
         status.rtmp.append(stats)

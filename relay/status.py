@@ -14,11 +14,18 @@ from typing import TYPE_CHECKING
 
 from relay.files import DiskErrors
 from relay.media import Kind, Track
-from relay.status_schema import RtmpSnapshot, Snapshot, StreamSnapshot, TrackSnapshot
+from relay.status_schema import (
+    LlHlsSnapshot,
+    RtmpSnapshot,
+    Snapshot,
+    StreamSnapshot,
+    TrackSnapshot,
+)
 
 if TYPE_CHECKING:
     from relay.bus import Stream
     from relay.drivers.hls_sink import HlsStats
+    from relay.drivers.ll_hls_sink import LlStats
     from relay.drivers.rtmp_sink import RtmpStats
 
 
@@ -49,6 +56,7 @@ class StreamStatus:
     skipped_tracks: list[str] = field(default_factory=list)
     tracks: dict[int, TrackCounters] = field(default_factory=dict)
     hls: HlsStats | None = None  # the HLS sink's counters, if HLS is on
+    ll_hls: LlStats | None = None  # the LL-HLS muxer's mode and counters
     rtmp: list[RtmpStats] = field(default_factory=list)  # one per destination
     disk: DiskErrors = field(init=False)  # failed writes of its HLS files and thumbnails
     position: int = 0  # its place in the config file: the API's order across worker processes
@@ -140,6 +148,7 @@ class Snapshotter:
             hls_bytes_written=hls.bytes_written if hls is not None else None,
             hls_target_duration=hls.target_duration if hls is not None else None,
             hls_target_warning=hls.target_warning if hls is not None else None,
+            ll_hls=_ll_hls(status.ll_hls),
             rtmp=tuple(
                 RtmpSnapshot(destination=r.destination, state=r.state,
                              last_error=redact(r.last_error) if r.last_error else None,
@@ -149,3 +158,12 @@ class Snapshotter:
                 for r in status.rtmp),
             hls_push=hls_push,
         )
+
+
+def _ll_hls(stats: LlStats | None) -> LlHlsSnapshot | None:
+    if stats is None:
+        return None
+    return LlHlsSnapshot(mode=stats.mode, running=stats.running,
+                         parts_written=stats.parts_written, restarts=stats.restarts,
+                         overlong_parts=stats.overlong_parts,
+                         cuts_without_keyframe=stats.cuts_without_keyframe)

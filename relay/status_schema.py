@@ -51,6 +51,18 @@ class RtmpSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     warnings: tuple[str, ...] = ()  # what the destination will not play as sent
 
 
+class LlHlsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """A stream's LL-HLS muxer: its configured mode, whether it runs now, and its counters
+    (kept across its on-demand runs and restarts)."""
+
+    mode: str  # on-demand | always | off
+    running: bool = False  # writing parts now (on demand: while someone reads ll.m3u8)
+    parts_written: int = 0
+    restarts: int = 0  # new LL streams after a discontinuity (numbers from 0 again)
+    overlong_parts: int = 0  # parts longer than PART-TARGET (a single frame that long)
+    cuts_without_keyframe: int = 0  # segments cut where no keyframe came in time
+
+
 class StreamSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """One stream: its source's state and counters, and those of its sinks."""
 
@@ -79,6 +91,7 @@ class StreamSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     hls_target_duration: int | None = None  # EXT-X-TARGETDURATION, once the first segment is out
     hls_target_warning: str | None = None  # why it is longer than configured, or segments start
     # without keyframes: the camera's GOP (said once)
+    ll_hls: LlHlsSnapshot | None = None  # None from a relay that does not say
     rtmp: tuple[RtmpSnapshot, ...] = ()
     hls_push: str | None = None
     """The origin URL the web process PUTs HLS to, credentials included: the snapshot file is

@@ -21,7 +21,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from relay.status_schema import RtmpSnapshot, Snapshot, StreamSnapshot, TrackSnapshot
+from relay.status_schema import (
+    LlHlsSnapshot,
+    RtmpSnapshot,
+    Snapshot,
+    StreamSnapshot,
+    TrackSnapshot,
+)
 
 if TYPE_CHECKING:
     from web.push import PushStats
@@ -30,6 +36,7 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 STREAM_STATES = ("connecting", "playing", "retrying", "stopped")
 RTMP_STATES = ("connecting", "publishing", "retrying", "stopped")
 PUSH_STATES = ("starting", "ok", "retrying")
+LL_HLS_MODES = ("on-demand", "always", "off")
 VIEWER_WINDOW = 30.0
 MAX_CLIENTS_PER_STREAM = 10_000
 """Viewer bookkeeping per stream is bounded: past this many distinct clients the oldest go."""
@@ -142,6 +149,18 @@ RTMP_COUNTERS: tuple[RtmpCounter, ...] = (
 )
 """``relay_rtmp_NAME``: help text, and the snapshot field it counts."""
 
+LlHlsCounter = tuple[str, str, Callable[[LlHlsSnapshot], int]]
+LL_HLS_COUNTERS: tuple[LlHlsCounter, ...] = (
+    ("parts_written", "LL-HLS parts the muxer wrote", lambda ll: ll.parts_written),
+    ("restarts", "New LL-HLS streams after a discontinuity (part numbers from 0 again)",
+     lambda ll: ll.restarts),
+    ("overlong_parts", "LL-HLS parts longer than PART-TARGET (one frame that long)",
+     lambda ll: ll.overlong_parts),
+    ("cuts_without_keyframe", "LL-HLS segments cut where no keyframe came in time",
+     lambda ll: ll.cuts_without_keyframe),
+)
+"""``relay_ll_hls_NAME``: help text, and the snapshot field it counts."""
+
 
 def _state(family: GaugeMetricFamily, labels: list[str], current: str,
            known: tuple[str, ...]) -> None:
@@ -185,6 +204,7 @@ class SnapshotCollector:
         yield from self._tracks(streams)
         yield from self._rtmp(streams)
         yield from self._hls(streams)
+        yield from self._ll_hls(streams)
 
     def _streams(self, streams: tuple[StreamSnapshot, ...]) -> Iterator[Metric]:
         state = GaugeMetricFamily("relay_stream_state",
@@ -281,6 +301,26 @@ class SnapshotCollector:
                     latency.add_metric(values, push.last_latency)
         yield from (segments, written, target, requests, served, viewers, push_state, pushed,
                     deleted, failures, latency)
+
+
+    def _ll_hls(self, streams: tuple[StreamSnapshot, ...]) -> Iterator[Metric]:
+        mode = GaugeMetricFamily("relay_ll_hls_mode", "1 for the stream's configured ll_hls "
+                                 "mode, 0 for the others", labels=["stream", "mode"])
+        running = GaugeMetricFamily("relay_ll_hls_running", "1 while the stream's LL-HLS "
+                                    "muxer writes parts", labels=["stream"])
+        counters = [(CounterMetricFamily(f"relay_ll_hls_{key}", text, labels=["stream"]), read)
+                    for key, text, read in LL_HLS_COUNTERS]
+        for s in streams:
+            ll = s.ll_hls
+            if ll is None:
+                continue
+            _state(mode, [s.name], ll.mode, LL_HLS_MODES)
+            running.add_metric([s.name], 1.0 if ll.running else 0.0)
+            for family, read in counters:
+                family.add_metric([s.name], read(ll))
+        yield mode
+        yield running
+        yield from (family for family, _ in counters)
 
 
 def make_registry(collector: SnapshotCollector) -> CollectorRegistry:

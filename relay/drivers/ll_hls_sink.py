@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -45,6 +46,43 @@ IDLE_SECONDS = 60.0
 """An on-demand muxer stops this long after the last ``ll-want``."""
 SIDECAR = "ll.json"
 _NAMES = ("ll.m3u8", "ll_skip.m3u8", "init.mp4")
+
+
+@dataclass(slots=True)
+class LlStats:
+    """Counters of one stream's LL-HLS muxer, kept across its runs, read by the status snapshot.
+
+    Attributes:
+        mode: the configured ``ll_hls`` (on-demand | always | off).
+        running: the muxer is writing parts now.
+        parts_written: parts handed to the writer.
+        restarts: new LL streams after a discontinuity.
+    """
+
+    mode: str = "always"
+    running: bool = False
+    parts_written: int = 0
+    restarts: int = 0
+    _cutter: PartCutter | None = None
+    _overlong_before: int = 0
+    _cuts_before: int = 0
+
+    def follow(self, cutter: PartCutter) -> None:
+        """Count ``cutter``'s parts from now on (a new one after a restart or a stop)."""
+        if self._cutter is not None:
+            self._overlong_before += self._cutter.overlong_parts
+            self._cuts_before += self._cutter.cuts_without_keyframe
+        self._cutter = cutter
+
+    @property
+    def overlong_parts(self) -> int:
+        """Parts longer than PART-TARGET, every run together."""
+        return self._overlong_before + (self._cutter.overlong_parts if self._cutter else 0)
+
+    @property
+    def cuts_without_keyframe(self) -> int:
+        """Segments cut at a part boundary without a keyframe, every run together."""
+        return self._cuts_before + (self._cutter.cuts_without_keyframe if self._cutter else 0)
 
 
 def remove_ll_files(out_dir: Path) -> None:
@@ -127,15 +165,18 @@ class _LlWriter:
 
 async def run_ll_hls_sink(stream: Stream, out_dir: Path, part_seconds: float, *,
                           disk: DiskErrors, wall_clock: Callable[[], float] = time.time,
+                          stats: LlStats | None = None,
                           task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Write ``stream`` as LL-HLS into ``out_dir`` until cancelled; remove the files then.
 
     A discontinuity (``LlRestart``) starts a new LL stream: files removed, numbers from 0, from
     the next keyframe.
     """
+    stats = stats if stats is not None else LlStats()
     with stream.subscribe(name="ll-hls") as subscription:  # first: the GOP cache, at once
         await trio.to_thread.run_sync(lambda: out_dir.mkdir(parents=True, exist_ok=True))
         task_status.started()
+        stats.running = True
         try:
             while True:
                 await trio.to_thread.run_sync(remove_ll_files, out_dir)
@@ -150,24 +191,30 @@ async def run_ll_hls_sink(stream: Stream, out_dir: Path, part_seconds: float, *,
                                             "H.265, AAC); nothing written", stream.name)
                                 await trio.sleep_forever()  # a new run brings a new Stream
                             cutter = PartCutter(tracks, part_seconds)
+                            stats.follow(cutter)
                         parts = cutter.push(frame)  # muxes a part when one closes
                         if parts:
+                            stats.parts_written += len(parts)
                             await trio.to_thread.run_sync(writer.write, parts,
                                                           cutter.target_duration, wall_clock())
                     return
                 except LlRestart as exc:
+                    stats.restarts += 1
                     log.info("stream=%s ll-hls restarts: %s", stream.name, exc)
         finally:
+            stats.running = False
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(remove_ll_files, out_dir)
 
 
 async def run_ll_hls(stream: Stream, out_dir: Path, mode: str, part_seconds: float,
                      wants: Wants, *, disk: DiskErrors, idle_seconds: float = IDLE_SECONDS,
+                     stats: LlStats | None = None,
                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """The LL-HLS muxer of a stream per its ``ll_hls`` mode, until cancelled."""
     if mode == "always":
-        await run_ll_hls_sink(stream, out_dir, part_seconds, disk=disk, task_status=task_status)
+        await run_ll_hls_sink(stream, out_dir, part_seconds, disk=disk, stats=stats,
+                              task_status=task_status)
         return
     task_status.started()
     if mode == "off":
@@ -177,7 +224,8 @@ async def run_ll_hls(stream: Stream, out_dir: Path, mode: str, part_seconds: flo
         await wants.wait(name)
         log.info("stream=%s ll-hls started on demand", name)
         async with trio.open_nursery() as nursery:
-            await nursery.start(partial(run_ll_hls_sink, stream, out_dir, part_seconds, disk=disk))
+            await nursery.start(partial(run_ll_hls_sink, stream, out_dir, part_seconds,
+                                        disk=disk, stats=stats))
             while await wants.wait(name, idle_seconds):
                 pass
             nursery.cancel_scope.cancel()

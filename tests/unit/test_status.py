@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from relay.bus import Stream
 from relay.drivers.hls_sink import HlsStats
+from relay.drivers.ll_hls_sink import LlStats
 from relay.drivers.rtmp_sink import RtmpStats
 from relay.files import DiskErrors
 from relay.logs import Redactor
@@ -21,6 +22,7 @@ from relay.status import Snapshotter, StreamStatus
 from relay.status_schema import (
     MAX_SNAPSHOT_BYTES,
     SCHEMA_VERSION,
+    LlHlsSnapshot,
     RtmpSnapshot,
     Snapshot,
     SnapshotError,
@@ -33,6 +35,8 @@ from relay.status_schema import (
 
 def strategy(tp: Any) -> st.SearchStrategy[Any]:
     """Any value of a schema type the relay can produce (finite floats, 64-bit counters)."""
+    if tp is bool:
+        return st.booleans()
     if tp is int:
         return st.integers(-(2**63), 2**63 - 1)
     if tp is float:
@@ -106,6 +110,7 @@ def live_status() -> StreamStatus:
     status.hls = HlsStats(segments_written=7, bytes_written=70_000, target_duration=12,
                           target_warning="keyframe interval 12.00 s is longer than the 10 s "
                                          "segment target: EXT-X-TARGETDURATION 12 s")
+    status.ll_hls = LlStats(mode="on-demand", running=True, parts_written=90, restarts=1)
     status.rtmp = [RtmpStats("rtmp://a.example/app/***", state="publishing", bytes_sent=10,
                              frames_sent=20, frames_dropped=1, reconnects=2,
                              warnings=["G.711 is sent as AAC"]),
@@ -147,6 +152,7 @@ def test_the_relay_snapshots_every_counter_and_rates_over_the_interval() -> None
             hls_target_duration=12,
             hls_target_warning="keyframe interval 12.00 s is longer than the 10 s segment "
                                "target: EXT-X-TARGETDURATION 12 s",
+            ll_hls=LlHlsSnapshot(mode="on-demand", running=True, parts_written=90, restarts=1),
             rtmp=(RtmpSnapshot(destination="rtmp://a.example/app/***", state="publishing",
                                bytes_sent=10, frames_sent=20, frames_dropped=1, reconnects=2,
                                warnings=("G.711 is sent as AAC",)),

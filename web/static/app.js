@@ -450,10 +450,11 @@ function stopPlayer() {
   modeLine.textContent = "";
 }
 
-// The LL-HLS playlist when the stream has one: unless the API says ll_hls is off, a GET of it
-// that answers 200 (it also starts an on-demand muxer, which the web process waits for).
+// The LL-HLS playlist when the stream has one: null at once when the API says its ll_hls mode
+// is off (standard HLS starts without the probe's wait), else a GET of it that answers 200 (it
+// also starts an on-demand muxer, which the web process waits for).
 async function lowLatencyUrl(stream) {
-  if (stream.ll_hls === "off" || stream.ll_hls === false) return null;
+  if (stream.ll_hls && stream.ll_hls.mode === "off") return null;
   const url = stream.hls.replace(/index\.m3u8$/, "ll.m3u8");
   try {
     const response = await fetch(url, { headers: authHeaders(), cache: "no-store" });

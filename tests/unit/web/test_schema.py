@@ -20,6 +20,7 @@ from relay.files import DiskErrors
 from relay.status import Snapshotter
 from relay.status_schema import (
     SCHEMA_VERSION,
+    LlHlsSnapshot,
     RtmpSnapshot,
     Snapshot,
     StreamSnapshot,
@@ -67,6 +68,8 @@ def as_json(value: object) -> Any:
 
 def every_field(tp: Any, values: Iterator[int]) -> Any:
     """A value of ``tp`` with every field set, each number distinct (never a default)."""
+    if tp is bool:
+        return True  # False is every bool's default
     if tp is int:
         return next(values)
     if tp is float:
@@ -118,7 +121,8 @@ def test_every_schema_field_is_in_the_api_and_every_figure_in_the_metrics(
         for struct, owner, label in ((Snapshot, snapshot, None),
                                      (StreamSnapshot, stream, stream.name),
                                      (TrackSnapshot, stream.tracks[0], stream.name),
-                                     (RtmpSnapshot, stream.rtmp[0], stream.name)):
+                                     (RtmpSnapshot, stream.rtmp[0], stream.name),
+                                     (LlHlsSnapshot, stream.ll_hls, stream.name)):
             hints = get_type_hints(struct)
             for name in struct.__struct_fields__:
                 if (struct, name) in NOT_IN_METRICS:
@@ -130,6 +134,11 @@ def test_every_schema_field_is_in_the_api_and_every_figure_in_the_metrics(
                      kind=stream.tracks[0].kind, codec=stream.tracks[0].codec)
         assert found[("relay_stream_fps", frozenset(track.items()))] == stream.tracks[0].fps
         assert found[("relay_status_age_seconds", frozenset())] == 3
+        assert stream.ll_hls is not None
+        ll = dict(stream=stream.name)
+        assert found[("relay_ll_hls_running", frozenset(ll.items()))] == 1
+        assert found[("relay_ll_hls_mode", frozenset(dict(ll, mode=stream.ll_hls.mode).items()))
+                     ] == 1
 
     serve(folders, body)
     for struct, name in NOT_IN_METRICS:  # a renamed field is not silently excused
