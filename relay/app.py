@@ -12,6 +12,7 @@ the process exits 0.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import shutil
@@ -37,6 +38,7 @@ from relay.drivers.rtmp_sink import RtmpStats, run_rtmp_sink
 from relay.drivers.rtsp_source import run_rtsp_source
 from relay.drivers.supervise import supervise
 from relay.drivers.thumbnails import run_thumbnails
+from relay.drivers.ticker import ReadTicker
 from relay.drivers.web_process import run_web
 from relay.drivers.workers import WorkerCommand, WorkerPool, worker_folder
 from relay.errors import ConfigError, RelayError
@@ -54,6 +56,10 @@ STATUS_HEARTBEAT = 5.0
 """The longest an unchanged snapshot goes unwritten: well within the web process's
 FRESH_SECONDS, after which it calls the relay stale."""
 
+GC_YOUNG_THRESHOLD = 7000
+"""Allocations (less deallocations) of tracked objects between young-generation collections:
+CPython's default is 700."""
+
 StreamRunner = Callable[[StreamConfig, StreamStatus, Path], Awaitable[None]]
 
 
@@ -70,6 +76,7 @@ def run(config: Config, logs: LogOutput, demo_segment_seconds: float | None = No
         assignment: the streams of ``config`` this process runs (``--shard``).
         workers: run the streams in these worker processes instead (``--workers`` over 1).
     """
+    settle_gc()
     if demo_segment_seconds is not None:
         trio.run(run_demo, config, logs, demo_segment_seconds)
     else:
@@ -80,7 +87,21 @@ def run(config: Config, logs: LogOutput, demo_segment_seconds: float | None = No
 def run_worker(config: Config, logs: LogOutput, config_path: Path, assignment: Assignment,
                runtime: Path, parent_fd: int) -> None:
     """One worker process of ``relay run --workers N`` (``run_worker_process``)."""
+    settle_gc()
     trio.run(run_worker_process, config, logs, config_path, assignment, runtime, parent_fd)
+
+
+def settle_gc() -> None:
+    """Readies the collector for a media process, once its modules are loaded.
+
+    What start-up allocated (modules, trio, PyAV, the config) is frozen out of every collection,
+    and the youngest generation is collected a tenth as often: media objects (frames, packets)
+    hold no cycles and are freed by their reference counts, so frequent collections would only
+    walk the long-lived objects again.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _announce(address: str) -> None:
@@ -170,6 +191,7 @@ async def run_relay(
 def _serve_streams(nursery: trio.Nursery, config: Config, logs: LogOutput,
                    assignment: Assignment, thumbnails: Path, status_file: Path) -> Supervisor:
     """Start this process's streams of ``config`` and the status snapshot that reports them."""
+    ReadTicker.configure(config.server.tick)
     thumbnail_wants = Wants()
     ll_wants = Wants()
     # the control socket beside the snapshot: the web process asks the process that lists a stream
@@ -260,6 +282,7 @@ def reload(supervisor: Supervisor, path: Path, logs: LogOutput) -> None:
                 log.warning("reload: server.%s changed; restart the relay to apply it", key)
         if old.server.log_format != config.server.log_format:
             logs.use_config_format(config.server.log_format)
+    ReadTicker.configure(config.server.tick)
     changes = supervisor.apply(config)
     log.info("reloaded %s: %s", path, ", ".join(
         f"{what} {' '.join(names) or '-'}" for what, names in changes.items()))

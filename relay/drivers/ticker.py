@@ -19,15 +19,20 @@ from collections.abc import Callable
 
 import trio
 
-DEFAULT_TICK = 0.020
-MIN_TICK = 0.010
-MAX_TICK = 0.020
-"""The tick's bounds: under 10 ms the wakeups cost what merging saves, over 20 ms it takes more
-than half of one frame's delay budget."""
+from relay.config import DEFAULT_TICK, MAX_TICK, MIN_TICK
 
 Drain = Callable[[float], bool]
 
 _current: trio.lowlevel.RunVar[ReadTicker] = trio.lowlevel.RunVar("relay_read_ticker")
+_interval: trio.lowlevel.RunVar[float] = trio.lowlevel.RunVar("relay_read_tick",
+                                                              default=DEFAULT_TICK)
+
+
+def _checked(interval: float) -> float:
+    if not MIN_TICK <= interval <= MAX_TICK:
+        raise ValueError(f"read tick {interval * 1000:g} ms: allowed "
+                         f"{MIN_TICK * 1000:g}-{MAX_TICK * 1000:g} ms")
+    return interval
 
 
 class _Reader:
@@ -47,10 +52,7 @@ class ReadTicker:
     """
 
     def __init__(self, interval: float = DEFAULT_TICK) -> None:
-        if not MIN_TICK <= interval <= MAX_TICK:
-            raise ValueError(f"read tick {interval * 1000:g} ms: allowed "
-                             f"{MIN_TICK * 1000:g}-{MAX_TICK * 1000:g} ms")
-        self.interval = interval
+        self.interval = _checked(interval)
         self._readers: dict[int, _Reader] = {}
         self._wake = trio.Event()
 
@@ -61,10 +63,20 @@ class ReadTicker:
         try:
             return _current.get()
         except LookupError:
-            ticker = ReadTicker()
+            ticker = ReadTicker(_interval.get())
             _current.set(ticker)
             trio.lowlevel.spawn_system_task(ticker.run, name="read ticker")
             return ticker
+
+    @staticmethod
+    def configure(interval: float) -> None:
+        """Sets this run's tick (``[server] tick_ms``): the ticker's next tick comes this long
+        after its last one, so a reload applies it without restarting a stream."""
+        _interval.set(_checked(interval))
+        try:
+            _current.get().interval = interval
+        except LookupError:
+            pass  # the first source starts it with this interval
 
     async def run(self) -> None:
         """Ticks while any reader is registered; sleeps without a timer while none is."""

@@ -9,7 +9,8 @@ import pytest
 import trio
 import trio.testing
 
-from relay.drivers.ticker import MAX_TICK, MIN_TICK, Drain, ReadTicker
+from relay.config import MAX_TICK, MIN_TICK
+from relay.drivers.ticker import Drain, ReadTicker
 
 
 async def test_every_reader_runs_once_a_tick_at_the_same_now(
@@ -89,3 +90,26 @@ async def test_reads_a_socket_until_it_would_block() -> None:
 def test_tick_outside_its_bounds_is_refused(interval: float) -> None:
     with pytest.raises(ValueError, match="read tick"):
         ReadTicker(interval)
+
+
+async def test_configured_tick_applies_to_the_running_ticker(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``[server] tick_ms`` (and its reload) sets the process's ticker, started or not."""
+    ReadTicker.configure(0.010)
+    ticker = ReadTicker.current()
+    assert ticker.interval == 0.010
+    calls: list[float] = []
+
+    def drain(now: float) -> bool:
+        calls.append(now)
+        if len(calls) == 3:
+            ReadTicker.configure(0.015)
+        return len(calls) == 6
+
+    with trio.fail_after(5):
+        await ticker.read(drain)
+    steps = [round(b - a, 6) for a, b in zip(calls, calls[1:], strict=False)]
+    assert steps == [0.010, 0.010, 0.015, 0.015, 0.015]
+    with pytest.raises(ValueError, match="read tick"):
+        ReadTicker.configure(0.5)
