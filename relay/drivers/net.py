@@ -10,6 +10,8 @@ the application protocol is sent.
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 import ssl
 
 import trio
@@ -19,6 +21,18 @@ from relay.errors import RelayError
 
 class CertificateMismatch(RelayError):
     """The peer's certificate is not the pinned one."""
+
+
+def plain_socket(stream: trio.abc.Stream) -> socket.socket | None:
+    """A non-blocking stdlib socket on the same connection as ``stream`` (None over TLS), for
+    the synchronous reads and writes of the merged-read tick and of a sink's batch: trio's
+    socket calls add a reschedule to each (``Stream`` methods await a checkpoint after the
+    syscall). The caller closes it; the connection lasts until both are closed."""
+    if not isinstance(stream, trio.SocketStream):
+        return None
+    raw = socket.socket(fileno=os.dup(stream.socket.fileno()))
+    raw.setblocking(False)
+    return raw
 
 
 def format_fingerprint(digest: bytes) -> str:

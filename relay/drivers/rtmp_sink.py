@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ import trio
 
 from relay.bus import Stream
 from relay.codecs.h265 import hevc_decoder_configuration
-from relay.drivers.net import open_stream
+from relay.drivers.net import open_stream, plain_socket
 from relay.drivers.supervise import first_error
 from relay.errors import ProtocolError, RelayError
 from relay.media import Codec, Frame, Kind, Track
@@ -101,6 +102,7 @@ class _Publish:
         self.publisher = RtmpPublisher(url, os.urandom(1528),
                                        fourcc_list=("hvc1", "avc1") if hevc else ())
         self.sock: trio.abc.Stream | None = None
+        self.raw: socket.socket | None = None  # plain TCP: the batches' synchronous writes
         self.published = False
         self.started = trio.Event()
         self.failure: str | None = None
@@ -118,6 +120,7 @@ class _Publish:
             raise RelayError(f"no answer from {self.url.host}:{self.url.port} within "
                              f"{CONNECT_TIMEOUT:.0f} s")
         self.sock = sock
+        self.raw = plain_socket(sock)
         try:
             async with sock, trio.open_nursery() as nursery:
                 nursery.start_soon(self._read)
@@ -137,11 +140,24 @@ class _Publish:
                 nursery.cancel_scope.cancel()  # the stream ended: stop reading, hang up
         except BaseExceptionGroup as group:
             raise first_error(group) from None
+        finally:
+            if self.raw is not None:
+                self.raw.close()
 
     async def _flush(self) -> None:
+        """Sends what the publisher has: over plain TCP what the kernel takes at once is written
+        without a schedule point (a batch per tick and stream, and trio's send would add a
+        reschedule to each); the rest, and all over TLS, through the stream."""
         data = self.publisher.data_to_send()
         if data and self.sock is not None:
-            await self.sock.send_all(data)
+            sent = 0
+            if self.raw is not None:
+                try:
+                    sent = self.raw.send(data)
+                except OSError:
+                    pass  # full (BlockingIOError), or broken: the stream's send raises why
+            if sent < len(data):
+                await self.sock.send_all(memoryview(data)[sent:])
             self.stats.bytes_sent += len(data)
 
     async def _read(self) -> None:

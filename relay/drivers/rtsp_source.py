@@ -24,7 +24,6 @@ Credentials go only to the origin they were configured for, or to a HOST:PORT th
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import socket
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ import trio
 from relay.audio.policy import AudioStage
 from relay.bus import Stream
 from relay.config import StreamConfig, redact_url
-from relay.drivers.net import open_stream
+from relay.drivers.net import open_stream, plain_socket
 from relay.drivers.supervise import EXPECTED, error_text, first_error, supervise
 from relay.drivers.ticker import ReadTicker
 from relay.errors import AuthError, RelayError, RemoteProtocolError, UnsupportedError
@@ -297,10 +296,9 @@ class _Session:
             await self._handle(event, nursery)
         if self.ingest is not None:
             self._update_counters(self.ingest)
-            if self.raw is None and isinstance(self.sock, trio.SocketStream):
+            if self.raw is None and self.sock is not None:
                 # playing over plain TCP: from now on the ticker reads the connection
-                self.raw = socket.socket(fileno=os.dup(self.sock.socket.fileno()))
-                self.raw.setblocking(False)
+                self.raw = plain_socket(self.sock)
         return False
 
     def _pump(self, now: float) -> bool:
