@@ -1,6 +1,7 @@
-"""The relay's per-packet hot path without sockets or trio: CPU per stream per media-second.
+"""The relay's per-packet hot path without sockets or trio: CPU per packet, per frame, by stage.
 
-    .venv/bin/python -m bench.hotpath [--capture-seconds 10] [--repeat 5] [--latm-only]
+    .venv/bin/python -m bench.hotpath [--capture-seconds 10] [--repeat 5] [--stages ...]
+        [--segment-seconds 2] [--latm-only]
 
 Captures (once, into bench/.cache/capture.rtsp) a few seconds of the benchmark source's RTSP
 interleaved byte stream with the relay's own sans-IO ``RtspClient``, then replays it through
@@ -8,9 +9,11 @@ the same cores the drivers use, stage by stage: RTSP framing (``MessageReader.ta
 a whole read at a time, as the driver's read ticker does), the source's
 ``SourceIngest`` (the very object the RTSP driver feeds: RTP parse, reception statistics, loss
 detection, depacketizers, timeline, DTS, audio stage), the bus with two subscribers, FLV tags +
-RTMP chunks (``RtmpPublisher``, handshake skipped), and the HLS segmenter (PyAV TS muxing). The
-number printed is process CPU per media-second of one stream: what the relay can at best cost
-per stream once trio, sockets and the kernel are taken away; no trio.
+RTMP chunks (``RtmpPublisher``, handshake skipped), the HLS segmenter (PyAV TS muxing) and the
+LL-HLS part cutter (PyAV fMP4). Each stage runs over the whole capture between one pair of
+``process_time`` calls, its input made by the stage before it, and is printed as CPU
+microseconds per RTP packet, per frame and milliseconds per media-second of one stream: what
+the relay can at best cost per stream once trio, sockets and the kernel are taken away.
 
 Then the cost of hostile-sized input that a parser must handle in linear time: one 258 KB
 MP4A-LATM element with ``cpresent=1`` (RFC 6416's default), pushed in 1400-byte fragments, as 64
@@ -77,34 +80,54 @@ def capture(seconds: float) -> Path:
     return CAPTURE
 
 
+STAGES = ("framing", "ingest", "bus", "rtmp", "hls", "hls-bookkeeping", "hls-write", "ll")
+"""What ``replay`` can time, in pipeline order (``--stages`` picks some; each needs the ones
+before it that feed it, which run untimed when not picked)."""
+
+DESCRIBE = {
+    "framing": "RTSP interleaved framing (MessageReader.take_interleaved, a read at a time)",
+    "ingest": "SourceIngest: RTP parse, stats, sequence check, depacketize, timeline, DTS, "
+              "stamp, audio stage",
+    "bus": "Stream.publish to two subscribers + both drained (receive_nowait)",
+    "rtmp": "FLV tags + RTMP chunks, one data_to_send per read",
+    "hls": "Segmenter.push of every frame + flush: bookkeeping and PyAV TS mux",
+    "hls-bookkeeping": "the same pushes with mux_ts swapped for a stub: segmenter rules only",
+    "hls-write": "each segment written atomically (temp + rename), the sink's worker thread",
+    "ll": "LL-HLS PartCutter.push: fMP4 parts of 0.333 s (PyAV mp4 mux per part)",
+}
+
+
 @dataclass(slots=True)
-class HlsCost:
-    """Where the HLS stage's CPU goes: the segmenter's push of a frame that cuts nothing, the
-    push that cuts a segment (PyAV muxes all its frames then), and the segment's file write."""
+class Replay:
+    """One replay's CPU seconds per stage and what each stage handled."""
 
-    frames: int = 0
-    frame_seconds: float = 0.0
-    segments: int = 0
-    segment_frames: int = 0
-    cut_seconds: float = 0.0
-    write_seconds: float = 0.0
-
-    def lines(self) -> list[str]:
-        per_frame = self.frame_seconds / max(self.frames, 1)
-        mux = self.cut_seconds / max(self.segments, 1) - per_frame
-        return [
-            f"{'hls push, per frame':28s} {per_frame * 1e6:7.3f} µs CPU (no segment cut)",
-            f"{'hls mux, per segment':28s} {mux * 1e3:7.3f} ms CPU "
-            f"({self.segment_frames / max(self.segments, 1):.0f} frames a segment, "
-            f"{mux / max(self.segment_frames / max(self.segments, 1), 1) * 1e6:.1f} µs a frame)",
-            f"{'hls write, per segment':28s} "
-            f"{self.write_seconds / max(self.segments, 1) * 1e3:7.3f} ms CPU",
-        ]
+    seconds: dict[str, float]
+    packets: int
+    frames: int
+    segments: int
+    parts: int
 
 
-def replay(data: bytes, media_seconds: float) -> tuple[dict[str, float], int, HlsCost]:
-    """Run the captured stream through the cores; returns CPU seconds per stage per media
-    second, the number of RTP packets, and the HLS stage's split."""
+class _Stopwatch:
+    """CPU time of one stage over the whole capture: one ``process_time`` pair per stage, not
+    per frame (a ``process_time`` call costs about a microsecond, as much as a frame's work in
+    some stages)."""
+
+    def __init__(self, stage: str, stages: tuple[str, ...], seconds: dict[str, float]) -> None:
+        self.stage = stage if stage in stages else None  # run it untimed: it feeds the next
+        self.seconds, self.start = seconds, 0.0
+
+    def __enter__(self) -> None:
+        self.start = time.process_time()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.stage is not None:
+            self.seconds[self.stage] = time.process_time() - self.start
+
+
+def replay(data: bytes, stages: tuple[str, ...], segment_seconds: float = 2.0) -> Replay:
+    """Run the captured stream through the cores, one stage at a time over the whole capture
+    (each stage's input kept from the stage before, grouped by read as the driver sees it)."""
     import os
     import shutil
     import tempfile
@@ -114,9 +137,9 @@ def replay(data: bytes, media_seconds: float) -> tuple[dict[str, float], int, Hl
     from relay.audio.policy import AudioPolicy, AudioStage
     from relay.bus import Stream
     from relay.files import write_atomically
-    from relay.hls.segmenter import Segmenter
+    from relay.hls import segmenter as segmenter_module
     from relay.ingest import SourceIngest
-    from relay.media import Codec
+    from relay.media import Frame, Kind
     from relay.rtmp import flv
     from relay.rtmp.publish import RtmpPublisher, State
     from relay.rtmp.url import RtmpUrl
@@ -127,6 +150,17 @@ def replay(data: bytes, media_seconds: float) -> tuple[dict[str, float], int, Hl
     size = int.from_bytes(data[:4], "big")
     medias = json.loads(data[4:4 + size])
     body = data[4 + size:]
+    step = 65536 // 4  # about what one read returns under load
+    chunks = [body[offset:offset + step] for offset in range(0, len(body), step)]
+    seconds: dict[str, float] = {}
+
+    reader = MessageReader()
+    with _Stopwatch("framing", stages, seconds):
+        reads = []
+        for chunk in chunks:
+            reader.receive_data(chunk)
+            reads.append(reader.take_interleaved())
+
     deps = [make_depacketizer(i, media["encoding"] or "", media["clock_rate"] or 90000,
                               media["channels"] or 1, media["fmtp"])
             for i, media in enumerate(medias)]
@@ -134,69 +168,87 @@ def replay(data: bytes, media_seconds: float) -> tuple[dict[str, float], int, Hl
     channels = {c: (c // 2, c % 2 == 1) for c in range(2 * len(deps))}
     ingest = SourceIngest(deps, Timeline(), AudioStage(AudioPolicy.AUTO, needs_audio=True),
                           channels=channels)
+    with _Stopwatch("ingest", stages, seconds):
+        batches = [ingest.receive_interleaved(read, 0.01 * (n + 1))
+                   for n, read in enumerate(reads)]
+    frames = sum(map(len, batches))
+
     stream = Stream("bench")
     stream.set_tracks(ingest.output_tracks)
-    hls_sub = stream.subscribe(100000)
-    rtmp_sub = stream.subscribe(100000)
+    subscriptions = (stream.subscribe(100000), stream.subscribe(100000))
+    rtmp_batches: list[list[Frame]] = []
+    hls_batches: list[list[Frame]] = []
+    with _Stopwatch("bus", stages, seconds):
+        for batch in batches:
+            for frame in batch:
+                stream.publish(frame)
+            for subscription, out in zip(subscriptions, (rtmp_batches, hls_batches),
+                                         strict=True):
+                taken = []
+                while True:
+                    try:
+                        taken.append(subscription.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                out.append(taken)
+
     publisher = RtmpPublisher(RtmpUrl.parse("rtmp://127.0.0.1/live/bench"), os.urandom(1528))
     publisher.state = State.PUBLISHING  # the handshake and connect are not the hot path
     publisher.stream_id = 1
     publisher._writer.set_chunk_size(4096)  # noqa: SLF001
-    segmenter = Segmenter(2.0, has_video=True)
-    reader = MessageReader()
-    t = {"rtsp+rtp+depacketize+bus": 0.0, "rtmp (flv+chunks)": 0.0}
-    hls = HlsCost()
-    out = Path(tempfile.mkdtemp(prefix="hotpath-hls-"))
-    step = 65536 // 4  # about what one receive_some returns under load
-    now = 0.0
     sent_config = False
-    for offset in range(0, len(body), step):
-        c0 = time.process_time()
-        reader.receive_data(body[offset:offset + step])
-        now += 0.01
-        for frame in ingest.receive_interleaved(reader.take_interleaved(), now):
-            stream.publish(frame)
-        c1 = time.process_time()
-        while True:
-            try:
-                frame = rtmp_sub.receive_nowait()
-            except trio.WouldBlock:
-                break
-            ms = frame.dts * 1000 // frame.track.clock_rate
-            payload = frame.data
-            if isinstance(payload, tuple):  # video: its NAL units
-                if not sent_config and len(frame.track.parameter_sets) == 2:
-                    publisher.send_video(flv.avc_sequence_header(*frame.track.parameter_sets), ms)
-                    sent_config = True
-                publisher.send_video(flv.avc_nalus(payload, frame.key, 0), ms)
-            elif frame.track.codec is Codec.AAC:
-                publisher.send_audio(flv.aac_raw(payload), ms)
-        publisher.data_to_send()  # one write per batch, as the sink does
-        c2 = time.process_time()
-        while True:
-            try:
-                frame = hls_sub.receive_nowait()
-            except trio.WouldBlock:
-                break
-            p0 = time.process_time()
-            segments = segmenter.push(frame)
-            p1 = time.process_time()
-            if not segments:
-                hls.frames += 1
-                hls.frame_seconds += p1 - p0
-                continue
-            hls.cut_seconds += p1 - p0  # the push that cut: PyAV muxed the segment's frames
+    video = Kind.VIDEO
+    with _Stopwatch("rtmp", stages, seconds):
+        for batch in rtmp_batches:
+            for frame in batch:
+                track = frame.track
+                ms = frame.dts * 1000 // track.clock_rate
+                if track.kind is video:
+                    if not sent_config and len(track.parameter_sets) == 2:
+                        publisher.send_video(flv.avc_sequence_header(*track.parameter_sets), ms)
+                        sent_config = True
+                    publisher.send_video(flv.avc_nalus(frame.data, frame.key, 0), ms)
+                else:
+                    publisher.send_audio(flv.aac_raw(frame.data), ms)
+            publisher.data_to_send()  # one write per batch, as the sink does
+
+    segments = []
+    if "hls" in stages or "hls-write" in stages:
+        segmenter = segmenter_module.Segmenter(segment_seconds, has_video=True)
+        with _Stopwatch("hls", stages, seconds):
+            for batch in hls_batches:
+                for frame in batch:
+                    segments += segmenter.push(frame)
+            segments += segmenter.flush()
+    if "hls-bookkeeping" in stages:
+        mux_ts = segmenter_module.mux_ts
+        segmenter_module.mux_ts = lambda *args: b""  # type: ignore[assignment]
+        try:
+            segmenter = segmenter_module.Segmenter(segment_seconds, has_video=True)
+            with _Stopwatch("hls-bookkeeping", stages, seconds):
+                for batch in hls_batches:
+                    for frame in batch:
+                        segmenter.push(frame)
+                segmenter.flush()
+        finally:
+            segmenter_module.mux_ts = mux_ts
+    if "hls-write" in stages:
+        out = Path(tempfile.mkdtemp(prefix="hotpath-hls-"))
+        with _Stopwatch("hls-write", stages, seconds):
             for segment in segments:
-                hls.segments += 1
-                hls.segment_frames += segment.frames
                 write_atomically(out / "seg.ts", segment.data)
-            hls.write_seconds += time.process_time() - p1
-        t["rtsp+rtp+depacketize+bus"] += c1 - c0
-        t["rtmp (flv+chunks)"] += c2 - c1
-    t["hls (segmenter+mux)"] = hls.frame_seconds + hls.cut_seconds
-    t["hls segment write"] = hls.write_seconds
-    shutil.rmtree(out)
-    return {k: v / media_seconds for k, v in t.items()}, ingest.packets_received, hls
+        shutil.rmtree(out)
+
+    parts = 0
+    if "ll" in stages:
+        from relay.hls.ll import PartCutter
+
+        cutter = PartCutter(list(stream.tracks.values()), 0.333)
+        with _Stopwatch("ll", stages, seconds):
+            for batch in hls_batches:
+                for frame in batch:
+                    parts += len(cutter.push(frame))
+    return Replay(seconds, ingest.packets_received, frames, len(segments), parts)
 
 
 def latm_elements() -> dict[str, float]:
@@ -232,36 +284,48 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.hotpath",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--capture-seconds", type=float, default=10.0)
-    parser.add_argument("--repeat", type=int, default=5, help="replays; the best is printed")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="replays; each stage's best is printed")
     parser.add_argument("--recapture", action="store_true")
+    parser.add_argument("--stages", default=",".join(("latm", *STAGES)),
+                        help=f"comma-separated, of: latm (the large LATM elements), "
+                        f"{', '.join(STAGES)}")
+    parser.add_argument("--segment-seconds", type=float, default=2.0)
     parser.add_argument("--latm-only", action="store_true",
                         help="only the large LATM elements (no capture needed)")
     args = parser.parse_args(argv)
-    latm_best = min((latm_elements() for _ in range(args.repeat)), key=lambda r: sum(r.values()))
-    for case, seconds in latm_best.items():
-        print(f"{case:28s} {seconds * 1000:7.3f} ms CPU for one element")
-    if args.latm_only:
+    stages = tuple(args.stages.split(","))
+    if unknown := set(stages) - {"latm", *STAGES}:
+        parser.error(f"--stages: unknown {', '.join(sorted(unknown))}")
+    if "latm" in stages or args.latm_only:
+        latm_best = min((latm_elements() for _ in range(args.repeat)),
+                        key=lambda r: sum(r.values()))
+        for case, seconds in latm_best.items():
+            print(f"{case:28s} {seconds * 1000:7.3f} ms CPU for one element")
+    if args.latm_only or not set(stages) & set(STAGES):
         return 0
     if args.recapture or not CAPTURE.exists():
         capture(args.capture_seconds)
     data = CAPTURE.read_bytes()
     import trio  # noqa: F401  (the bus needs it imported; no event loop is run)
 
-    best: dict[str, float] | None = None
-    best_hls: HlsCost | None = None
-    packets = 0
-    for _ in range(args.repeat):
-        result, packets, hls = replay(data, args.capture_seconds)
-        if best is None or sum(result.values()) < sum(best.values()):
-            best, best_hls = result, hls
-    assert best is not None and best_hls is not None
-    for stage, seconds in best.items():
-        print(f"{stage:28s} {seconds * 1000:7.3f} ms CPU per stream per media-second")
-    ingest = best["rtsp+rtp+depacketize+bus"] * args.capture_seconds / packets
-    print(f"{'ingest+bus per RTP packet':28s} {ingest * 1e6:7.3f} µs CPU ({packets} packets)")
-    for line in best_hls.lines():
-        print(line)
-    print(f"{'total':28s} {sum(best.values()) * 1000:7.3f} ms CPU per stream per media-second")
+    runs = [replay(data, stages, args.segment_seconds) for _ in range(args.repeat)]
+    first = runs[0]
+    print(f"{first.packets} RTP packets, {first.frames} frames, {first.segments} TS segments, "
+          f"{first.parts} LL parts in {args.capture_seconds:g} s; best of {args.repeat}, CPU:")
+    print(f"{'stage':16s} {'us/packet':>9s} {'us/frame':>9s} {'ms/stream-s':>11s}")
+    total = 0.0
+    for stage in STAGES:
+        if stage not in first.seconds:
+            continue
+        best = min(run.seconds[stage] for run in runs)
+        if stage in ("framing", "ingest", "bus", "rtmp", "hls", "ll"):
+            total += best
+        print(f"{stage:16s} {best / first.packets * 1e6:9.3f} {best / first.frames * 1e6:9.3f} "
+              f"{best / args.capture_seconds * 1e3:11.3f}  {DESCRIBE[stage]}")
+    print(f"{'total':16s} {total / first.packets * 1e6:9.3f} {total / first.frames * 1e6:9.3f} "
+          f"{total / args.capture_seconds * 1e3:11.3f}  (the stages above but "
+          "hls-bookkeeping, inside hls, and hls-write, off the event loop)")
     return 0
 
 
