@@ -122,7 +122,8 @@ def main() -> int:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(MEDIA)
     factory.set_shared(True)
-    factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
+    # UDP too: relay pull --transport udp is measured against the same source
+    factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP | GstRtsp.RTSPLowerTrans.UDP)
     factory.connect("media-constructed", on_media)
     server.get_mount_points().add_factory("/clip", factory)
 

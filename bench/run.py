@@ -1,18 +1,23 @@
 """Side-by-side benchmark: the relay vs FFmpeg vs GStreamer, RTSP in, RTMP (nginx) + HLS out.
 
-    .venv/bin/python -m bench.run --n 1,4,16,64 [--relays relay,ffmpeg,gstreamer]
+    .venv/bin/python -m bench.run --n 1,4,16,64 [--relays relay,pull,ffmpeg,gstreamer]
+                                  [--workers 1,2] [--transport tcp,udp]
                                   [--seconds 20] [--warmup 6] [--sample 4]
                                   [--json bench/results/latest.json] [--svg docs/bench-cpu.svg]
 
 For each N and each relay under test, a fresh GStreamer RTSP server (bench/gst_source.py) serves
 the clip to N clients from one shared pipeline and a fresh nginx takes the N RTMP publishes
-(``record all``); the relay under test is (a) ``python -m relay run`` with N streams in one
-process, (b) N ``ffmpeg -c copy -f tee`` processes (FLV + HLS), (c) N ``gst-launch-1.0``
-pipelines (rtspsrc ! depay ! parse ! tee ! flvmux ! rtmp2sink, and hlssink2). After the warm-up, a
-window of ``--seconds`` is measured:
+(``record all``); the relay under test is (a) ``python -m relay run`` with N streams, once per
+``--workers`` value (its media worker processes, the parent and one web process), (b) N ``relay
+pull`` processes, once per ``--transport`` (one camera per container, as a compose file runs it:
+each its media process and its web process; HLS frames are not counted, since ``relay pull``
+keeps only a short window listed), (c) N ``ffmpeg -c copy -f tee`` processes (FLV + HLS, over
+TCP), (d) N ``gst-launch-1.0`` pipelines (rtspsrc ! depay ! parse ! tee ! flvmux ! rtmp2sink, and
+hlssink2). After the warm-up, a window of ``--seconds`` is measured:
 
-- CPU: user+sys of the relay's processes only (with the relay's web process; not the source,
-  nginx or the readers), per stream per media-second.
+- CPU: user+sys of every process of the relay under test (for the relay: the parent, each media
+  worker and the web process, of which the web's share is shown apart; not the source, nginx or
+  the readers), per stream per media-second, and as a ratio to FFmpeg's in the same run.
 - Peak RSS: the sum of each of those processes' VmHWM.
 - Frames delivered vs sent: every video frame that left the source during the window, looked up
   by content in each stream's nginx recording (RTMP) and in its listed HLS segments.
@@ -53,7 +58,7 @@ from bench.peers import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-RELAYS = ("relay", "ffmpeg", "gstreamer")
+RELAYS = ("relay", "pull", "ffmpeg", "gstreamer")
 SEGMENT_SECONDS = 2
 FPS = 25
 POLL_SECONDS = 0.005
@@ -61,10 +66,11 @@ POLL_SECONDS = 0.005
 
 @dataclass
 class Result:
-    relay: str
+    relay: str  # the kind, with its --workers or --transport: "relay w2", "pull udp", "ffmpeg"
     n: int
     seconds: float = 0.0
     cpu: float | None = None  # CPU seconds per stream per media-second
+    web_cpu: float | None = None  # of which the relay's web process(es)
     rss_mb: float | None = None
     sent: int = 0  # video frames that left the source in the window (per stream)
     rtmp_delivered: list[int] = field(default_factory=list)  # per stream
@@ -118,11 +124,24 @@ def stream_names(n: int) -> list[str]:
     return [f"s{i:02d}" for i in range(n)]
 
 
-def start_relay_under_test(kind: str, n: int, source_url: str, nginx_rtmp, hls_dir: Path,
-                           work: Path) -> list[subprocess.Popen[bytes]]:
+def start_relay_under_test(kind: str, option: str, n: int, source_url: str, nginx_rtmp,
+                           hls_dir: Path, work: Path) -> list[subprocess.Popen[bytes]]:
+    """Start what is measured; ``option`` is the relay's --workers or relay pull's --transport."""
     names = stream_names(n)
     log = open(work / f"{kind}.log", "wb")
     procs: list[subprocess.Popen[bytes]] = []
+    relay_env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if kind == "pull":
+        for name in names:
+            http = free_port()
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "relay", "pull", source_url, "--name", name,
+                 "--rtmp", nginx_rtmp(name), "--hls-dir", str(hls_dir),
+                 "--segment-seconds", str(SEGMENT_SECONDS), "--http", f"127.0.0.1:{http}",
+                 "--transport", option],
+                cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=relay_env))
+            wait_port(http, procs[-1], "relay pull", work / f"{kind}.log", timeout=30)
+        return procs
     if kind == "relay":
         http = free_port()
         toml = [f'[server]\nhttp = "127.0.0.1:{http}"\nhls_dir = "{hls_dir}"\n']
@@ -134,10 +153,10 @@ def start_relay_under_test(kind: str, n: int, source_url: str, nginx_rtmp, hls_d
             )
         config = work / "relay.toml"
         config.write_text("\n".join(toml))
+        workers = ["--workers", option] if option else []
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "relay", "run", "--config", str(config)],
-            cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            [sys.executable, "-m", "relay", "run", "--config", str(config), *workers],
+            cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=relay_env,
         ))
         wait_port(http, procs[0], "relay", work / f"{kind}.log", timeout=30)
         procs[0].http_port = http  # type: ignore[attr-defined]
@@ -193,9 +212,19 @@ def m_tail(path: Path) -> str:
         return "(no log)"
 
 
-def run_one(kind: str, n: int, clip: Path, seconds: float, warmup: float, sample: int,
-            keep: Path | None = None, profile: Path | None = None) -> Result:
-    result = Result(kind, n)
+def is_web(pid: int) -> bool:
+    """Whether the process is the relay's web process (``python -m web``)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"\0-m\0web\0" in f.read()
+    except OSError:
+        return False
+
+
+def run_one(kind: str, option: str, n: int, clip: Path, seconds: float, warmup: float,
+            sample: int, keep: Path | None = None, profile: Path | None = None) -> Result:
+    label = {"relay": f"relay w{option}" if option else "relay", "pull": f"pull {option}"}
+    result = Result(label.get(kind, kind), n)
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
     work = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-{n}-", dir=base))
     hls_dir = work / "hls"
@@ -208,21 +237,26 @@ def run_one(kind: str, n: int, clip: Path, seconds: float, warmup: float, sample
         nginx = start_nginx(work, hls_dir)
         sampled = names[:sample]
         reader = start_reader({name: nginx.rtmp_url(name) for name in sampled}, work)
-        procs = start_relay_under_test(kind, n, source.url, nginx.rtmp_url, hls_dir, work)
+        procs = start_relay_under_test(kind, option, n, source.url, nginx.rtmp_url, hls_dir,
+                                       work)
         poller = PlaylistPoller([hls_dir / name / "index.m3u8" for name in sampled])
         poller.start()
         wait_published([nginx.recording(name) for name in names], procs, work / f"{kind}.log",
                        timeout=30 + n)
         time.sleep(warmup)
         pids = [p for proc in procs for p in m.descendants(proc.pid)]
+        web = [p for p in pids if is_web(p)]
         busy0 = m.machine_busy()
         src0 = m.cpu_seconds([source.proc.pid])
+        web0 = m.cpu_seconds(web)
         cpu0, t0 = m.cpu_seconds(pids), time.monotonic()
         spy = None
-        if profile is not None and kind == "relay":
-            spy = start_profiler(procs[0].pid, seconds, profile / f"relay-{n}.txt")
+        if profile is not None and kind in ("relay", "pull"):
+            name = result.relay.replace(" ", "-")
+            spy = start_profiler(procs[0].pid, seconds, profile / f"{name}-{n}.txt")
         time.sleep(seconds)
         cpu1, t1 = m.cpu_seconds(pids), time.monotonic()
+        web1 = m.cpu_seconds(web)
         src1 = m.cpu_seconds([source.proc.pid])
         busy1 = m.machine_busy()
         result.rss_mb = m.peak_rss_mb(pids)
@@ -231,6 +265,8 @@ def run_one(kind: str, n: int, clip: Path, seconds: float, warmup: float, sample
         result.load = Path("/proc/loadavg").read_text().split(" ")[0]
         result.seconds = t1 - t0
         result.cpu = (cpu1 - cpu0) / (n * (t1 - t0))
+        if web:
+            result.web_cpu = (web1 - web0) / (n * (t1 - t0))
         result.source_cpu = (src1 - src0) / (t1 - t0)
         result.machine_busy = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
         time.sleep(SEGMENT_SECONDS + 0.5)  # frames of the window reach nginx; segments close
@@ -250,6 +286,8 @@ def run_one(kind: str, n: int, clip: Path, seconds: float, warmup: float, sample
         for name in names:
             result.rtmp_delivered.append(
                 m.delivered_in_window(m.flv_video_keys(nginx.recording(name)), dep, window))
+            if kind == "pull":
+                continue
             playlist = hls_dir / name / "index.m3u8"
             keys: list[str] = []
             for uri in m.playlist_segments(playlist):
@@ -274,14 +312,16 @@ def run_one(kind: str, n: int, clip: Path, seconds: float, warmup: float, sample
 
 
 def start_profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
-    """py-spy (from the bench-only venv, see docs/benchmarks.md) sampling the relay's window."""
+    """py-spy (from the bench-only venv, see docs/benchmarks.md) sampling the relay's window,
+    every process of it (media workers, parent, web)."""
     spy = shutil.which("py-spy", path=f"{REPO / 'bench/.cache/venv/bin'}:{os.environ['PATH']}")
     if spy is None:
         raise BenchError("--profile needs py-spy: python3 -m venv bench/.cache/venv && "
                          "bench/.cache/venv/bin/pip install py-spy")
     out.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
-                             "--rate", "250", "--nonblocking", "--format", "raw", "-o", str(out)],
+                             "--rate", "250", "--nonblocking", "--subprocesses",
+                             "--format", "raw", "-o", str(out)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 
@@ -319,20 +359,23 @@ def _frames(delivered: list[int], sent: int) -> str:
 
 def table(results: list[Result]) -> str:
     rows = [
-        "| N | relay | CPU s/stream/media-s (x relay) | peak RSS MiB (x relay) | "
+        "| N | relay | CPU s/stream/media-s (x ffmpeg) [of which web] | "
+        "peak RSS MiB (x ffmpeg) | "
         "RTMP frames delivered/sent | HLS frames delivered/sent | RTSP->RTMP ms p50 / p95 "
-        "(x relay p50) | HLS listed after closing frame ms p50 / p95 | after last frame "
+        "(x ffmpeg p50) | HLS listed after closing frame ms p50 / p95 | after last frame "
         "ms p50 / p95 | source fps, cores; machine busy; load |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     by = {(r.n, r.relay): r for r in results}
     for r in results:
-        ref = by.get((r.n, "relay"))
+        ref = by.get((r.n, "ffmpeg"))
         if r.error is not None:
             rows.append(f"| {r.n} | {r.relay} | failed: {r.error.splitlines()[0][:120]} "
                         "| | | | | | | |")
             continue
         cpu = f"{r.cpu:.4f}{_ratio(r.cpu, ref.cpu if ref else None)}"
+        if r.web_cpu is not None:
+            cpu += f" [{r.web_cpu:.4f}]"
         rss = f"{r.rss_mb:.0f}{_ratio(r.rss_mb, ref.rss_mb if ref else None)}"
         lat = _ms(r.rtmp_ms)
         if r.rtmp_ms and ref is not None and ref.rtmp_ms:
@@ -348,7 +391,7 @@ def table(results: list[Result]) -> str:
     return "\n".join(rows)
 
 
-COLORS = {"relay": "#d62728", "ffmpeg": "#1f77b4", "gstreamer": "#2ca02c"}
+COLORS = {"relay": "#d62728", "pull": "#9467bd", "ffmpeg": "#1f77b4", "gstreamer": "#2ca02c"}
 
 
 def svg_plot(results: list[Result]) -> str:
@@ -392,11 +435,9 @@ def svg_plot(results: list[Result]) -> str:
         parts.append(f'<text x="{left - 48}" y="{y(v) + 4}">{v:.3f}</text>')
         parts.append(f'<line x1="{left}" y1="{y(v)}" x2="{width - right}" y2="{y(v)}" '
                      'stroke="#ddd"/>')
-    for j, kind in enumerate(RELAYS):
-        points = sorted((r.n, r.cpu) for r in ok if r.relay == kind)
-        if not points:
-            continue
-        color = COLORS[kind]
+    for j, label in enumerate(dict.fromkeys(r.relay for r in ok)):
+        points = sorted((r.n, r.cpu) for r in ok if r.relay == label)
+        color = COLORS[label.split(" ")[0]]
         path = " ".join(f"{x(n):.1f},{y(v):.1f}" for n, v in points)  # type: ignore[arg-type]
         parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
         for n, v in points:
@@ -404,7 +445,7 @@ def svg_plot(results: list[Result]) -> str:
         ly = top + 20 + 20 * j
         parts.append(f'<line x1="{width - right + 15}" y1="{ly}" x2="{width - right + 40}" '
                      f'y2="{ly}" stroke="{color}" stroke-width="2"/>')
-        parts.append(f'<text x="{width - right + 45}" y="{ly + 4}">{kind}</text>')
+        parts.append(f'<text x="{width - right + 45}" y="{ly + 4}">{label}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 
@@ -412,7 +453,12 @@ def svg_plot(results: list[Result]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--n", default="1,4,16,64", help="stream counts, comma-separated")
-    parser.add_argument("--relays", default=",".join(RELAYS), help="which to run")
+    parser.add_argument("--relays", default="relay,ffmpeg,gstreamer", help="which to run")
+    parser.add_argument("--workers", default="",
+                        help="relay run's --workers, comma-separated: one relay run each "
+                        "(default: the relay's own default, the number of cores)")
+    parser.add_argument("--transport", default="tcp",
+                        help="relay pull's --transport, comma-separated: one pull run each")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window per run")
     parser.add_argument("--warmup", type=float, default=6.0, help="seconds before the window")
     parser.add_argument("--sample", type=int, default=4, help="streams sampled for latency")
@@ -431,15 +477,18 @@ def main(argv: list[str] | None = None) -> int:
     longest = args.warmup + args.seconds + 30 + max(counts)
     if longest >= args.clip_seconds:
         parser.error(f"a run may last {longest:.0f} s; the clip is {args.clip_seconds} s")
+    options = {"relay": args.workers.split(","), "pull": args.transport.split(",")}
+    runs = [(kind, option) for kind in kinds for option in options.get(kind, [""])]
     clip = ensure_clip(args.clip_seconds)
     results: list[Result] = []
     for n in counts:
         saturated = False
-        for kind in kinds:
-            print(f"bench: N={n} {kind} (load {Path('/proc/loadavg').read_text().split()[0]})",
+        for kind, option in runs:
+            print(f"bench: N={n} {kind} {option} "
+                  f"(load {Path('/proc/loadavg').read_text().split()[0]})",
                   file=sys.stderr, flush=True)
-            result = run_one(kind, n, clip, args.seconds, args.warmup, args.sample, args.keep,
-                             args.profile)
+            result = run_one(kind, option, n, clip, args.seconds, args.warmup, args.sample,
+                             args.keep, args.profile)
             results.append(result)
             if result.error:
                 print(f"bench: N={n} {kind} failed: {result.error}", file=sys.stderr)
