@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from relay.audio.policy import AudioStage
 from relay.errors import RemoteProtocolError
-from relay.media import Frame, Kind, Track
+from relay.media import Frame, Kind, Track, restamp
 from relay.rtp.dts import DtsExtractor
 from relay.rtp.nal import NalDepacketizer
 from relay.rtp.packet import RtpPacket
@@ -252,6 +252,6 @@ class SourceIngest:
         discontinuity = frame.discontinuity
         if self._discontinuity is not None:
             discontinuity, self._discontinuity = self._discontinuity, None
-        # a Frame is immutable (the bus shares it): a new one, its fields passed by position,
-        # which costs half what dataclasses.replace does
-        out += self.audio.push(Frame(frame.track, pts, dts, frame.key, frame.data, discontinuity))
+        # the depacketizer's frame is ours alone until published: given its times in place,
+        # not built a second time
+        out += self.audio.push(restamp(frame, pts, dts, discontinuity))

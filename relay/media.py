@@ -100,7 +100,7 @@ class Frame:
     def __init__(self, track: Track, pts: int, dts: int, key: bool, data: bytes | NalUnits,
                  discontinuity: bool = False) -> None:
         # through the slot descriptors: the generated frozen __init__ pays one
-        # object.__setattr__ per field, and every frame is built twice on the hot path
+        # object.__setattr__ per field
         _set_track(self, track)
         _set_pts(self, pts)
         _set_dts(self, dts)
@@ -113,6 +113,21 @@ class Frame:
         """Payload bytes (what byte bounds such as the GOP cache and segment size count)."""
         data = self.data
         return len(data) if isinstance(data, bytes) else sum(map(len, data))
+
+
+def restamp(frame: Frame, pts: int, dts: int, discontinuity: bool) -> Frame:
+    """Set a frame's times in place and return it: only for a frame nobody else holds yet.
+
+    The ingest gets each frame fresh from the depacketizer that built it (which keeps no
+    reference) and gives it its stream times before the bus shares it; this costs two or three
+    slot writes where building the Frame a second time cost a whole construction per frame.
+    Everyone else builds a new Frame.
+    """
+    _set_pts(frame, pts)
+    _set_dts(frame, dts)
+    if discontinuity != frame.discontinuity:
+        _set_discontinuity(frame, discontinuity)
+    return frame
 
 
 def _slot_setter(name: str) -> Callable[[Frame, Any], None]:

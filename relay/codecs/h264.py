@@ -90,11 +90,7 @@ def split_annexb(data: bytes | bytearray | memoryview) -> list[memoryview]:
 
 def to_annexb(nals: Iterable[bytes | bytearray | memoryview]) -> bytes:
     """Joins NAL units into an Annex B byte stream with 4-byte start codes."""
-    parts: list[bytes | bytearray | memoryview] = []
-    for nal in nals:
-        parts.append(START_CODE)
-        parts.append(nal)
-    return b"".join(parts)
+    return START_CODE.join((b"", *nals))  # one join, no loop: a start code before each
 
 
 def unescape_rbsp(nal: bytes | bytearray | memoryview) -> bytes:

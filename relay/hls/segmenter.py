@@ -199,14 +199,15 @@ class Segmenter:
         is_key_video = frame.key and track.kind is Kind.VIDEO
         if is_key_video:
             self._note_keyframe(frame)
+        size = frame.size  # once: a video frame's is a sum over its NAL units
         if seg is None:
             if self.has_video and not is_key_video and not self._may_start(frame):
                 self.frames_dropped += 1
                 return out
             seg = self._start(frame)
         elif track.index == seg.lead:
-            seg = self._cut(seg, frame, is_key_video, out)
-        self._add(seg, frame)
+            seg = self._cut(seg, frame, is_key_video, size, out)
+        self._add(seg, frame, size)
         return out
 
     def _may_start(self, frame: Frame) -> bool:
@@ -232,12 +233,14 @@ class Segmenter:
             return target_duration_for(self.segment_seconds, self.max_gop)
         return LONGEST_GOP_SECONDS
 
-    def _cut(self, seg: _Open, frame: Frame, is_key_video: bool, out: list[Segment]) -> _Open:
+    def _cut(self, seg: _Open, frame: Frame, is_key_video: bool, size: int,
+             out: list[Segment]) -> _Open:
         """Apply the cut rules at a frame of the open segment's lead track.
 
         Returns:
             The open segment the frame joins: ``seg``, one starting at the frame, or the part
-            of ``seg`` from its last keyframe (or the frame at the target) on.
+            of ``seg`` from its last keyframe (or the frame at the target) on. ``size`` is the
+            frame's.
         """
         rate = frame.track.clock_rate
         span = frame.pts - seg.start_pts
@@ -252,10 +255,10 @@ class Segmenter:
         if self.has_video and self.target_duration is None and not self.max_gop:
             # No GOP measured yet: wait for the second keyframe, within bounds.
             if span + seg.interval <= LONGEST_GOP_SECONDS * rate:
-                if seg.size + frame.size <= MAX_SEGMENT_BYTES:
+                if seg.size + size <= MAX_SEGMENT_BYTES:
                     return seg
-            return self._cut(self._settle(out), frame, is_key_video, out)
-        if seg.size + frame.size > MAX_SEGMENT_BYTES:
+            return self._cut(self._settle(out), frame, is_key_video, size, out)
+        if seg.size + size > MAX_SEGMENT_BYTES:
             self.cuts_for_size += 1
             return self._restart(seg, frame, span, out)
         if self.has_video and frame.pts > seg.max_pts:
@@ -313,12 +316,13 @@ class Segmenter:
         frames = seg.frames
         lead = seg.lead
         again = self._start(frames[0])
-        self._add(again, frames[0])
+        self._add(again, frames[0], frames[0].size)
         for frame in frames[1:]:
+            size = frame.size
             if frame.track.index == lead:
                 again = self._cut(again, frame, frame.key and frame.track.kind is Kind.VIDEO,
-                                  out)
-            self._add(again, frame)
+                                  size, out)
+            self._add(again, frame, size)
         return again
 
     def flush(self) -> list[Segment]:
@@ -371,7 +375,7 @@ class Segmenter:
         self._last_key_index = index
 
     @staticmethod
-    def _add(seg: _Open, frame: Frame) -> None:
+    def _add(seg: _Open, frame: Frame, size: int) -> None:
         index = frame.track.index
         if index == seg.lead:
             last = seg.last_dts.get(index)
@@ -382,7 +386,7 @@ class Segmenter:
         seg.last_dts[index] = frame.dts
         seg.tracks[index] = frame.track
         seg.frames.append(frame)
-        seg.size += frame.size + _FRAME_COST
+        seg.size += size + _FRAME_COST
 
     @staticmethod
     def _estimated_duration(seg: _Open) -> float:

@@ -24,7 +24,9 @@ class Depacketizer(Protocol):
     ``push`` takes packets in sequence order with the count of packets lost just before each
     (``relay.rtp.sequence.SequenceCheck``: loss is detected once, by the ingest), and never
     raises on what the network sent: a payload that breaks its format counts in ``bad``, an
-    access unit that yields nothing in ``dropped``.
+    access unit that yields nothing in ``dropped``. The frames it returns are new and the
+    caller's alone (it keeps no reference): their times are the RTP timestamp, and the ingest
+    sets their stream times in place (``media.restamp``) instead of building each twice.
     """
 
     track: Track

@@ -227,6 +227,41 @@ def test_reconnect_marks_the_first_frame_and_continues_the_timeline() -> None:
     assert_valid_timeline(before + after)
 
 
+class Recorded:
+    """A real depacketizer whose returned frames are kept, to see what the ingest publishes."""
+
+    def __init__(self, depacketizer: Depacketizer) -> None:
+        self.inner = depacketizer
+        self.track = depacketizer.track
+        self.frames: list[Frame] = []
+
+    @property
+    def dropped(self) -> int:
+        return self.inner.dropped
+
+    @property
+    def bad(self) -> int:
+        return self.inner.bad
+
+    def push(self, packet: RtpPacket, lost: int = 0) -> list[Frame]:
+        frames = self.inner.push(packet, lost)
+        self.frames += frames
+        return frames
+
+
+@pytest.mark.parametrize("reorder", [False, True], ids=["tcp", "udp"])
+def test_each_frame_is_built_once_by_its_depacketizer(reorder: bool) -> None:
+    # the ingest gives the depacketizer's own frame its stream times, not a copy of it
+    recorded = [Recorded(d) for d in depacketizers()]
+    ingest = SourceIngest(recorded, Timeline(), AudioStage(AudioPolicy.COPY, False),
+                          reorder=reorder)
+    frames = replay(ingest, SESSION)
+    built = {id(f) for r in recorded for f in r.frames}
+    assert len(frames) == VIDEO_FRAMES + AUDIO_FRAMES
+    assert all(id(f) in built for f in frames)
+    assert_valid_timeline(frames)
+
+
 def test_sender_report_goes_into_the_receiver_report() -> None:
     ingest = make_ingest(reorder=False)
     replay(ingest, SESSION[:5])
