@@ -174,6 +174,8 @@ class Stream:
 
     Attributes:
         gop_cache_overflows: GOPs dropped from the cache for outgrowing its frame or byte bound.
+        gop_seconds: the last keyframe-to-keyframe interval of the video, 0.0 until two cached
+            keyframes (the LL-HLS muxer fixes its target duration from it).
         subscriber_drops: frames subscribers lost by falling behind (see StreamStatistics).
     """
 
@@ -189,6 +191,7 @@ class Stream:
         self.frames_in = 0
         self.bytes_in = 0
         self.gop_cache_overflows = 0
+        self.gop_seconds = 0.0
         self.subscriber_drops = 0
 
     @property
@@ -212,6 +215,8 @@ class Stream:
         if frame.key and track.codec in _VIDEO_CODECS:
             if self._overflowing and gop:
                 self._overflowing = False  # the previous GOP fitted
+            if gop and gop[0].track.index == track.index and frame.dts > gop[0].dts:
+                self.gop_seconds = (frame.dts - gop[0].dts) / track.clock_rate
             gop.clear()
             self._gop_bytes = 0
             self._cache(frame, size)

@@ -75,8 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument("--ll-hls", choices=LL_HLS_MODES, default="on-demand",
                       help="LL-HLS at /hls/NAME/ll.m3u8: while someone reads it (on-demand, the "
                            "default), always, or off")
-    pull.add_argument("--part-seconds", type=float, default=0.333,
-                      help="LL-HLS part target, 0.1 to 2 (default 0.333)")
+    pull.add_argument("--part-seconds", type=float, default=0.2,
+                      help="LL-HLS part target, 0.1 to 2 (default 0.2)")
     common(pull, 10.0)
     logging_flags(pull, top=False)
 

@@ -125,7 +125,7 @@ class StreamConfig:
     tls_fingerprint: bytes | None = None  # rtsps: the camera's pinned leaf certificate (SHA-256)
     thumbnail_seconds: float = 0.0  # 0: a thumbnail only when the web process asks for one
     ll_hls: str = "on-demand"  # LL_HLS_MODES
-    part_seconds: float = 0.333  # LL-HLS part target, PART_SECONDS_RANGE
+    part_seconds: float = 0.2  # LL-HLS part target, PART_SECONDS_RANGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,7 +428,7 @@ def _stream(name: str, table: Any, path: Path) -> StreamConfig:
         thumbnail_seconds=check_thumbnail_seconds(
             table.get("thumbnail_seconds", 0), f"{where}.thumbnail_seconds"),
         ll_hls=check_ll_hls(table.get("ll_hls", "on-demand"), f"{where}.ll_hls"),
-        part_seconds=check_part_seconds(table.get("part_seconds", 0.333),
+        part_seconds=check_part_seconds(table.get("part_seconds", 0.2),
                                         f"{where}.part_seconds"),
     )
 

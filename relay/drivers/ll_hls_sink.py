@@ -101,27 +101,26 @@ def remove_ll_files(out_dir: Path) -> None:
 class _LlWriter:
     """Turns parts into files; all its I/O is synchronous (run in a worker thread)."""
 
-    def __init__(self, out_dir: Path, part_seconds: float, disk: DiskErrors) -> None:
+    def __init__(self, out_dir: Path, disk: DiskErrors) -> None:
         self.out_dir = out_dir
-        self.part_seconds = part_seconds
         self.disk = disk
         self.playlist: LlPlaylist | None = None
         self._pending: list[Part] = []  # parts before the target duration is known
         self._segment: list[bytes] = []  # media of the open segment's parts
-        self._wall_offset: float | None = None  # wall time minus stream time
+        self._wall_offset = float("inf")  # wall time minus stream time: the least seen
         self._init: bytes | None = None
 
-    def write(self, parts: list[Part], target_duration: int | None, now: float) -> None:
+    def write(self, parts: list[Part], target_duration: int | None, part_target: float | None,
+              now: float) -> None:
         for part in parts:
             self._write_part(part, now)
-        if target_duration is None:
+        if target_duration is None or part_target is None:
             return
         playlist = self.playlist
         if playlist is None:
-            playlist = self.playlist = LlPlaylist(target_duration, self.part_seconds)
+            playlist = self.playlist = LlPlaylist(target_duration, part_target)
         gone: list[str] = []
         for part in self._pending:
-            assert self._wall_offset is not None
             pdt = datetime.fromtimestamp(self._wall_offset + part.start, UTC)
             gone += playlist.add(part, pdt)
         self._pending.clear()
@@ -136,8 +135,8 @@ class _LlWriter:
                 self.disk.failed("ll-hls delete", self.out_dir / name, exc)
 
     def _write_part(self, part: Part, now: float) -> None:
-        if self._wall_offset is None:
-            self._wall_offset = now - part.start - part.duration
+        # the least lag seen: parts from the GOP cache come out in a burst, long after capture
+        self._wall_offset = min(self._wall_offset, now - part.start - part.duration)
         if part.init != self._init and self.disk.write("ll-hls init", self.out_dir / "init.mp4",
                                                        part.init):
             self._init = part.init
@@ -158,7 +157,7 @@ class _LlWriter:
                                playlist.render(skip=True).encode())):
             return False
         msn, index = playlist.last
-        sidecar = {"msn": msn, "part": index, "part_target": self.part_seconds,
+        sidecar = {"msn": msn, "part": index, "part_target": playlist.part_target,
                    "target_duration": playlist.target_duration, "version": 1}
         return disk.write("ll-hls sidecar", out / SIDECAR, json.dumps(sidecar).encode())
 
@@ -180,7 +179,7 @@ async def run_ll_hls_sink(stream: Stream, out_dir: Path, part_seconds: float, *,
         try:
             while True:
                 await trio.to_thread.run_sync(remove_ll_files, out_dir)
-                writer = _LlWriter(out_dir, part_seconds, disk)
+                writer = _LlWriter(out_dir, disk)
                 cutter: PartCutter | None = None
                 try:
                     async for frame in subscription:
@@ -190,13 +189,14 @@ async def run_ll_hls_sink(stream: Stream, out_dir: Path, part_seconds: float, *,
                                 log.warning("stream=%s ll-hls: no track it can carry (H.264, "
                                             "H.265, AAC); nothing written", stream.name)
                                 await trio.sleep_forever()  # a new run brings a new Stream
-                            cutter = PartCutter(tracks, part_seconds)
+                            cutter = PartCutter(tracks, part_seconds, gop=stream.gop_seconds)
                             stats.follow(cutter)
                         parts = cutter.push(frame)  # muxes a part when one closes
                         if parts:
                             stats.parts_written += len(parts)
                             await trio.to_thread.run_sync(writer.write, parts,
-                                                          cutter.target_duration, wall_clock())
+                                                          cutter.target_duration,
+                                                          cutter.part_target, wall_clock())
                     return
                 except LlRestart as exc:
                     stats.restarts += 1

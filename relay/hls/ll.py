@@ -6,16 +6,21 @@ Pure: frames in, parts (fMP4 bytes from ``relay.hls.fmp4``) out; wall times are 
 
 The cut rules, all on the lead track's decode times (video when the stream has it):
 
-- A part ends before the frame that would take it past ``part_seconds``, and before every
-  keyframe, so a part that starts on a keyframe is ``INDEPENDENT=YES`` and no part exceeds
-  PART-TARGET (= ``part_seconds``) unless one frame alone lasts longer (counted).
+- PART-TARGET is the whole number of lead frame intervals that fits in ``part_seconds`` (at
+  least one), fixed at the first cut: 0.2 s at 25 fps, 0.1667 s at 24 fps. 4.4.4.9 wants every
+  part <= PART-TARGET and every part >= 85 % of it except INDEPENDENT=YES parts and the last part
+  of a segment, so full parts must fill the target to the frame.
+- A part ends before the frame that would take it past PART-TARGET (a single frame longer than
+  it is counted as overlong), before the keyframe that ends a segment, and before a keyframe
+  inside a segment once it holds 85 % of PART-TARGET (a shorter part there would break the floor;
+  that keyframe then starts no part). A part that starts on a keyframe is ``INDEPENDENT=YES``.
 - Segments follow the keyframes: a segment ends at the first keyframe at or after
   ``segment_seconds`` (1 s by default: a camera with a 1 s GOP gets 1 s segments, one with a 2 s
-  GOP 2 s segments). EXT-X-TARGETDURATION is fixed when the first segment ends, as its duration
-  rounded to the nearest second (4.4.3.1 bounds each EXTINF so rounded; at least
-  ``segment_seconds`` rounded up), so the first playlist waits for one whole segment; a later GOP
-  too long for it is cut at a part boundary without a keyframe so that every EXTINF still rounds
-  to no more than the target.
+  GOP 2 s segments). EXT-X-TARGETDURATION is ``target_duration_for(segment_seconds, gop)``, the
+  segmenter's one rule, fixed up front when the driver knows the stream's GOP (the bus measures
+  it), so the playlist is published with the first part; else when the first segment ends. A
+  later GOP too long for it is cut at a part boundary without a keyframe so that every EXTINF
+  still rounds to no more than the target.
 - A segment's duration is the sum of its parts' durations, by construction.
 - A discontinuity (a dropped GOP, a source reconnect, new codec parameters, time going back or
   jumping) raises ``LlRestart``: the driver starts a new LL stream (new init section and numbers
@@ -24,14 +29,13 @@ The cut rules, all on the lead track's decode times (video when the stream has i
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from relay.config import PART_SECONDS_RANGE
 from relay.hls.fmp4 import CARRIED, mux_fragment
-from relay.hls.segmenter import MAX_GAP_SECONDS, StreamTemplates
+from relay.hls.segmenter import MAX_GAP_SECONDS, StreamTemplates, target_duration_for
 from relay.media import Frame, Kind, Track
 
 SEGMENT_SECONDS = 1.0
@@ -41,6 +45,9 @@ WINDOW = 12
 target) at any target."""
 PART_SEGMENTS = 3
 """Finished segments whose EXT-X-PART lines (and part files) are kept, besides the open one."""
+PART_FLOOR = 0.85
+"""4.4.4.9: a part that is neither INDEPENDENT=YES nor its segment's last lasts at least this
+share of PART-TARGET."""
 MAX_PART_BYTES = 16 * 1024 * 1024
 """A part is closed at its next lead frame once it holds this many bytes (a flood of audio with
 no video, or a huge frame), so one part bounds the memory held."""
@@ -78,22 +85,35 @@ class Part:
 class PartCutter:
     """Frames of one subscription in, finished parts out.
 
+    Args:
+        tracks: the stream's tracks.
+        part_seconds: the configured part target; PART-TARGET is the whole frames that fit in it.
+        segment_seconds: the least LL segment duration.
+        gop: the stream's keyframe interval in seconds when known (0.0: not yet), which fixes
+            the target duration before the first segment ends.
+
     Attributes:
-        target_duration: EXT-X-TARGETDURATION, None until the first segment has ended.
+        target_duration: EXT-X-TARGETDURATION, None until known (``gop`` or the first segment).
+        part_target: PART-TARGET seconds, None until the first cut.
         overlong_parts: parts longer than PART-TARGET (a single frame that long).
+        short_parts: parts under 85 % of PART-TARGET that are neither independent nor last in
+            their segment (frame times too uneven for the floor).
         cuts_without_keyframe: segments cut at a part boundary that is not a keyframe.
         frames_skipped: frames of codecs fMP4 here cannot carry.
     """
 
     def __init__(self, tracks: list[Track], part_seconds: float,
-                 segment_seconds: float = SEGMENT_SECONDS) -> None:
+                 segment_seconds: float = SEGMENT_SECONDS, gop: float = 0.0) -> None:
         low, high = PART_SECONDS_RANGE
         if not low <= part_seconds <= high:
             raise ValueError(f"part_seconds: must be {low}-{high}, got {part_seconds}")
         self.part_seconds = part_seconds
         self.segment_seconds = segment_seconds
-        self.target_duration: int | None = None
+        self.target_duration = target_duration_for(segment_seconds, gop) if gop > 0 else None
+        self.part_target: float | None = None
+        self._part_ticks = 0  # PART-TARGET in lead clock ticks
         self.overlong_parts = 0
+        self.short_parts = 0
         self.cuts_without_keyframe = 0
         self.frames_skipped = 0
         carried = [t for t in tracks if t.codec in CARRIED]
@@ -157,6 +177,11 @@ class PartCutter:
         assert self._part_start is not None
         rate = frame.track.clock_rate
         interval = self._interval[self._lead]
+        if not self._part_ticks:  # the first interval: PART-TARGET in whole frames
+            frames = max(1, round(self.part_seconds * rate * 1.001) // interval)
+            self._part_ticks = frames * interval
+            self.part_target = self._part_ticks / rate
+        part_ticks = self._part_ticks
         key = frame.key and self._video  # every audio frame is a key: audio is cut on time
         segment_span = frame.dts - self._segment_start
         ends_segment = ((key or not self._video)
@@ -166,16 +191,18 @@ class PartCutter:
             ends_segment = True  # EXTINF would round above the target
             self.cuts_without_keyframe += 1
         part_span = frame.dts - self._part_start
-        ends_part = (ends_segment or key or self._bytes > MAX_PART_BYTES
-                     or part_span + interval > self.part_seconds * rate * 1.001)
+        ends_part = (ends_segment or self._bytes > MAX_PART_BYTES
+                     or (key and part_span >= PART_FLOOR * part_ticks)
+                     or part_span + interval > part_ticks)
         if not ends_part:
             return
-        if part_span > self.part_seconds * rate * 1.001:
+        if part_span > part_ticks:
             self.overlong_parts += 1
+        elif (not ends_segment and not self._part_key
+              and part_span < PART_FLOOR * part_ticks):
+            self.short_parts += 1
         if ends_segment and self.target_duration is None:
-            # 4.4.3.1 bounds each EXTINF rounded to the nearest integer, not rounded up
-            self.target_duration = max(math.ceil(self.segment_seconds),
-                                       math.floor(segment_span / rate + 0.5))
+            self.target_duration = target_duration_for(self.segment_seconds, segment_span / rate)
         out.append(self._finish(frame.dts, rate, ends_segment))
         self._part_start = frame.dts
         self._part_key = frame.key
@@ -265,8 +292,8 @@ class LlPlaylist:
             f"#EXT-X-TARGETDURATION:{target}",
             "#EXT-X-VERSION:9",
             f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={6 * target:.1f},"
-            f"PART-HOLD-BACK={3 * self.part_target:.3f}",
-            f"#EXT-X-PART-INF:PART-TARGET={self.part_target:.3f}",
+            f"PART-HOLD-BACK={3 * self.part_target:.5f}",
+            f"#EXT-X-PART-INF:PART-TARGET={self.part_target:.5f}",
             f"#EXT-X-MEDIA-SEQUENCE:{self._segments[0].msn}",
             '#EXT-X-MAP:URI="init.mp4"',
         ]

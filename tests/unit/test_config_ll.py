@@ -16,7 +16,7 @@ def test_defaults_and_values(tmp_path: Path) -> None:
     path.write_text(BASE + '[streams.cam2]\nsource = "rtsp://192.0.2.11/s"\n'
                     'll_hls = "always"\npart_seconds = 0.5\n')
     first, second = load_config(path).streams
-    assert (first.ll_hls, first.part_seconds) == ("on-demand", 0.333)
+    assert (first.ll_hls, first.part_seconds) == ("on-demand", 0.2)
     assert (second.ll_hls, second.part_seconds) == ("always", 0.5)
 
 

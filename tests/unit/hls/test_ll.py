@@ -38,7 +38,8 @@ def cut(frames: list[Frame], part_seconds: float) -> tuple[PartCutter, list[Part
 
 def listed(cutter: PartCutter, parts: list[Part], window: int = 12) -> LlPlaylist:
     assert cutter.target_duration is not None
-    playlist = LlPlaylist(cutter.target_duration, cutter.part_seconds, window)
+    assert cutter.part_target is not None
+    playlist = LlPlaylist(cutter.target_duration, cutter.part_target, window)
     for part in parts:
         playlist.add(part, START + timedelta(seconds=part.start))
     return playlist
@@ -76,6 +77,8 @@ CASES = [
     ("1 s GOP", lambda: av_frames(8.0), 0.333, 1, 1.0),
     ("1 s GOP, B-frames, 0.2 s parts", lambda: av_frames(8.0, bframes=2), 0.2, 1, 1.0),
     ("0.48 s GOP: segments of three", lambda: av_frames(8.0, keyint=12), 0.5, 1, 1.44),
+    ("0.28 s GOP, 0.2 s parts: a keyframe inside a part", lambda: av_frames(8.0, keyint=7), 0.2,
+     1, 1.12),
     ("2 s GOP", lambda: av_frames(12.0, keyint=50), 0.333, 2, 2.0),
     ("H.265 with B-frames", lambda: hevc_frames(6.0), 0.333, 1, 1.0),
     ("audio only", lambda: av_frames(6.0, video=False), 0.5, 1, 1.0),
@@ -100,9 +103,13 @@ def segments_of(parts: list[Part]) -> dict[int, list[Part]]:
 def test_cut_rules(case: tuple) -> None:
     cutter, parts, frames, (part_seconds, target, segment) = case
     assert cutter.target_duration == target
-    assert cutter.overlong_parts == 0 and cutter.cuts_without_keyframe == 0
-    # 4.4.4.9: no part longer than PART-TARGET
-    assert all(0 < p.duration <= part_seconds for p in parts)
+    assert cutter.overlong_parts == cutter.cuts_without_keyframe == cutter.short_parts == 0
+    assert cutter.part_target is not None and cutter.part_target <= part_seconds * 1.001
+    # 4.4.4.9: no part longer than PART-TARGET; none under 85 % of it unless INDEPENDENT=YES
+    # or the last of its segment
+    assert all(0 < p.duration <= cutter.part_target for p in parts)
+    assert all(p.duration >= 0.85 * cutter.part_target for p in parts
+               if not p.independent and not p.closes_segment)
     video = any(f.track.codec is not Codec.AAC for f in frames)
     keys = {f.dts / f.track.clock_rate for f in frames
             if f.key and (f.track.codec is not Codec.AAC or not video)}
@@ -130,9 +137,9 @@ def test_playlist_parses_and_follows_rfc8216bis(case: tuple) -> None:
     assert parsed.version == 9
     assert parsed.target_duration == target
     assert parsed.server_control.can_block_reload == "YES"
-    assert parsed.server_control.part_hold_back >= 3 * part_seconds - 1e-3
+    assert parsed.part_inf.part_target == pytest.approx(cutter.part_target, abs=1e-5)
+    assert parsed.server_control.part_hold_back >= 3 * parsed.part_inf.part_target - 1e-5
     assert parsed.server_control.can_skip_until >= 6 * target
-    assert parsed.part_inf.part_target == pytest.approx(part_seconds, abs=1e-3)
     assert parsed.segment_map[0].uri == "init.mp4"
     listed_parts = [p for s in parsed.segments for p in s.parts]
     assert all(p.duration <= parsed.part_inf.part_target for p in listed_parts)
@@ -269,3 +276,45 @@ def test_no_carried_track_is_refused() -> None:
     track = Track(0, Codec.PCMA, 8000, sample_rate=8000, channels=1)
     with pytest.raises(ValueError, match="none that LL-HLS can carry"):
         PartCutter([track], 0.333)
+
+
+# (video frame step in 90 kHz ticks, part_seconds, PART-TARGET: whole frames that fit)
+PART_TARGETS = [
+    (3600, 0.2, 0.2),  # 25 fps
+    (3600, 0.333, 0.32),
+    (3750, 0.2, 0.6 / 3.6),  # 24 fps: 4 frames, not 0.2 with parts of 83 %
+    (3003, 0.2, 0.2002),  # 29.97 fps: 6 frames
+    (7500, 0.2, 0.6 / 3.6),  # 12 fps: 2 frames
+    (45000, 0.2, 0.5),  # 2 fps: one frame is longer than part_seconds
+]
+
+
+@pytest.mark.parametrize(("step", "part_seconds", "expected"), PART_TARGETS)
+def test_part_target_is_whole_frames_and_parts_keep_85_percent(
+        step: int, part_seconds: float, expected: float) -> None:
+    frames = [dataclasses.replace(f, pts=f.pts // 3600 * step, dts=f.dts // 3600 * step)
+              for f in av_frames(3.0, audio=False)]
+    cutter, parts = cut(frames, part_seconds)
+    assert cutter.part_target == pytest.approx(expected, abs=1e-6)
+    assert cutter.overlong_parts == cutter.short_parts == 0
+    assert all(p.duration <= cutter.part_target + 1e-9 for p in parts)
+    assert all(p.duration >= 0.85 * cutter.part_target for p in parts
+               if not p.independent and not p.closes_segment)
+
+
+# (the GOP the bus measured, EXT-X-TARGETDURATION before the first frame) for 1 s LL segments
+EARLY_TARGETS = [(0.0, None), (0.48, 1), (1.0, 1), (1.49, 1), (2.0, 2), (2.6, 3)]
+
+
+@pytest.mark.parametrize(("gop", "expected"), EARLY_TARGETS)
+def test_target_duration_is_known_up_front_from_the_gop(gop: float, expected: int | None) -> None:
+    frames = av_frames(3.0, keyint=round(gop * 25) or 25)
+    cutter = PartCutter([frames[0].track], 0.2, gop=gop)
+    assert cutter.target_duration == expected  # the segmenter's rule, before any frame
+    first: list[Part] = []
+    for frame in frames:
+        first += cutter.push(frame)
+        if first:
+            break
+    # a playlist can be written with the first part, before its segment closes
+    assert not first[0].closes_segment and cutter.target_duration == (expected or None)

@@ -43,7 +43,7 @@ def check_listing(out: Path) -> dict[str, int | float]:
     # ll.json first: the relay renames it after the playlists (which may be newer by then)
     sidecar: dict[str, int | float] = json.loads((out / "ll.json").read_text())
     playlist = m3u8.loads((out / "ll.m3u8").read_text())
-    assert sidecar["version"] == 1 and sidecar["part_target"] == 0.333
+    assert sidecar["version"] == 1 and sidecar["part_target"] == 0.32  # 8 frames at 25 fps
     assert sidecar["target_duration"] == playlist.target_duration == 1
     assert playlist.segment_map[0].uri == "init.mp4" and (out / "init.mp4").exists()
     parts = [p for s in playlist.segments for p in s.parts]
@@ -108,4 +108,27 @@ async def test_on_demand_runs_from_a_want_until_idle(tmp_path: Path) -> None:
             assert (out / "ll.json").exists()
             while list(out.iterdir()):  # stopped 2 s after the last want, its files removed
                 await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_running_stream_is_listed_from_the_first_part(tmp_path: Path) -> None:
+    """The bus knows the GOP, so the target duration is fixed up front and the playlist is
+    written with the cached GOP's parts, before the first LL segment closes."""
+    out = tmp_path / "cam"
+    frames = av_frames(2.5)
+    stream = Stream("cam")
+    stream.set_tracks(list({f.track.index: f.track for f in frames}.values()))
+    await publish(stream, frames)  # keyframes at 0, 1 and 2 s: GOP 1 s, 0.5 s cached
+    assert stream.gop_seconds == 1.0
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(run_ll_hls, stream, out, "always", 0.2, Wants(),
+                                        disk=DiskErrors("stream=cam")))
+            await trio.testing.wait_all_tasks_blocked()
+            while not (out / "ll.json").exists():
+                await trio.sleep(0.01)
+            playlist = m3u8.loads((out / "ll.m3u8").read_text())
+            assert playlist.target_duration == 1
+            assert not any(s.uri for s in playlist.segments)  # no whole segment yet
+            assert [p.uri for s in playlist.segments for p in s.parts][:1] == [part_name(0, 0)]
             nursery.cancel_scope.cancel()
