@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
 import stat
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 from aiohttp import web
+from multidict import CIMultiDict
 
 from web.watch import Watcher
 
@@ -51,6 +53,8 @@ a segment or a Range request is sent from its file)."""
 MAX_WAITING = 10_000
 """Requests blocked at once, all streams together; more get 503 at once."""
 BLOCK_TARGET_DURATIONS = 3
+MAX_ACCEPT_VALUES = 64
+"""Distinct Accept-Encoding values whose gzip answer is kept (bounded: a header is input)."""
 """A blocked request waits this many target durations for its part, then gets 503."""
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
@@ -108,18 +112,48 @@ class Directives:
     skip: bool
 
     @classmethod
-    def parse(cls, query: Mapping[str, str]) -> Directives:
-        """From a request's query; 400 for a malformed or partial one."""
-        msn, part = query.get("_HLS_msn"), query.get("_HLS_part")
+    def parse(cls, query: str) -> Directives:
+        """From a request's query string (decoded); 400 for a malformed or partial one.
+
+        Split by hand, first value winning as in a MultiDict: every blocked viewer sends one
+        per part, and three keys need no MultiDict. aiohttp bounds the request line (4 KiB).
+        """
+        if not query:
+            return NO_DIRECTIVES
+        msn: str | None = None
+        part: str | None = None
+        skip: str | None = None
+        for item in query.split("&"):
+            key, _, value = item.partition("=")
+            if key == "_HLS_msn" and msn is None:
+                msn = value
+            elif key == "_HLS_part" and part is None:
+                part = value
+            elif key == "_HLS_skip" and skip is None:
+                skip = value
         if part is not None and msn is None:
             raise web.HTTPBadRequest(text="_HLS_part without _HLS_msn\n")
-        for key, value in (("_HLS_msn", msn), ("_HLS_part", part)):
-            if value is not None and not _NUMBER.fullmatch(value):
-                raise web.HTTPBadRequest(text=f"{key}: expected a number of up to 10 digits\n")
+        for name, number in (("_HLS_msn", msn), ("_HLS_part", part)):
+            if number is not None and not _NUMBER.fullmatch(number):
+                raise web.HTTPBadRequest(text=f"{name}: expected a number of up to 10 digits\n")
         # v2 also allows skipping EXT-X-DATERANGE, which asks for RECENTLY-REMOVED-DATERANGES
         # in the delta; the full playlist is a valid answer to it (the relay writes no ranges)
         return cls(int(msn) if msn is not None else None, int(part) if part is not None else None,
-                   query.get("_HLS_skip") == "YES")
+                   skip == "YES")
+
+
+NO_DIRECTIVES = Directives(None, None, False)
+
+
+@functools.cache
+def playlist_headers(max_age: int | None, gzip: bool) -> CIMultiDict[str]:
+    """A playlist answer's headers, built once (aiohttp copies them into each response)."""
+    headers = CIMultiDict({
+        "Content-Type": PLAYLIST_TYPE, "Vary": "Accept-Encoding",
+        "Cache-Control": NO_CACHE if max_age is None else f"public, max-age={max_age}"})
+    if gzip:
+        headers["Content-Encoding"] = "gzip"
+    return headers
 
 
 class LlStream:
@@ -258,9 +292,21 @@ class LlServer:
         self.hls_dir = hls_dir
         self.watcher = watcher
         self.want = want
-        self.accepts_gzip = accepts_gzip
+        self._accepts_gzip = accepts_gzip
+        self._gzip_by_header: dict[str, bool] = {}
+        """Accept-Encoding values seen -> gzip allowed: viewers send the same few values."""
         self.streams: dict[str, LlStream] = {}
         self.waiting = 0
+
+    def accepts_gzip(self, header: str) -> bool:
+        """Whether ``header`` allows gzip, parsed once per distinct value (up to
+        MAX_ACCEPT_VALUES, then anew)."""
+        known = self._gzip_by_header.get(header)
+        if known is None:
+            if len(self._gzip_by_header) >= MAX_ACCEPT_VALUES:
+                self._gzip_by_header.clear()
+            known = self._gzip_by_header[header] = self._accepts_gzip(header)
+        return known
 
     def stream(self, name: str) -> LlStream:
         stream = self.streams.get(name)
@@ -294,7 +340,7 @@ class LlServer:
 
     async def playlist(self, request: web.Request, name: str) -> web.Response:
         """``ll.m3u8``, blocking until ``_HLS_msn``/``_HLS_part`` if given (6.2.5.2)."""
-        directives = Directives.parse(request.query)
+        directives = Directives.parse(request.query_string)
         stream = await self.started(name)
         state = stream.state
         msn, part = directives.msn, directives.part
@@ -319,16 +365,10 @@ class LlServer:
         if body is None:
             raise web.HTTPServiceUnavailable(text="the LL-HLS playlist is not readable\n",
                                              headers={"Cache-Control": "no-store"})
-        response = web.Response(body=body, content_type=PLAYLIST_TYPE, charset=None)
         # a blocking response answers its URL for good (any later playlist has the part too),
         # so an edge may share it for a target duration; the plain playlist is always current
-        response.headers["Cache-Control"] = (
-            f"public, max-age={state.target_duration}" if msn is not None and state is not None
-            else NO_CACHE)
-        response.headers["Vary"] = "Accept-Encoding"
-        if gzip:
-            response.headers["Content-Encoding"] = "gzip"
-        return response
+        max_age = state.target_duration if msn is not None and state is not None else None
+        return web.Response(body=body, headers=playlist_headers(max_age, gzip))
 
     async def media(self, request: web.Request, name: str, file: str) -> web.StreamResponse:
         """``init.mp4``, a part or a segment; a part or segment not written yet (a preload

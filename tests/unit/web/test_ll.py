@@ -16,12 +16,17 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web import HTTPBadRequest
+from hypothesis import given
+from hypothesis import strategies as st
+from multidict import MultiDict
 
 import web.ll
 from tests.unit.web.ll_relay import FakeLlRelay, WantReceiver, replace
 from tests.unit.web.test_app import CAM1, NOW, write_status
 from web.app import LL_KEY, REQUESTS_KEY, make_app
 from web.ll import Directives, LlServer, decode_state
+from web.watch import Watcher
 
 Body = Callable[[TestClient, FakeLlRelay, WantReceiver], Awaitable[None]]
 
@@ -316,10 +321,42 @@ def test_decode_state_refuses(data: bytes, problem: str) -> None:
         decode_state(data)
 
 
-def test_directives() -> None:
-    assert Directives.parse({}) == Directives(None, None, False)
-    assert Directives.parse({"_HLS_msn": "7", "_HLS_part": "0", "_HLS_skip": "YES"}) == \
-        Directives(7, 0, True)
+@pytest.mark.parametrize(("query", "directives"), [
+    ("", Directives(None, None, False)),
+    ("_HLS_msn=7&_HLS_part=0&_HLS_skip=YES", Directives(7, 0, True)),
+    ("_HLS_skip=YES&_HLS_part=0&_HLS_msn=7", Directives(7, 0, True)),
+    ("_HLS_msn=7&_HLS_msn=9&x=1&&_HLS_skip=v2", Directives(7, None, False)),  # first wins
+    ("_HLS_msn=7&_HLS_skip=YES&_HLS_skip=NO", Directives(7, None, True)),
+    ("t=123", Directives(None, None, False)),  # a cache buster
+    ("_HLS_msn", None), ("_HLS_msn=", None), ("_HLS_msn=7&_HLS_part=", None),
+    ("_HLS_msn=+7", None), ("_HLS_msn=7 ", None), ("_HLS_part=1&_HLS_msn=x", None),
+])
+def test_directives_from_the_query_string(query: str, directives: Directives | None) -> None:
+    if directives is None:
+        with pytest.raises(HTTPBadRequest):
+            Directives.parse(query)
+    else:
+        assert Directives.parse(query) == directives
+
+
+@given(st.lists(st.tuples(st.sampled_from(["_HLS_msn", "_HLS_part", "_HLS_skip", "x", ""]),
+                          st.text("0123456789YESx=&+% ", max_size=12)), max_size=6))
+def test_directives_agree_with_a_multidict_reading_of_the_query(
+        items: list[tuple[str, str]]) -> None:
+    """The hand split reads what aiohttp's request.query (a MultiDict) did, or refuses it."""
+    query = "&".join(f"{key}={value}" for key, value in items)
+    pairs = [item.partition("=")[::2] for item in query.split("&")]
+    first = MultiDict(pairs)
+    try:
+        directives = Directives.parse(query)
+    except HTTPBadRequest:
+        msn, part = first.get("_HLS_msn"), first.get("_HLS_part")
+        assert (part is not None and msn is None) or not all(
+            v is None or v.isdigit() and v.isascii() and len(v) <= 10 for v in (msn, part))
+        return
+    assert directives.msn == (int(first["_HLS_msn"]) if "_HLS_msn" in first else None)
+    assert directives.part == (int(first["_HLS_part"]) if "_HLS_part" in first else None)
+    assert directives.skip == (first.get("_HLS_skip") == "YES")
 
 
 def test_status_without_the_stream_has_no_socket(tmp_path: Path, run_dir: Path) -> None:
@@ -328,3 +365,23 @@ def test_status_without_the_stream_has_no_socket(tmp_path: Path, run_dir: Path) 
     app = make_app(tmp_path, status, push=False)
     assert app[REQUESTS_KEY].relay_socket("cam1") == run_dir / "relay.sock"
     assert app[REQUESTS_KEY].relay_socket("cam9") is None
+
+
+def test_accept_encoding_is_parsed_once_per_value_and_the_memory_is_bounded(
+        tmp_path: Path) -> None:
+    parsed: list[str] = []
+
+    def accepts(header: str) -> bool:
+        parsed.append(header)
+        return "gzip" in header
+
+    watcher = Watcher()
+    server = LlServer(tmp_path, watcher, lambda name: True, accepts)
+    watcher.close()  # not needed: no stream is asked for
+    assert [server.accepts_gzip(h) for h in ("gzip", "br", "gzip", "br")] == [
+        True, False, True, False]
+    assert parsed == ["gzip", "br"]
+    for i in range(3 * web.ll.MAX_ACCEPT_VALUES):  # hostile: a new value each request
+        assert not server.accepts_gzip(f"x{i}")
+        assert len(server._gzip_by_header) <= web.ll.MAX_ACCEPT_VALUES
+    assert server.accepts_gzip("gzip") and parsed[-1] == "gzip"
