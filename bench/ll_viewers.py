@@ -229,8 +229,10 @@ def fake_relay_run(viewers: int, seconds: float, part_seconds: float, processes:
         cpu0, t0 = _cpu_seconds(web.pid), time.monotonic()
         results = run_viewers(f"http://127.0.0.1:{port}", "cam1", relay.folder, viewers,
                               seconds, processes)
-        results["web_cpu_percent"] = 100 * (_cpu_seconds(web.pid) - cpu0) / (
-            time.monotonic() - t0)
+        cpu = _cpu_seconds(web.pid) - cpu0
+        results["web_cpu_percent"] = 100 * cpu / (time.monotonic() - t0)
+        answered = results["playlists"] + results["parts"]
+        results["web_cpu_us_per_answer"] = 1e6 * cpu / answered if answered else None
         results["part_seconds"] = part_seconds
         results["web_tree"] = str(web_tree or Path.cwd())
         return results
@@ -247,7 +249,8 @@ def report(r: dict) -> str:
     def f(x: float | None) -> str:
         return "-" if x is None else f"{x:.1f}"
 
-    cpu = f"; web process CPU {r['web_cpu_percent']:.0f} %" if "web_cpu_percent" in r else ""
+    cpu = (f"; web process CPU {r['web_cpu_percent']:.0f} %, "
+           f"{f(r['web_cpu_us_per_answer'])} us per answer" if "web_cpu_percent" in r else "")
     return (f"LL-HLS, {r['viewers']} blocking viewers ({r['processes']} client processes) "
             f"for {r['seconds']:.0f} s: "
             f"{r['playlists']} blocking playlists and {r['parts']} parts answered{cpu}; "

@@ -2,6 +2,7 @@
 while the relay ingests N streams; checks that ingest loses no frame meanwhile.
 
     .venv/bin/python -m bench.serve [--n 16] [--connections 1000] [--seconds 15]
+                                    [--ll-viewers 500] [--no-wrk]
 
 The relay runs N streams (RTSP from bench/gst_source.py, RTMP to nginx, HLS to a folder); the
 same folder is served by the relay's aiohttp process (``/hls/NAME/...``) and by nginx (one worker,
@@ -11,7 +12,10 @@ server in turn. Then ``--ll-viewers`` LL-HLS viewers (bench/ll_viewers.py, a
 process of their own) make blocking playlist reloads and hinted part requests on the first
 stream, as hls.js does; the delay from a part's write to its answer is reported. Ingest is
 checked over the whole load period: every video frame that left the source must be in each
-stream's nginx recording and in its listed HLS segments.
+stream's nginx recording and in its listed HLS segments. Whether the LL viewers delay ingest is
+measured side by side: a window of ``--seconds`` with no viewers, then the window of the
+viewers, each with the RTMP delay of the first stream (source departure to arrival at an RTMP
+player of nginx, per video frame), the frames delivered of those sent, and the relay's drops.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from pathlib import Path
 from bench import measure as m
 from bench.clip import ensure_clip
 from bench.ll_viewers import report as ll_report
-from bench.peers import BenchError, start_nginx, start_source, stop
+from bench.peers import BenchError, start_nginx, start_reader, start_source, stop
 from bench.run import SEGMENT_SECONDS, start_relay_under_test, stream_names, wait_published
 
 LUA = """
@@ -97,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="per wrk run")
     parser.add_argument("--ll-viewers", type=int, default=500,
                         help="blocking LL-HLS viewers of the first stream (0: none)")
+    parser.add_argument("--no-wrk", action="store_true",
+                        help="skip the wrk runs (only the LL viewers and their ingest windows)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     clip = ensure_clip()
@@ -108,8 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     nginx = start_nginx(work, hls_dir, connections=args.connections * 2)
     procs: list[subprocess.Popen[bytes]] = []
     results: dict = {"n": args.n, "connections": args.connections}
+    reader = start_reader({names[0]: nginx.rtmp_url(names[0])}, work)
+    windows: dict[str, tuple[float, float]] = {}
     try:
-        procs = start_relay_under_test("relay", args.n, source.url, nginx.rtmp_url, hls_dir, work)
+        procs = start_relay_under_test("relay", "", args.n, source.url, nginx.rtmp_url, hls_dir,
+                                       work)  # "": relay run's default --workers
         relay_http = procs[0].http_port  # type: ignore[attr-defined]
         wait_published([nginx.recording(name) for name in names], procs, work / "relay.log",
                        timeout=30 + args.n)
@@ -124,11 +133,25 @@ def main(argv: list[str] | None = None) -> int:
                 raise BenchError(f"stream {name} has no segment listed yet")
             segments.append(f"/hls/{name}/{listed[-1]}")
         api = f"http://127.0.0.1:{relay_http}/api/streams"
-        with urllib.request.urlopen(api, timeout=5) as response:
-            before = json.loads(response.read())
+
+        def counters() -> dict | list:
+            with urllib.request.urlopen(api, timeout=5) as response:
+                return json.loads(response.read())  # type: ignore[no-any-return]
+
+        before = counters()
         t0 = time.monotonic()
         load0 = Path("/proc/loadavg").read_text().split()[0]
-        for server, port in (("relay web (aiohttp)", relay_http), ("nginx", nginx.http_port)):
+        drops_at: dict[str, dict[str, int]] = {}
+        if args.ll_viewers:
+            print(f"bench: {args.seconds:.0f} s with no LL-HLS viewer", file=sys.stderr,
+                  flush=True)
+            drops_at["quiet"] = drops(counters())
+            quiet0 = time.monotonic()
+            time.sleep(args.seconds)
+            windows["quiet"] = (quiet0, time.monotonic())
+            drops_at["quiet"] = _since(drops_at["quiet"], drops(counters()))
+        for server, port in () if args.no_wrk else (
+                ("relay web (aiohttp)", relay_http), ("nginx", nginx.http_port)):
             for what, paths in (("playlists", playlists), ("segments", segments)):
                 print(f"bench: wrk {args.connections} connections, {what} from {server}",
                       file=sys.stderr, flush=True)
@@ -137,21 +160,35 @@ def main(argv: list[str] | None = None) -> int:
         if args.ll_viewers:
             print(f"bench: {args.ll_viewers} blocking LL-HLS viewers of {names[0]}",
                   file=sys.stderr, flush=True)
+            drops_at["ll"] = drops(counters())
+            ll0 = time.monotonic()
             subprocess.run([sys.executable, "-m", "bench.ll_viewers", "--url",
                             f"http://127.0.0.1:{relay_http}", "--name", names[0],
                             "--folder", str(hls_dir / names[0]), "--viewers",
                             str(args.ll_viewers), "--seconds", str(args.seconds),
                             "--json", str(work / "ll.json")], check=False)
+            windows["ll"] = (ll0, time.monotonic())
+            drops_at["ll"] = _since(drops_at["ll"], drops(counters()))
             results["ll_hls"] = json.loads((work / "ll.json").read_text())
         t1 = time.monotonic()
-        with urllib.request.urlopen(api, timeout=5) as response:
-            after = json.loads(response.read())
+        after = counters()
         time.sleep(SEGMENT_SECONDS + 0.5)
         for proc in procs:
             stop(proc, signal.SIGINT, timeout=20)
+        stop(reader.proc)
         stop(source.proc)
         stop(nginx.proc, signal.SIGQUIT)
         dep = m.Departures.load(source.departures)
+        for key, (w0, w1) in windows.items():
+            sent = set(dep.in_window(w0, w1))
+            delays = m.rtmp_latencies(reader.arrivals, dep, w0, w1)
+            results[f"ingest_{key}"] = {
+                "seconds": w1 - w0, "sent": len(sent),
+                "rtmp_delivered": m.delivered_in_window(
+                    m.flv_video_keys(nginx.recording(names[0])), dep, sent),
+                "rtmp_ms": {"count": len(delays), "p50": m.pct(delays, 50),
+                            "p95": m.pct(delays, 95), "max": m.pct(delays, 100)},
+                "relay_drops": drops_at[key]}
         window = set(dep.in_window(t0, t1))
         rtmp = [m.delivered_in_window(m.flv_video_keys(nginx.recording(n)), dep, window)
                 for n in names]
@@ -163,22 +200,17 @@ def main(argv: list[str] | None = None) -> int:
                 keys += m.ts_video_keys(playlist.parent / uri)
             hls.append(m.delivered_in_window(keys, dep, window))
 
-        def drops(snapshot: dict | list) -> int:
-            streams = snapshot["streams"] if isinstance(snapshot, dict) else snapshot
-            return sum(s.get("frames_dropped", 0) + s.get("packets_lost", 0)
-                       + sum(r.get("frames_dropped", 0) for r in s.get("rtmp", []))
-                       for s in streams)
-
         results["ingest"] = {
             "seconds": t1 - t0, "sent_per_stream": len(window),
             "rtmp_delivered": sum(rtmp), "hls_delivered": sum(hls),
             "expected": len(window) * len(names),
-            "relay_drops_during_load": drops(after) - drops(before),
+            "relay_drops_during_load": sum(_since(drops(before), drops(after)).values()),
             "load_at_start": load0,
         }
     finally:
         for proc in procs:
             stop(proc, signal.SIGINT, timeout=5)
+        stop(reader.proc)
         stop(source.proc)
         stop(nginx.proc, signal.SIGQUIT)
         shutil.rmtree(work, ignore_errors=True)
@@ -191,21 +223,45 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if lossless else 1
 
 
+def drops(snapshot: dict | list) -> dict[str, int]:
+    """Frames the relay dropped or lost, every stream and sink together, from /api/streams."""
+    streams = snapshot["streams"] if isinstance(snapshot, dict) else snapshot
+    return {"frames_dropped": sum(s.get("frames_dropped", 0) for s in streams),
+            "packets_lost": sum(s.get("packets_lost", 0) for s in streams),
+            "subscriber_drops": sum(s.get("subscriber_drops", 0) for s in streams),
+            "rtmp_frames_dropped": sum(r.get("frames_dropped", 0) for s in streams
+                                       for r in s.get("rtmp", []))}
+
+
+def _since(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {key: after[key] - before[key] for key in after}
+
+
 def report(results: dict) -> str:
-    rows = [f"Serving: {results['connections']} concurrent connections (wrk, 2 threads), "
-            f"while the relay ingests {results['n']} streams",
-            "",
-            "| server | requests | req/s | MB/s | latency p50 / p99 ms | errors |",
-            "|---|---|---:|---:|---:|---|"]
+    rows = [f"Serving while the relay ingests {results['n']} streams"]
     for key, r in results.items():
         if not isinstance(r, dict) or "rps" not in r:
             continue
+        if len(rows) == 1:
+            rows += ["", f"{results['connections']} concurrent connections (wrk, 2 threads):",
+                     "", "| server | requests | req/s | MB/s | latency p50 / p99 ms | errors |",
+                     "|---|---|---:|---:|---:|---|"]
         server, what = key.rsplit(" ", 1)
         errors = f"{r['non_2xx']} non-2xx; socket errors: {r['socket_errors']}"
         rows.append(f"| {server} | {what} | {r['rps'] or 0:.0f} | {r['mb_s'] or 0:.1f} | "
                     f"{r['p50_ms'] or 0:.1f} / {r['p99_ms'] or 0:.1f} | {errors} |")
     if "ll_hls" in results:
         rows += ["", ll_report(results["ll_hls"])]
+    for key, label in (("ingest_quiet", "no LL viewer"),
+                       ("ingest_ll", f"{results.get('ll_hls', {}).get('viewers')} LL viewers")):
+        w = results.get(key)
+        if w:
+            d = w["rtmp_ms"]
+            rows.append(f"Ingest with {label} ({w['seconds']:.0f} s): RTMP delay of the first "
+                        f"stream p50 {d['p50'] or 0:.1f} ms, p95 {d['p95'] or 0:.1f} ms, max "
+                        f"{d['max'] or 0:.1f} ms ({d['count']} frames); its RTMP frames "
+                        f"{w['rtmp_delivered']}/{w['sent']}; relay drops (all streams): "
+                        f"{w['relay_drops']}")
     i = results.get("ingest")
     if i:
         rows += ["", f"Ingest during the {i['seconds']:.0f} s of load (load average "
