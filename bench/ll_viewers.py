@@ -44,6 +44,7 @@ class Tally:
     def __init__(self) -> None:
         self.delays: list[float] = []
         self.last_by_part: dict[tuple[int, int], float] = {}
+        self.first_by_part: dict[tuple[int, int], float] = {}
         self.playlists = 0
         self.parts = 0
         self.errors: dict[str, int] = {}
@@ -57,6 +58,8 @@ class Tally:
         self.delays += other.delays
         for key, delay in other.last_by_part.items():
             self.last_by_part[key] = max(delay, self.last_by_part.get(key, 0.0))
+        for key, delay in other.first_by_part.items():
+            self.first_by_part[key] = min(delay, self.first_by_part.get(key, delay))
         self.playlists += other.playlists
         self.parts += other.parts
         for what, n in other.errors.items():
@@ -127,6 +130,7 @@ async def viewer(host: str, port: int, base: str, folder: Path, stop_at: float,
             delay = arrived - written
             tally.delays.append(delay)
             tally.last_by_part[key] = max(delay, tally.last_by_part.get(key, 0.0))
+            tally.first_by_part[key] = min(delay, tally.first_by_part.get(key, delay))
     finally:
         playlists.close()
         parts.close()
@@ -168,11 +172,14 @@ def run_viewers(url: str, name: str, folder: Path, viewers: int, seconds: float,
         return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
 
     last = list(tally.last_by_part.values())
+    first = list(tally.first_by_part.values())
     return {"viewers": viewers, "processes": processes, "seconds": seconds,
             "playlists": tally.playlists,
             "parts": tally.parts, "errors": tally.errors,
             "delay_ms": {"p50": ms(tally.delays, 50), "p95": ms(tally.delays, 95),
                          "p99": ms(tally.delays, 99), "max": ms(tally.delays, 100)},
+            "first_viewer_ms": {"p50": ms(first, 50), "p95": ms(first, 95),
+                                "max": ms(first, 100)},
             "last_viewer_ms": {"p50": ms(last, 50), "p99": ms(last, 99), "max": ms(last, 100)}}
 
 
@@ -244,7 +251,7 @@ def fake_relay_run(viewers: int, seconds: float, part_seconds: float, processes:
 
 
 def report(r: dict) -> str:
-    d, last = r["delay_ms"], r["last_viewer_ms"]
+    d, first, last = r["delay_ms"], r["first_viewer_ms"], r["last_viewer_ms"]
 
     def f(x: float | None) -> str:
         return "-" if x is None else f"{x:.1f}"
@@ -256,7 +263,8 @@ def report(r: dict) -> str:
             f"{r['playlists']} blocking playlists and {r['parts']} parts answered{cpu}; "
             f"part written -> playlist answered: p50 {f(d['p50'])} ms, p95 {f(d['p95'])} ms, "
             f"p99 {f(d['p99'])} ms, "
-            f"max {f(d['max'])} ms; the last viewer of each part: p50 {f(last['p50'])} ms, "
+            f"max {f(d['max'])} ms; the first viewer of each part (answerable): p50 "
+            f"{f(first['p50'])} ms, p95 {f(first['p95'])} ms; the last: p50 {f(last['p50'])} ms, "
             f"p99 {f(last['p99'])} ms; errors: {r['errors'] or 'none'}")
 
 
