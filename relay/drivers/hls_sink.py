@@ -125,6 +125,12 @@ class _Writer:
             self._write_playlist()
             self._delete_expired(now)
 
+    def write_each(self, closed: list[list[Segment]], segmenter: Segmenter,
+                   now: float) -> None:
+        """``write`` for each push's segments in turn."""
+        for segments in closed:
+            self.write(segments, segmenter, now)
+
     def _write_one(self, segment: Segment, segmenter: Segmenter, now: float,
                    arrival: float | None = None) -> None:
         if self.playlist is None:
@@ -264,16 +270,27 @@ async def run_hls_sink(
                 async for frame in subscription:
                     last[0] = trio.current_time()
                     last[1] = now = wall_clock()
-                    if first or frame.discontinuity:
-                        # The source may have come back with other tracks.
-                        segmenter.has_video = stream.has_video
-                        first = False
-                    segments = segmenter.push(frame)  # no await: never interleaves a flush
-                    if segments:
+                    # One wakeup takes every frame queued (the source publishes a tick's
+                    # frames at once); pushes do not await, so none interleaves a flush.
+                    closed: list[list[Segment]] = []  # what each push closed
+                    while True:
+                        if first or frame.discontinuity:
+                            # The source may have come back with other tracks.
+                            segmenter.has_video = stream.has_video
+                            first = False
+                        segments = segmenter.push(frame)
+                        if segments:
+                            closed.append(segments)
+                        try:
+                            frame = subscription.receive_nowait()
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break  # the stream's end ends the loop at its next receive
+                    if closed:
                         # Muxing is done; the file writes go to a thread so a slow disk never
-                        # stalls the trio loop that also carries ingest.
+                        # stalls the trio loop that also carries ingest. Each push's segments
+                        # are listed as they were closed: one playlist write per push.
                         async with lock:
-                            await trio.to_thread.run_sync(writer.write, segments, segmenter,
+                            await trio.to_thread.run_sync(writer.write_each, closed, segmenter,
                                                           now)
                 nursery.cancel_scope.cancel()
         finally:

@@ -1,0 +1,48 @@
+"""The HLS sink takes a tick's frames in one wakeup (issue 12): the source publishes every
+frame of a merged read at once, and a wakeup per frame cost a reschedule each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+import trio.lowlevel
+import trio.testing
+
+from relay.bus import Stream
+from relay.drivers.hls_sink import run_hls_sink
+from tests.unit.hls.encoded import av_frames
+
+
+class StepCounter(trio.abc.Instrument):
+    """Counts the steps of the tasks whose name ends with ``suffix``."""
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name.endswith(self.suffix):
+            self.steps += 1
+
+
+async def test_frames_queued_together_are_taken_in_one_wakeup(tmp_path: Path) -> None:
+    frames = av_frames(3.0)  # 3 s: more than one 1 s segment, written in between
+    stream = Stream("cam")
+    stream.set_tracks(list({f.track.index: f.track for f in frames}.values()))
+    counter = StepCounter("run_hls_sink")
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            stats = await nursery.start(run_hls_sink, stream, tmp_path / "cam", 1.0, 3)
+            await trio.testing.wait_all_tasks_blocked()
+            trio.lowlevel.add_instrument(counter)
+            try:
+                for frame in frames:  # one merged read's worth of frames, published at once
+                    stream.publish(frame)
+                await trio.testing.wait_all_tasks_blocked()
+            finally:
+                trio.lowlevel.remove_instrument(counter)
+            nursery.cancel_scope.cancel()
+    assert stats.segments_written >= 2  # every frame was pushed: segments were cut and written
+    assert len(frames) > 100
+    assert counter.steps < 20  # a wakeup per frame took one step per frame
