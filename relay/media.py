@@ -95,6 +95,8 @@ class Frame:
             AAC: one raw access unit (no ADTS). G.711: the samples.
         discontinuity: True on the first frame after a gap this consumer did not see
             (a dropped GOP, a source reconnect).
+        size: payload bytes, counted once when the Frame is made: the status count, the GOP
+            cache, the segmenter and the LL cutter each read it per frame (their byte bounds).
     """
 
     track: Track
@@ -103,6 +105,7 @@ class Frame:
     key: bool
     data: bytes | NalUnits
     discontinuity: bool = False
+    size: int = field(init=False, repr=False, compare=False)
 
     def __init__(self, track: Track, pts: int, dts: int, key: bool, data: bytes | NalUnits,
                  discontinuity: bool = False) -> None:
@@ -114,12 +117,7 @@ class Frame:
         _set_key(self, key)
         _set_data(self, data)
         _set_discontinuity(self, discontinuity)
-
-    @property
-    def size(self) -> int:
-        """Payload bytes (what byte bounds such as the GOP cache and segment size count)."""
-        data = self.data
-        return len(data) if isinstance(data, bytes) else sum(map(len, data))
+        _set_size(self, len(data) if isinstance(data, bytes) else sum(map(len, data)))
 
 
 def restamp(frame: Frame, pts: int, dts: int, discontinuity: bool) -> Frame:
@@ -148,3 +146,4 @@ _set_dts = _slot_setter("dts")
 _set_key = _slot_setter("key")
 _set_data = _slot_setter("data")
 _set_discontinuity = _slot_setter("discontinuity")
+_set_size = _slot_setter("size")

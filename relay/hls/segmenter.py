@@ -199,7 +199,7 @@ class Segmenter:
         is_key_video = frame.key and track.kind is Kind.VIDEO
         if is_key_video:
             self._note_keyframe(frame)
-        size = frame.size  # once: a video frame's is a sum over its NAL units
+        size = frame.size
         if seg is None:
             if self.has_video and not is_key_video and not self._may_start(frame):
                 self.frames_dropped += 1
