@@ -113,3 +113,25 @@ async def test_configured_tick_applies_to_the_running_ticker(
     assert steps == [0.010, 0.010, 0.015, 0.015, 0.015]
     with pytest.raises(ValueError, match="read tick"):
         ReadTicker.configure(0.5)
+
+
+async def test_on_the_system_clock_a_tick_sets_no_trio_deadline() -> None:
+    """Between ticks the ticker waits on a timerfd: no cancel scope's deadline (whose expiry
+    costs a cancellation a tick) is pending but the test's own, seconds away."""
+    ticker = ReadTicker.current()
+    waiting: list[float] = []
+
+    def drain(now: float) -> bool:
+        return len(waiting) == 3
+
+    async def look() -> None:
+        while len(waiting) < 3:
+            await trio.testing.wait_all_tasks_blocked()
+            waiting.append(trio.lowlevel.current_statistics().seconds_to_next_deadline)
+            await trio.sleep(0)
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker.read, drain)
+            nursery.start_soon(look)
+    assert min(waiting) > 1  # the fail_after; a sleeping ticker's deadline is under 20 ms away
