@@ -30,6 +30,7 @@ from pathlib import Path
 import trio
 
 from relay.bus import Stream
+from relay.drivers.ticker import ReadTicker
 from relay.files import TEMP_SUFFIX, DiskErrors
 from relay.hls.playlist import MediaPlaylist
 from relay.hls.segmenter import MAX_SEGMENT_BYTES, Segment, Segmenter
@@ -251,15 +252,23 @@ async def run_hls_sink(
     last = [trio.current_time(), wall_clock()]  # arrival of the latest frame: monotonic, wall
 
     async def flush_when_idle() -> None:
+        """Checked at each read tick (no timer per stream, whose expiry costs a cancellation);
+        one flush per silence."""
+        ticker = ReadTicker.current()
+        flushed_after: list[float | None] = [None]  # the arrival the last flush followed
+
+        def silent(now: float) -> bool:
+            return last[0] != flushed_after[0] and now - last[0] >= IDLE_FLUSH_SECONDS
+
         while True:
-            await trio.sleep(IDLE_FLUSH_SECONDS / 2)
-            if trio.current_time() - last[0] >= IDLE_FLUSH_SECONDS:
-                segments = segmenter.flush()
-                if segments:
-                    # Lock.acquire takes a free lock before yielding: this write goes first
-                    async with lock:
-                        await trio.to_thread.run_sync(writer.write, segments, segmenter,
-                                                      wall_clock(), last[1])
+            await ticker.read(silent)
+            flushed_after[0] = last[0]
+            segments = segmenter.flush()
+            if segments:
+                # Lock.acquire takes a free lock before yielding: this write goes first
+                async with lock:
+                    await trio.to_thread.run_sync(writer.write, segments, segmenter,
+                                                  wall_clock(), last[1])
 
     with stream.subscribe(name="hls") as subscription:
         task_status.started(stats)

@@ -507,10 +507,17 @@ class _Session:
                              f"(stuck in {self.client.state.name})")
 
     async def _watchdog(self, ingest: SourceIngest) -> None:
+        """Once a second, ends a session whose media stopped (or never came) and folds the
+        counters into the status. Run by the read ticker, like the reads: a timer of its own
+        per stream would cost a deadline's expiry (a cancellation) each second."""
         started = trio.current_time()
-        while True:
-            await trio.sleep(1)
-            now = trio.current_time()
+        due = started + 1
+
+        def check(now: float) -> bool:
+            nonlocal due
+            if now < due:
+                return False
+            due = now + 1
             if ingest.last_media is None:
                 auto = self.config.transport == "auto"
                 if auto and self.transport == "udp" and now - started > UDP_PROBE_TIMEOUT:
@@ -522,6 +529,9 @@ class _Session:
             self._update_counters(ingest)
             if self.config.transport == "auto" and self.transport == "udp":
                 self._check_loss(ingest, now)
+            return False
+
+        await self.ticker.read(check)
 
     def _check_loss(self, ingest: SourceIngest, now: float) -> None:
         """Ends a UDP session (``run_rtsp_source`` moves it to TCP) whose loss stayed high."""

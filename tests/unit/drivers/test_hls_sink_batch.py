@@ -46,3 +46,28 @@ async def test_frames_queued_together_are_taken_in_one_wakeup(tmp_path: Path) ->
     assert stats.segments_written >= 2  # every frame was pushed: segments were cut and written
     assert len(frames) > 100
     assert counter.steps < 20  # a wakeup per frame took one step per frame
+
+
+async def test_a_silence_closes_the_open_segment_without_a_timer_per_stream(
+    tmp_path: Path,
+) -> None:
+    """The idle flush is checked at the read ticks: no deadline of the sink's own is pending
+    (a per-stream sleep was one a second), and a silence still lists the open segment."""
+    frames = av_frames(1.5)  # less than the 4 s target: the segment stays open
+    stream = Stream("cam")
+    stream.set_tracks(list({f.track.index: f.track for f in frames}.values()))
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            stats = await nursery.start(run_hls_sink, stream, tmp_path / "cam", 4.0, 3)
+            for frame in frames:
+                stream.publish(frame)
+            due = []
+            for _ in range(3):
+                await trio.testing.wait_all_tasks_blocked()
+                due.append(trio.lowlevel.current_statistics().seconds_to_next_deadline)
+                await trio.sleep(0)
+            while stats.segments_written == 0:  # the silence: IDLE_FLUSH_SECONDS
+                await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+    assert min(due) > 10  # only the fail_after's
+    assert stats.segments_written == 1

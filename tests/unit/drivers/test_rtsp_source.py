@@ -19,6 +19,7 @@ from relay.rtsp.headers import Headers
 from relay.rtsp.message import ConnectionClosed, MessageReader, Request, Response
 from relay.sansio import NEED_DATA
 from relay.status import StreamStatus
+from tests.unit.rtsp._fixtures import LIVE555_DESCRIBE, LIVE555_OPTIONS, LIVE555_PLAY, LIVE555_SETUP
 
 USER, PASSWORD = "admin", "Secret-Pa55"
 
@@ -191,3 +192,41 @@ async def test_rtsps_over_udp_is_one_line_and_tcp(caplog: pytest.LogCaptureFixtu
     assert lines[0] == ("stream=cam rtsps:// carries RTP inside its TLS connection: using TCP, "
                         "not UDP")
     assert lines[1] == f"stream=cam connecting to rtsps://127.0.0.1:{port}/s over TCP in TLS"
+
+
+async def test_a_playing_session_has_no_timer_due_within_a_second() -> None:
+    """The watchdog runs on the read ticker (issue 12): a playing session's nearest timer is its
+    receiver report (5 s), not a per-stream watchdog second."""
+    async def serve(stream: trio.SocketStream) -> None:
+        reader = MessageReader()
+        channels = iter(("0-1", "2-3"))
+        async with stream:
+            while True:
+                reader.receive_data(await stream.receive_some(65536))
+                while (event := reader.next_event()) is not NEED_DATA:
+                    if isinstance(event, ConnectionClosed):
+                        return
+                    assert isinstance(event, Request)
+                    reply = {"OPTIONS": LIVE555_OPTIONS, "DESCRIBE": LIVE555_DESCRIBE,
+                             "SETUP": LIVE555_SETUP, "PLAY": LIVE555_PLAY}[event.method]
+                    ch = next(channels) if event.method == "SETUP" else ""
+                    await stream.send_all(reply.format(cseq=event.headers.get("CSeq"),
+                                                       ch=ch).encode())
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(partial(trio.serve_tcp, serve, 0, host="127.0.0.1"))
+            port = listeners[0].socket.getsockname()[1]
+            config = stream_config(f"rtsp://127.0.0.1:{port}/stream")
+            status = StreamStatus("cam", str(config.source), Stream("cam"))
+            await nursery.start(run_rtsp_source, config, status.stream, status)
+            while status.transport is None:
+                await trio.sleep(0.01)
+            due = []
+            for _ in range(3):
+                await trio.testing.wait_all_tasks_blocked()
+                due.append(trio.lowlevel.current_statistics().seconds_to_next_deadline)
+                await trio.sleep(0)
+            nursery.cancel_scope.cancel()
+    assert status.state == "playing"
+    assert min(due) > 2  # the watchdog's own sleep was under a second away
