@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import statistics
 import string
@@ -83,6 +84,16 @@ BARE_PAGE = string.Template("""<!doctype html><meta charset="utf-8"><title>glass
 var hls = new Hls(Object.assign({ liveDurationInfinity: true }, $config));
 hls.loadSource($url); hls.attachMedia(document.getElementById('player'));
 document.getElementById('player').play().catch(() => {});
+if ($jump) {  // once playing, seek forward to hls.js's live sync position when it is buffered
+  const v = document.getElementById('player');
+  const timer = setInterval(() => {
+    const sync = hls.liveSyncPosition, b = v.buffered;
+    if (sync && b.length && hls.latency > hls.targetLatency + 0.3 &&
+        b.end(b.length - 1) > sync + 0.1 && v.currentTime > 0) {
+      v.currentTime = sync; clearInterval(timer);
+    }
+  }, 250);
+}
 </script>""")
 
 
@@ -229,7 +240,8 @@ def play(browser: object, mode: str, http: int, ff_port: int | None, config: str
             url = f"/hls/cam/{'ll' if mode == 'll' else 'index'}.m3u8"
             cfg = config if mode == "ll" else "{}"
             html = BARE_PAGE.substitute(script="/static/hls.min.js", config=cfg,
-                                        url=json.dumps(url))
+                                        url=json.dumps(url),
+                                        jump=json.dumps(args.jump and mode == "ll"))
             page.route(f"http://127.0.0.1:{http}/glass.html",
                        lambda route: route.fulfill(body=html, content_type="text/html"))
             page.goto(f"http://127.0.0.1:{http}/glass.html", wait_until="load")
@@ -251,7 +263,12 @@ def main() -> None:
     parser.add_argument("--hls-config", action="append",
                         help="hls.js config (JSON) of the 'll' mode; repeat to compare several "
                              '(default {"lowLatencyMode": true})')
+    parser.add_argument("--jump", action="store_true",
+                        help="'ll' mode: once playing, seek to hls.js's live sync position")
     parser.add_argument("--repeat", type=int, default=1, help="rounds over the modes")
+    parser.add_argument("--tree", type=Path, default=None,
+                        help="run the relay (and its page) from this checkout, e.g. a worktree "
+                             "of an older commit, to compare before and after")
     args = parser.parse_args()
     modes = args.modes.split(",")
     configs = args.hls_config or ['{"lowLatencyMode": true}']
@@ -278,15 +295,16 @@ def main() -> None:
                 f"127.0.0.1:{http}", "--transport", "tcp", "--segment-seconds", "2"]
         if args.part_seconds:
             pull += ["--part-seconds", args.part_seconds]
-        relay = stack.enter_context(RelayProcess(pull, http, work))
+        env = dict(os.environ, PYTHONPATH=str(args.tree)) if args.tree else None
+        relay = stack.enter_context(RelayProcess(pull, http, work, env))
         relay.wait_for(lambda: relay.api()[0]["state"] == "playing", 40, "the camera")
         ff_port = None
         if "ffmpeg" in modes:
             ff = work / "ffmpeg"
             stack.enter_context(ffmpeg_hls(rtsp, ff))
             (ff / "hls.min.js").symlink_to(HLS_JS)
-            (ff / "glass.html").write_text(BARE_PAGE.substitute(script="hls.min.js", config="{}",
-                                                                url='"index.m3u8"'))
+            (ff / "glass.html").write_text(BARE_PAGE.substitute(
+                script="hls.min.js", config="{}", url='"index.m3u8"', jump="false"))
             ff_port = stack.enter_context(static_server(ff))
         time.sleep(args.warmup)
         wait_until(lambda: "#EXTINF" in (work / "hls" / "cam" / "index.m3u8").read_text(), 30,
@@ -299,7 +317,8 @@ def main() -> None:
                     for mode, config in runs:
                         result = play(browser, mode, http, ff_port, config, reader, args)
                         shown = {"config": config} if mode == "ll" else {}
-                        print(json.dumps({"source": args.source, "round": round_,
+                        print(json.dumps({"tree": str(args.tree or "."),
+                                          "source": args.source, "round": round_,
                                           "mode": mode, **shown, **result}), flush=True)
             finally:
                 browser.close()

@@ -9,6 +9,8 @@
 const REFRESH_MS = 2000;
 const THUMBNAIL_MS = 5000;
 const DELAY_MS = 500;                 // how often the shown delay is updated
+const SKIP_AHEAD_S = 0.3;             // LL-HLS joined this far behind hls.js's target: skip once
+const RESYNC_BEHIND_S = 3;            // LL-HLS this far behind hls.js's target: jump to live
 const PROBE_WAIT_MS = 1500;           // for the LL-HLS probe, before standard HLS starts
 const HISTORY_MS = 5 * 60 * 1000;     // kept, and the widest the chart spans
 const MIN_SPAN_MS = 60 * 1000;        // the narrowest: a new stream's chart fills up over a minute
@@ -35,6 +37,7 @@ let current = null;         // name of the stream in the player
 let hls = null;             // the hls.js instance, when one is used
 let playSerial = 0;         // bumped by every stop (so every start): a late probe starts nothing
 let delayTimer = null;
+let skipped = false;        // the player skipped ahead to hls.js's target once since it started
 
 function takeToken() {
   const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
@@ -523,7 +526,24 @@ function start(stream, url, low, problem) {
     video.src = url;   // Safari (and recent Chromium) play HLS natively
   }
   video.play().catch(() => {});   // muted autoplay; a refusal leaves the controls
+  skipped = false;
   delayTimer = setInterval(showDelay, DELAY_MS);
+}
+
+// hls.js starts LL-HLS at a segment's keyframe, up to a GOP behind its target, and speeds up
+// only while more than a second is buffered ahead: skip to its live sync position once that is
+// buffered (bench/glass.py: median 1.2 -> 0.9 s). After a long stall on a busy machine it stayed
+// 10 s behind for good: jump back then too.
+function catchUp(player) {
+  const sync = player.liveSyncPosition;
+  const buffered = video.buffered;
+  if (sync === null || !buffered.length || video.currentTime === 0) return;
+  const behind = player.latency - player.targetLatency;
+  const ready = buffered.end(buffered.length - 1) > sync + 0.1;
+  if ((!skipped && ready && behind > SKIP_AHEAD_S) || behind > RESYNC_BEHIND_S) {
+    video.currentTime = sync;
+    skipped = true;
+  }
 }
 
 // How far behind live the picture is: now minus the shown frame's EXT-X-PROGRAM-DATE-TIME when
@@ -532,6 +552,7 @@ function start(stream, url, low, problem) {
 function showDelay() {
   let seconds = null;
   let basis = "";
+  if (hls && hls.config.lowLatencyMode) catchUp(hls);
   if (hls) {
     const date = hls.playingDate;
     if (date) {
