@@ -251,18 +251,22 @@ async def run_hls_sink(
     lock = trio.Lock()  # the writes of the frame loop and of the idle flush never interleave
     last = [trio.current_time(), wall_clock()]  # arrival of the latest frame: monotonic, wall
 
+    arrived = [trio.Event()]  # set by the frame loop: a silence after it is worth watching
+
     async def flush_when_idle() -> None:
-        """Checked at each read tick (no timer per stream, whose expiry costs a cancellation);
-        one flush per silence."""
+        """Checked at each read tick (no timer per stream, whose expiry costs a cancellation),
+        and only after frames came: a stream without a source leaves the ticker asleep."""
         ticker = ReadTicker.current()
-        flushed_after: list[float | None] = [None]  # the arrival the last flush followed
 
         def silent(now: float) -> bool:
-            return last[0] != flushed_after[0] and now - last[0] >= IDLE_FLUSH_SECONDS
+            return now - last[0] >= IDLE_FLUSH_SECONDS
 
         while True:
+            await arrived[0].wait()
+            arrived[0] = trio.Event()
             await ticker.read(silent)
-            flushed_after[0] = last[0]
+            if trio.current_time() - last[0] < IDLE_FLUSH_SECONDS:
+                continue  # frames came since the tick that saw the silence
             segments = segmenter.flush()
             if segments:
                 # Lock.acquire takes a free lock before yielding: this write goes first
@@ -279,6 +283,7 @@ async def run_hls_sink(
                 async for frame in subscription:
                     last[0] = trio.current_time()
                     last[1] = now = wall_clock()
+                    arrived[0].set()
                     # One wakeup takes every frame queued (the source publishes a tick's
                     # frames at once); pushes do not await, so none interleaves a flush.
                     closed: list[list[Segment]] = []  # what each push closed

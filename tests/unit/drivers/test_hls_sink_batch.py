@@ -11,6 +11,7 @@ import trio.testing
 
 from relay.bus import Stream
 from relay.drivers.hls_sink import run_hls_sink
+from relay.drivers.ticker import ReadTicker
 from tests.unit.hls.encoded import av_frames
 
 
@@ -68,6 +69,9 @@ async def test_a_silence_closes_the_open_segment_without_a_timer_per_stream(
                 await trio.sleep(0)
             while stats.segments_written == 0:  # the silence: IDLE_FLUSH_SECONDS
                 await trio.sleep(0.05)
+            await trio.testing.wait_all_tasks_blocked()
+            # flushed, and no frame since: the sink leaves the ticker (and the process) asleep
+            assert not ReadTicker.current()._readers
             nursery.cancel_scope.cancel()
     assert min(due) > 10  # only the fail_after's
     assert stats.segments_written == 1
