@@ -166,4 +166,5 @@ def _ll_hls(stats: LlStats | None) -> LlHlsSnapshot | None:
     return LlHlsSnapshot(mode=stats.mode, running=stats.running,
                          parts_written=stats.parts_written, restarts=stats.restarts,
                          overlong_parts=stats.overlong_parts,
+                         short_parts=stats.short_parts,
                          cuts_without_keyframe=stats.cuts_without_keyframe)

@@ -60,6 +60,7 @@ class LlHlsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     parts_written: int = 0
     restarts: int = 0  # new LL streams after a discontinuity (numbers from 0 again)
     overlong_parts: int = 0  # parts longer than PART-TARGET (a single frame that long)
+    short_parts: int = 0  # parts under 85 % of PART-TARGET, neither independent nor last
     cuts_without_keyframe: int = 0  # segments cut where no keyframe came in time
 
 

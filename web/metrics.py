@@ -156,6 +156,8 @@ LL_HLS_COUNTERS: tuple[LlHlsCounter, ...] = (
      lambda ll: ll.restarts),
     ("overlong_parts", "LL-HLS parts longer than PART-TARGET (one frame that long)",
      lambda ll: ll.overlong_parts),
+    ("short_parts", "LL-HLS parts under 85 % of PART-TARGET (uneven frame times)",
+     lambda ll: ll.short_parts),
     ("cuts_without_keyframe", "LL-HLS segments cut where no keyframe came in time",
      lambda ll: ll.cuts_without_keyframe),
 )

@@ -65,12 +65,14 @@ class LlStats:
     restarts: int = 0
     _cutter: PartCutter | None = None
     _overlong_before: int = 0
+    _short_before: int = 0
     _cuts_before: int = 0
 
     def follow(self, cutter: PartCutter) -> None:
         """Count ``cutter``'s parts from now on (a new one after a restart or a stop)."""
         if self._cutter is not None:
             self._overlong_before += self._cutter.overlong_parts
+            self._short_before += self._cutter.short_parts
             self._cuts_before += self._cutter.cuts_without_keyframe
         self._cutter = cutter
 
@@ -78,6 +80,11 @@ class LlStats:
     def overlong_parts(self) -> int:
         """Parts longer than PART-TARGET, every run together."""
         return self._overlong_before + (self._cutter.overlong_parts if self._cutter else 0)
+
+    @property
+    def short_parts(self) -> int:
+        """Parts under 85 % of PART-TARGET (uneven frame times), every run together."""
+        return self._short_before + (self._cutter.short_parts if self._cutter else 0)
 
     @property
     def cuts_without_keyframe(self) -> int:

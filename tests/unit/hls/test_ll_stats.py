@@ -19,16 +19,16 @@ from .encoded import av_frames
 from .test_ll_hls_sink import publish, wait_listed
 
 
-def test_overlong_parts_and_cuts_add_up_across_the_muxers_runs() -> None:
+def test_overlong_short_parts_and_cuts_add_up_across_the_muxers_runs() -> None:
     tracks = list({f.track.index: f.track for f in av_frames(0.2)}.values())
     stats = LlStats()
     first, second = PartCutter(tracks, 0.333), PartCutter(tracks, 0.333)
     stats.follow(first)
-    first.overlong_parts, first.cuts_without_keyframe = 2, 1
-    assert (stats.overlong_parts, stats.cuts_without_keyframe) == (2, 1)
+    first.overlong_parts, first.short_parts, first.cuts_without_keyframe = 2, 6, 1
+    assert (stats.overlong_parts, stats.short_parts, stats.cuts_without_keyframe) == (2, 6, 1)
     stats.follow(second)  # a restart: the first run's counts stay
-    second.overlong_parts, second.cuts_without_keyframe = 3, 4
-    assert (stats.overlong_parts, stats.cuts_without_keyframe) == (5, 5)
+    second.overlong_parts, second.short_parts, second.cuts_without_keyframe = 3, 7, 4
+    assert (stats.overlong_parts, stats.short_parts, stats.cuts_without_keyframe) == (5, 13, 5)
 
 
 async def test_on_demand_counts_parts_and_restarts_and_says_when_it_runs(
