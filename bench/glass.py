@@ -18,8 +18,15 @@ hls_time 2) served by a plain static server. A GStreamer camera (``--source gst`
 can read (clockoverlay draws with system fonts): it reports hls.js ``latency`` and the page's delay
 (now - the shown frame's EXT-X-PROGRAM-DATE-TIME, which misses capture and encode) instead.
 
-Reported per mode: median and p95 of the delay, stalls (``waiting`` events, and samples where
-currentTime did not advance), hls.js ``latency`` and ``targetLatency``, time to the first frame.
+``--source relay-demo`` runs ``relay demo`` itself (what ``make demo`` runs) and opens its page
+at ``/`` as a new user would.
+
+Reported per mode: median and p95 of the delay; ``stalls``, the video's ``waiting`` events after
+the first frame except those within SEEK_WAIT_S of the page's own catch-up seek (``seek_waits``);
+``frozen_samples`` where currentTime did not advance, and each freeze with what came around it
+(the page's seeks, long tasks, hls.js errors such as a blocking reload's 503, the longest gap
+between loaded parts, whether a keyframe part came: a GOP boundary); hls.js ``latency`` and
+``targetLatency``; time to the first frame.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import Page, sync_playwright
 
@@ -45,7 +53,7 @@ from relay.demo.camera import _CELL_W, _CLOCK_CHARS, _FONT, _GLYPH_H, _GLYPH_W, 
 from tests.interop.gstserver import free_port, start_gst_server
 from tests.interop.relayproc import RelayProcess
 from tests.interop.test_browser import CHROMIUM_ARGS
-from web.app import HLS_JS
+from web.app import HLS_JS, STATIC_DIR
 
 INK_THRESHOLD = 128  # ink is Y 235, paper Y 16 (both BT.601 limited range): about 255 and 0 in RGB
 GLYPHS = {"".join(rows).replace(" ", "0").replace("#", "1"): ch for ch, rows in _FONT.items()}
@@ -67,34 +75,59 @@ SAMPLE = """([xs, ys, threshold]) => {
   const player = typeof hls !== 'undefined' ? hls : null;
   const pdt = player && player.playingDate ? player.playingDate.getTime() : null;
   return { now, ink, t: v.currentTime, paused: v.paused, width: v.videoWidth,
-           waiting: window.__glassWaiting || 0, pdt,
+           pdt,
            latency: player ? player.latency : null,
            target: player ? player.targetLatency : null };
 }"""
 
+# Installed once the video exists, and again for each new hls.js instance: what the page and
+# hls.js did, for the stalls' causes. The page's own seeks are told apart by wrapping the shared
+# catchUp (web/static/catchup.js), which both the page and the bare page call by its global name.
 WATCH = """() => { const v = document.querySelector('video');
-  if (v && !window.__glassWatched) { window.__glassWatched = true; window.__glassWaiting = 0;
-    v.addEventListener('waiting', () => { window.__glassWaiting += 1; }); }
-  return !!v; }"""
+  if (!v) return false;
+  const log = window.__glass || (window.__glass = { waiting: [], seeks: [], tasks: [], hls: [] });
+  if (!window.__glassWatched) {
+    window.__glassWatched = true;
+    v.addEventListener('waiting', () => log.waiting.push(Date.now()));
+    if (typeof catchUp === 'function') {
+      const own = catchUp;
+      window.catchUp = (...args) => { const seeked = own(...args);
+        if (seeked) log.seeks.push(Date.now()); return seeked; };
+    }
+    new PerformanceObserver((list) => { for (const e of list.getEntries())
+      log.tasks.push([Math.round(performance.timeOrigin + e.startTime), Math.round(e.duration)]);
+    }).observe({ type: 'longtask', buffered: true });
+  }
+  const player = typeof hls !== 'undefined' ? hls : null;
+  if (player && window.__glassHls !== player) {
+    window.__glassHls = player;
+    const E = window.Hls.Events;
+    const keep = (entry) => { if (log.hls.length < 5000) log.hls.push(entry); };
+    player.on(E.ERROR, (_, d) => keep([Date.now(), 'error', d.details,
+      d.response ? d.response.code : null, d.fatal]));
+    player.on(E.FRAG_LOADED, (_, d) => { const st = (d.part || d.frag).stats.loading;
+      keep([Date.now(), 'frag', d.frag.sn, d.part ? d.part.index : null,
+            d.part ? d.part.independent : true, Math.round(st.end - st.start)]); });
+    player.on(E.LEVEL_UPDATED, () => keep([Date.now(), 'level']));
+  }
+  return true; }"""
 
 BARE_PAGE = string.Template("""<!doctype html><meta charset="utf-8"><title>glass</title>
 <video id="player" muted autoplay playsinline></video>
 <script src="$script"></script>
+<script src="$catchup"></script>
 <script>
 var hls = new Hls(Object.assign({ liveDurationInfinity: true }, $config));
 hls.loadSource($url); hls.attachMedia(document.getElementById('player'));
 document.getElementById('player').play().catch(() => {});
-if ($jump) {  // once playing, seek forward to hls.js's live sync position when it is buffered
+if ($jump) {  // the page's catch-up (catchup.js), on the page's schedule
   const v = document.getElementById('player');
-  const timer = setInterval(() => {
-    const sync = hls.liveSyncPosition, b = v.buffered;
-    if (sync && b.length && hls.latency > hls.targetLatency + 0.3 &&
-        b.end(b.length - 1) > sync + 0.1 && v.currentTime > 0) {
-      v.currentTime = sync; clearInterval(timer);
-    }
-  }, 250);
+  let skipped = false;
+  setInterval(() => { if (catchUp(hls, v, skipped)) skipped = true; }, 500);
 }
 </script>""")
+
+SEEK_WAIT_S = 1.0  # a `waiting` this soon after the page's own seek is the seek, not a stall
 
 
 class ClockReader:
@@ -136,6 +169,31 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def freezes_of(frozen: list[tuple[int, int]], log: dict[str, Any],
+               start_ms: int) -> list[dict[str, object]]:
+    """Each run of frozen samples (``frozen``: the last advancing sample's and the next advancing
+    sample's times, ms) with what happened around it: the page's seeks, long tasks, hls.js errors
+    (a blocking reload's 503 among them), the longest gap between loaded parts and whether a
+    keyframe (INDEPENDENT) part came in it, i.e. a GOP boundary."""
+    out = []
+    for begin, until in frozen:
+        lo, hi = begin - 1000, until + 500
+        tasks = [d for t, d in log["tasks"] if lo <= t <= hi]
+        events = [e for e in log["hls"] if lo <= e[0] <= hi]
+        frags = [e for e in events if e[1] == "frag"]
+        times = [e[0] for e in frags]
+        out.append({
+            "at_s": round((begin - start_ms) / 1000, 2), "for_s": round((until - begin) / 1000, 2),
+            "page_seek": any(lo <= t <= hi for t in log["seeks"]),
+            "longest_task_ms": max(tasks, default=0),
+            "errors": sorted({f"{e[2]} {e[3] or ''}".strip() for e in events if e[1] == "error"}),
+            "longest_part_gap_ms": max((b - a for a, b in zip(times, times[1:])), default=None),
+            "slowest_load_ms": max((e[5] for e in frags), default=None),
+            "keyframe_part": any(e[4] for e in frags),
+        })
+    return out
+
+
 def measure(page: Page, reader: ClockReader | None, seconds: float, interval: float,
             joined: float) -> dict[str, object]:
     """Sample the playing page every ``interval`` for ``seconds`` from its first frame."""
@@ -143,20 +201,22 @@ def measure(page: Page, reader: ClockReader | None, seconds: float, interval: fl
     page.wait_for_function("() => document.querySelector('video').currentTime > 0",
                            timeout=60000, polling=50)
     first_frame = time.monotonic() - joined
+    start_ms = page.evaluate("() => Date.now()")
     glass: list[float] = []
     pdt: list[float] = []
     latency: list[float] = []
     target: list[float] = []
-    unread = frozen = 0
-    last_t = -1.0
-    last: dict[str, object] = {}
+    unread = still = 0
+    frozen: list[tuple[int, int]] = []  # (last advancing sample, next advancing sample), ms
+    freeze_from: int | None = None
+    last_t, last_now = -1.0, start_ms
     end = time.monotonic() + seconds
     xs, ys = (reader.xs, reader.ys) if reader else ([0], [0])
     while time.monotonic() < end:
         tick = time.monotonic()
+        page.evaluate(WATCH)  # a new hls.js instance (the page's fallback) is watched too
         sample = page.evaluate(SAMPLE, [xs, ys, INK_THRESHOLD])
         if sample:
-            last = sample
             if reader is not None:
                 delay = reader.read(sample["ink"], sample["now"])
                 if delay is None:
@@ -168,20 +228,40 @@ def measure(page: Page, reader: ClockReader | None, seconds: float, interval: fl
             if sample["latency"]:
                 latency.append(sample["latency"])
                 target.append(sample["target"] or 0.0)
-            frozen += sample["t"] <= last_t and not sample["paused"]
+            if sample["t"] <= last_t and not sample["paused"]:
+                freeze_from = last_now if freeze_from is None else freeze_from
+                still += 1
+            else:
+                if freeze_from is not None:
+                    frozen.append((freeze_from, sample["now"]))
+                freeze_from = None
+                last_now = sample["now"]
             last_t = sample["t"]
         time.sleep(max(0.0, interval - (time.monotonic() - tick)))
+    if freeze_from is not None:
+        frozen.append((freeze_from, last_now + int(interval * 1000)))
+    log = page.evaluate("() => window.__glass")
+    waits = [t for t in log["waiting"] if t >= start_ms]
+    seek_waits = [t for t in waits
+                  if any(0 <= t - s <= SEEK_WAIT_S * 1000 for s in log["seeks"])]
 
     def summary(values: list[float]) -> str:
         if not values:
             return "-"
         return f"{statistics.median(values):.2f}/{percentile(values, 0.95):.2f}"
 
+    tasks = [d for t, d in log["tasks"] if t >= start_ms]
     return {"glass": summary(glass), "samples": len(glass), "unread": unread,
             "page_pdt": summary(pdt), "hls_latency": summary(latency),
             "target_latency": f"{statistics.median(target):.2f}" if target else "-",
-            "waiting": last.get("waiting", "-"), "frozen_samples": frozen,
-            "first_frame_s": round(first_frame, 2)}
+            "stalls": len(waits) - len(seek_waits), "seek_waits": len(seek_waits),
+            "page_seeks": len(log["seeks"]),
+            "frozen_samples": still,
+            "freezes": freezes_of(frozen, log, start_ms),
+            "long_tasks": f"{len(tasks)}, longest {max(tasks, default=0)} ms",
+            "hls_errors": sorted({f"{e[2]} {e[3] or ''}".strip() for e in log["hls"]
+                                  if e[1] == "error" and e[0] >= start_ms}),
+            "first_frame_s": round(first_frame, 2), "log": {"start_ms": start_ms, **log}}
 
 
 @contextlib.contextmanager
@@ -233,13 +313,16 @@ def play(browser: object, mode: str, http: int, ff_port: int | None, config: str
     joined = time.monotonic()
     try:
         if mode == "ll-page":
-            page.goto(f"http://127.0.0.1:{http}/?stream=cam", wait_until="load")
+            # relay demo's page as a new user opens it; else the one stream by name
+            query = "" if args.source == "relay-demo" else f"?stream={args.name}"
+            page.goto(f"http://127.0.0.1:{http}/{query}", wait_until="load")
         elif mode == "ffmpeg":
             page.goto(f"http://127.0.0.1:{ff_port}/glass.html", wait_until="load")
         else:
-            url = f"/hls/cam/{'ll' if mode == 'll' else 'index'}.m3u8"
+            url = f"/hls/{args.name}/{'ll' if mode == 'll' else 'index'}.m3u8"
             cfg = config if mode == "ll" else "{}"
             html = BARE_PAGE.substitute(script="/static/hls.min.js", config=cfg,
+                                        catchup="/static/catchup.js",
                                         url=json.dumps(url),
                                         jump=json.dumps(args.jump and mode == "ll"))
             page.route(f"http://127.0.0.1:{http}/glass.html",
@@ -254,7 +337,9 @@ def play(browser: object, mode: str, http: int, ff_port: int | None, config: str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", choices=("demo", "gst"), default="demo")
+    parser.add_argument("--source", choices=("demo", "gst", "relay-demo"), default="demo",
+                        help="demo: relay camera + relay pull; gst: a GStreamer camera + relay "
+                             "pull; relay-demo: `relay demo` itself (what `make demo` runs)")
     parser.add_argument("--modes", default="ll-page,hls,ffmpeg")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--interval", type=float, default=0.25)
@@ -264,50 +349,64 @@ def main() -> None:
                         help="hls.js config (JSON) of the 'll' mode; repeat to compare several "
                              '(default {"lowLatencyMode": true})')
     parser.add_argument("--jump", action="store_true",
-                        help="'ll' mode: once playing, seek to hls.js's live sync position")
+                        help="'ll' mode: the page's catch-up (web/static/catchup.js) too")
+    parser.add_argument("--events", type=Path, default=None,
+                        help="append each run's raw log here (JSON lines: waiting, the page's "
+                             "seeks, long tasks, hls.js errors, part loads, playlist updates)")
     parser.add_argument("--repeat", type=int, default=1, help="rounds over the modes")
     parser.add_argument("--tree", type=Path, default=None,
                         help="run the relay (and its page) from this checkout, e.g. a worktree "
                              "of an older commit, to compare before and after")
     args = parser.parse_args()
     modes = args.modes.split(",")
+    if args.source == "relay-demo" and ("ffmpeg" in modes or args.part_seconds):
+        parser.error("--source relay-demo: its camera is inside the relay (no ffmpeg mode, "
+                     "no --part-seconds)")
+    args.name = "demo" if args.source == "relay-demo" else "cam"
     configs = args.hls_config or ['{"lowLatencyMode": true}']
     runs = [(mode, config) for mode in modes for config in (configs if mode == "ll" else [""])]
     work = Path(tempfile.mkdtemp(prefix="glass-"))
     http = free_port()
     with contextlib.ExitStack() as stack:
         stack.callback(shutil.rmtree, work, ignore_errors=True)
-        if args.source == "demo":
-            rtsp_port = free_port()
-            camera = subprocess.Popen(
-                [sys.executable, "-m", "relay", "camera", "--listen", f"127.0.0.1:{rtsp_port}"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            stack.callback(camera.wait, 10)
-            stack.callback(camera.terminate)
-            rtsp = f"rtsp://127.0.0.1:{rtsp_port}/demo"
-            reader: ClockReader | None = ClockReader()
-            time.sleep(1.0)
-        else:
-            rtsp_port = stack.enter_context(start_gst_server({"/cam": "h264"}))
-            rtsp = f"rtsp://127.0.0.1:{rtsp_port}/cam"
-            reader = None
-        pull = ["pull", rtsp, "--name", "cam", "--hls-dir", str(work / "hls"), "--http",
-                f"127.0.0.1:{http}", "--transport", "tcp", "--segment-seconds", "2"]
-        if args.part_seconds:
-            pull += ["--part-seconds", args.part_seconds]
         env = dict(os.environ, PYTHONPATH=str(args.tree)) if args.tree else None
-        relay = stack.enter_context(RelayProcess(pull, http, work, env))
+        reader: ClockReader | None = ClockReader()
+        if args.source == "relay-demo":
+            rtsp = ""
+            command = ["demo", "--hls-dir", str(work / "hls"), "--http", f"127.0.0.1:{http}"]
+        else:
+            if args.source == "demo":
+                rtsp_port = free_port()
+                camera = subprocess.Popen(
+                    [sys.executable, "-m", "relay", "camera", "--listen",
+                     f"127.0.0.1:{rtsp_port}"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                stack.callback(camera.wait, 10)
+                stack.callback(camera.terminate)
+                rtsp = f"rtsp://127.0.0.1:{rtsp_port}/demo"
+                time.sleep(1.0)
+            else:
+                rtsp_port = stack.enter_context(start_gst_server({"/cam": "h264"}))
+                rtsp = f"rtsp://127.0.0.1:{rtsp_port}/cam"
+                reader = None
+            command = ["pull", rtsp, "--name", "cam", "--hls-dir", str(work / "hls"), "--http",
+                       f"127.0.0.1:{http}", "--transport", "tcp", "--segment-seconds", "2"]
+            if args.part_seconds:
+                command += ["--part-seconds", args.part_seconds]
+        relay = stack.enter_context(RelayProcess(command, http, work, env))
         relay.wait_for(lambda: relay.api()[0]["state"] == "playing", 40, "the camera")
         ff_port = None
         if "ffmpeg" in modes:
             ff = work / "ffmpeg"
             stack.enter_context(ffmpeg_hls(rtsp, ff))
             (ff / "hls.min.js").symlink_to(HLS_JS)
+            (ff / "catchup.js").symlink_to(STATIC_DIR / "catchup.js")
             (ff / "glass.html").write_text(BARE_PAGE.substitute(
-                script="hls.min.js", config="{}", url='"index.m3u8"', jump="false"))
+                script="hls.min.js", catchup="catchup.js", config="{}", url='"index.m3u8"',
+                jump="false"))
             ff_port = stack.enter_context(static_server(ff))
         time.sleep(args.warmup)
-        wait_until(lambda: "#EXTINF" in (work / "hls" / "cam" / "index.m3u8").read_text(), 30,
+        wait_until(lambda: "#EXTINF" in (work / "hls" / args.name / "index.m3u8").read_text(), 30,
                    "the relay's first segment")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
@@ -317,6 +416,11 @@ def main() -> None:
                     for mode, config in runs:
                         result = play(browser, mode, http, ff_port, config, reader, args)
                         shown = {"config": config} if mode == "ll" else {}
+                        events = result.pop("log")
+                        if args.events:
+                            with args.events.open("a") as out:
+                                out.write(json.dumps({"mode": mode, "round": round_, **events})
+                                          + "\n")
                         print(json.dumps({"tree": str(args.tree or "."),
                                           "source": args.source, "round": round_,
                                           "mode": mode, **shown, **result}), flush=True)

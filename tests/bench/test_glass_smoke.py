@@ -19,6 +19,7 @@ def test_glass_to_glass_of_the_page_is_read_from_the_picture() -> None:
     assert done.returncode == 0, f"bench failed:\n{done.stdout}\n{done.stderr}"
     result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("{")))
     print(f"\nLL-HLS glass-to-glass in Chromium (median/p95 s): {result['glass']}, hls.js "
-          f"latency {result['hls_latency']} against target {result['target_latency']}")
+          f"latency {result['hls_latency']} against target {result['target_latency']}, "
+          f"stalls {result['stalls']} (+{result['seek_waits']} after the page's own seek)")
     assert result["samples"] >= 10 and result["unread"] <= result["samples"] // 20, result
     assert result["errors"] == [], result

@@ -9,8 +9,6 @@
 const REFRESH_MS = 2000;
 const THUMBNAIL_MS = 5000;
 const DELAY_MS = 500;                 // how often the shown delay is updated
-const SKIP_AHEAD_S = 0.3;             // LL-HLS joined this far behind hls.js's target: skip once
-const RESYNC_BEHIND_S = 3;            // LL-HLS this far behind hls.js's target: jump to live
 const PROBE_WAIT_MS = 1500;           // for the LL-HLS probe, before standard HLS starts
 const HISTORY_MS = 5 * 60 * 1000;     // kept, and the widest the chart spans
 const MIN_SPAN_MS = 60 * 1000;        // the narrowest: a new stream's chart fills up over a minute
@@ -530,29 +528,13 @@ function start(stream, url, low, problem) {
   delayTimer = setInterval(showDelay, DELAY_MS);
 }
 
-// hls.js starts LL-HLS at a segment's keyframe, up to a GOP behind its target, and speeds up
-// only while more than a second is buffered ahead: skip to its live sync position once that is
-// buffered (bench/glass.py: median 1.2 -> 0.9 s). After a long stall on a busy machine it stayed
-// 10 s behind for good: jump back then too.
-function catchUp(player) {
-  const sync = player.liveSyncPosition;
-  const buffered = video.buffered;
-  if (sync === null || !buffered.length || video.currentTime === 0) return;
-  const behind = player.latency - player.targetLatency;
-  const ready = buffered.end(buffered.length - 1) > sync + 0.1;
-  if ((!skipped && ready && behind > SKIP_AHEAD_S) || behind > RESYNC_BEHIND_S) {
-    video.currentTime = sync;
-    skipped = true;
-  }
-}
-
 // How far behind live the picture is: now minus the shown frame's EXT-X-PROGRAM-DATE-TIME when
 // the playlist carries it (the relay stamps it on arrival), else hls.js's distance from the
 // playlist's live edge.
 function showDelay() {
   let seconds = null;
   let basis = "";
-  if (hls && hls.config.lowLatencyMode) catchUp(hls);
+  if (hls && hls.config.lowLatencyMode && catchUp(hls, video, skipped)) skipped = true;   // catchup.js
   if (hls) {
     const date = hls.playingDate;
     if (date) {
