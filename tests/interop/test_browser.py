@@ -1,7 +1,8 @@
 """`relay demo` played in a real browser: Debian's headless Chromium, driven by Playwright.
 
 The page opens the only stream's player by itself (LL-HLS when the relay serves it, standard HLS
-otherwise); the test prints which, and the delay the page shows: a figure, not an assertion. An
+otherwise), asking for no thumbnail of the wall it covers; the test prints which player, and the
+delay the page shows: a figure, not an assertion. An
 H.265 camera plays where the browser decodes HEVC; where it does not (this Chromium), the page
 says so instead of showing a black player.
 """
@@ -39,6 +40,8 @@ def test_demo_plays_in_chromium(tmp_path: Path) -> None:
                 page = browser.new_page()
                 errors: list[str] = []
                 page.on("pageerror", lambda exc: errors.append(str(exc)))
+                requests: list[str] = []
+                page.on("request", lambda r: requests.append(r.url))
                 page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
                 page.wait_for_selector("[data-stream=demo]", timeout=15000)
                 page.wait_for_function("() => document.getElementById('viewer').open",
@@ -64,6 +67,8 @@ def test_demo_plays_in_chromium(tmp_path: Path) -> None:
         print(f"\ndemo page: {mode}, delay shown at join {delays[0]:.2f} s, median of the "
               f"{DELAY_SAMPLES} s after {statistics.median(delays):.2f} s, last {delays[-1]:.2f} s")
         assert mode in ("HLS", "LL-HLS")
+        # the player opened by itself: the wall it covers asked the relay for no thumbnail
+        assert not [u for u in requests if "thumbnail" in u], requests
         assert not errors, errors
         assert relay.stop() == 0
 

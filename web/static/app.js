@@ -252,7 +252,10 @@ function render(streams) {
   $("summary").textContent = streams.length + " camera" + (streams.length === 1 ? "" : "s") +
     ", " + playing + " playing" + (problems ? ", " + problems + " with problems" : "");
   stateFilter.options[1].textContent = "with problems (" + problems + ")";
-  layout();
+  choose(streams);   // before the wall's layout: a player opened now asks for no thumbnail
+  // While the player covers the wall it is laid out once (no thumbnails), not at each refresh;
+  // closing the player lays it out again.
+  if (!viewer.open || !list.firstElementChild) layout();
   if (current !== null && tiles.has(current)) showDetails(tiles.get(current), now);
 }
 
@@ -571,7 +574,6 @@ async function refresh() {
     errorLine.hidden = response.ok;
     if (!response.ok) errorLine.textContent = "The relay has not published its status yet.";
     render(streams);
-    choose(streams);
     $("updated").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (err) {
     errorLine.hidden = false;
