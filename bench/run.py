@@ -250,17 +250,17 @@ def run_one(kind: str, option: str, n: int, clip: Path, seconds: float, warmup: 
         src0 = m.cpu_seconds([source.proc.pid])
         web0 = m.cpu_seconds(web)
         cpu0, t0 = m.cpu_seconds(pids), time.monotonic()
-        spy = None
+        spies: list[subprocess.Popen[bytes]] = []
         if profile is not None and kind in ("relay", "pull"):
             name = result.relay.replace(" ", "-")
-            spy = start_profiler(procs[0].pid, seconds, profile / f"{name}-{n}.txt")
+            spies = start_profilers(procs[0].pid, pids, seconds, profile / f"{name}-{n}")
         time.sleep(seconds)
         cpu1, t1 = m.cpu_seconds(pids), time.monotonic()
         web1 = m.cpu_seconds(web)
         src1 = m.cpu_seconds([source.proc.pid])
         busy1 = m.machine_busy()
         result.rss_mb = m.peak_rss_mb(pids)
-        if spy is not None:
+        for spy in spies:
             spy.wait(30)
         result.load = Path("/proc/loadavg").read_text().split(" ")[0]
         result.seconds = t1 - t0
@@ -311,19 +311,32 @@ def run_one(kind: str, option: str, n: int, clip: Path, seconds: float, warmup: 
     return result
 
 
-def start_profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+def start_profilers(pid: int, pids: list[int], seconds: float, out: Path
+                    ) -> list[subprocess.Popen[bytes]]:
     """py-spy (from the bench-only venv, see docs/benchmarks.md) sampling the relay's window,
-    every process of it (media workers, parent, web)."""
+    every process of it (media workers, parent, web), to ``out``.txt; and ``perf record`` of
+    ``pids`` to ``out``.perf when perf is installed.
+
+    py-spy runs with ``--gil``: only samples holding the GIL, so a thread waiting in epoll (or
+    in any call that releases the GIL: send, recv, PyAV's mux) is not counted as busy, which it
+    was without it. perf samples only what is on a CPU, kernel included, so it gives the split
+    between the interpreter, PyAV and system calls (``bench.profile_summary --perf``)."""
     spy = shutil.which("py-spy", path=f"{REPO / 'bench/.cache/venv/bin'}:{os.environ['PATH']}")
     if spy is None:
         raise BenchError("--profile needs py-spy: python3 -m venv bench/.cache/venv && "
                          "bench/.cache/venv/bin/pip install py-spy")
     out.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
-                             "--rate", "250", "--nonblocking", "--subprocesses",
-                             "--format", "raw", "-o", str(out)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    quiet: dict[str, int] = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL,
+                   "stderr": subprocess.DEVNULL}
+    spies = [subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
+                               "--rate", "250", "--nonblocking", "--subprocesses", "--gil",
+                               "--format", "raw", "-o", f"{out}.txt"], **quiet)]
+    perf = shutil.which("perf")
+    if perf is not None:
+        spies.append(subprocess.Popen(
+            [perf, "record", "-F", "250", "-g", "-p", ",".join(map(str, pids)),
+             "-o", f"{out}.perf", "--", "sleep", str(int(seconds))], **quiet))
+    return spies
 
 
 # --- output ------------------------------------------------------------------------------------
