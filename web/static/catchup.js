@@ -2,7 +2,9 @@
 // both measure one copy. hls.js starts LL-HLS at a segment's keyframe, up to a GOP behind its
 // target, and speeds up only while more than a second is buffered ahead: skip to its live sync
 // position once that is buffered (bench/glass.py: median 1.2 -> 0.9 s). After a long stall on a
-// busy machine it stayed 10 s behind for good: jump back then too.
+// busy machine it stayed 10 s behind for good: jump back then too. Either seek waits until the
+// sync position is buffered: a seek past the buffer is a stall of its own (bench/glass.py: a
+// resync that did not wait was followed by a 2 s freeze while parts came on time).
 "use strict";
 
 const SKIP_AHEAD_S = 0.3;             // joined this far behind hls.js's target: skip once
@@ -16,7 +18,7 @@ function catchUp(player, video, skipped) {
   if (sync === null || !buffered.length || video.currentTime === 0) return false;
   const behind = player.latency - player.targetLatency;
   const ready = buffered.end(buffered.length - 1) > sync + 0.1;
-  if ((!skipped && ready && behind > SKIP_AHEAD_S) || behind > RESYNC_BEHIND_S) {
+  if (ready && ((!skipped && behind > SKIP_AHEAD_S) || behind > RESYNC_BEHIND_S)) {
     video.currentTime = sync;
     return true;
   }
