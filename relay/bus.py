@@ -136,6 +136,11 @@ class Subscription:
         """
         return self._receive.receive_nowait()
 
+    @property
+    def queued(self) -> int:
+        """Frames delivered and not yet taken: a consumer that fell behind is not idle."""
+        return self._receive.statistics().current_buffer_used
+
     def __aiter__(self) -> AsyncIterator[Frame]:
         return self._receive.__aiter__()
 

@@ -259,13 +259,14 @@ async def run_hls_sink(
         ticker = ReadTicker.current()
 
         def silent(now: float) -> bool:
-            return now - last[0] >= IDLE_FLUSH_SECONDS
+            # frames waiting for the loop (stuck behind a slow write) are not a silence
+            return now - last[0] >= IDLE_FLUSH_SECONDS and not subscription.queued
 
         while True:
             await arrived[0].wait()
             arrived[0] = trio.Event()
             await ticker.read(silent)
-            if trio.current_time() - last[0] < IDLE_FLUSH_SECONDS:
+            if trio.current_time() - last[0] < IDLE_FLUSH_SECONDS or subscription.queued:
                 continue  # frames came since the tick that saw the silence
             segments = segmenter.flush()
             if segments:
