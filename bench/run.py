@@ -202,7 +202,28 @@ def wait_published(recordings: list[Path], procs: list[subprocess.Popen[bytes]],
         time.sleep(0.2)
     missing = sum(1 for r in recordings if not (r.exists() and r.stat().st_size > 100_000))
     raise BenchError(f"{missing} of {len(recordings)} streams not publishing after {timeout} s: "
-                     f"{m_tail(log)}")
+                     f"{m_tail(log)}{stacks_of(procs)}")
+
+
+def find_py_spy() -> str | None:
+    """py-spy from the bench-only venv, this venv (a test dependency) or PATH."""
+    return shutil.which("py-spy", path=os.pathsep.join(
+        (str(REPO / "bench/.cache/venv/bin"), str(Path(sys.executable).parent),
+         os.environ.get("PATH", ""))))
+
+
+def stacks_of(procs: list[subprocess.Popen[bytes]]) -> str:
+    """Where every process under test is, when it failed to publish (``py-spy dump``, if the
+    test venv has it): a hang then explains itself in the bench's own error."""
+    spy = find_py_spy()
+    if spy is None:
+        return ""
+    dumps = []
+    for pid in (p for proc in procs for p in m.descendants(proc.pid)):
+        done = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True,
+                              timeout=30, check=False)
+        dumps.append(f"\n--- py-spy dump --pid {pid}\n{(done.stdout or done.stderr)[-3000:]}")
+    return "".join(dumps)
 
 
 def m_tail(path: Path) -> str:
@@ -321,7 +342,7 @@ def start_profilers(pid: int, pids: list[int], seconds: float, out: Path
     in any call that releases the GIL: send, recv, PyAV's mux) is not counted as busy, which it
     was without it. perf samples only what is on a CPU, kernel included, so it gives the split
     between the interpreter, PyAV and system calls (``bench.profile_summary --perf``)."""
-    spy = shutil.which("py-spy", path=f"{REPO / 'bench/.cache/venv/bin'}:{os.environ['PATH']}")
+    spy = find_py_spy()
     if spy is None:
         raise BenchError("--profile needs py-spy: python3 -m venv bench/.cache/venv && "
                          "bench/.cache/venv/bin/pip install py-spy")
