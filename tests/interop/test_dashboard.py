@@ -68,6 +68,10 @@ def test_dashboard_tiles_thumbnails_and_charts(tmp_path: Path) -> None:
                 video = page.text_content('#facts [data-fact="video"]')
                 page.wait_for_function(
                     "() => document.getElementById('player').currentTime > 0.5", timeout=30000)
+                # the page asks for no thumbnail while its player covers the wall: close it
+                page.keyboard.press("Escape")
+                page.wait_for_function("() => !document.getElementById('viewer').open",
+                                       timeout=15000)
                 thumbnail_error = None
                 try:
                     page.wait_for_function(THUMBNAIL_LOADED, timeout=30000)
