@@ -19,7 +19,7 @@ def test_ll_hls_mode_running_and_parts_in_the_status(tmp_path: Path) -> None:
         (idle,) = relay.api()
         assert idle["ll_hls"] == {"mode": "on-demand", "running": False, "parts_written": 0,
                                   "restarts": 0, "overlong_parts": 0,
-                                  "cuts_without_keyframe": 0}, idle["ll_hls"]
+                                  "cuts_without_keyframe": 0, "short_parts": 0}, idle["ll_hls"]
         status, body = http_get(f"http://127.0.0.1:{http}/hls/cam/ll.m3u8")  # starts it
         assert status == 200, body
         relay.wait_for(lambda: relay.api()[0]["ll_hls"]["parts_written"] > 0, 20,
