@@ -9,6 +9,7 @@ departures and arrivals are matched. No B-frames: FFmpeg 5.1 drops RTSP packets 
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -25,7 +26,9 @@ def ensure_clip(seconds: int = SECONDS) -> Path:
         return clip
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = clip.with_suffix(".part.mkv")
-    print(f"bench: encoding the {seconds} s benchmark clip once into {clip} ...", flush=True)
+    # progress on stderr: stdout carries the benchmarks' tables
+    print(f"bench: encoding the {seconds} s benchmark clip once into {clip} ...",
+          file=sys.stderr, flush=True)
     subprocess.run(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
          "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25,noise=alls=12:allf=t",

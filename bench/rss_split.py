@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench import measure as m
+from bench.clip import SECONDS as CLIP_SECONDS
 from bench.clip import ensure_clip
 from bench.peers import free_port, start_nginx, start_source, stop, wait_port
 
@@ -53,13 +54,14 @@ def import_rss(modules: list[str]) -> float:
     return float(out.stdout)
 
 
-def pull_split(seconds: float, transport: str) -> list[tuple[str, dict[str, float]]]:
+def pull_split(seconds: float, transport: str, clip_seconds: int = CLIP_SECONDS
+               ) -> list[tuple[str, dict[str, float]]]:
     """Run one ``relay pull`` against the bench's source and nginx for ``seconds`` after its web
     port opens; each of its processes' memory, named by its command line."""
     work = Path(tempfile.mkdtemp(prefix="rss-split-"))
     hls = work / "hls"
     hls.mkdir()
-    source = start_source(ensure_clip(), work)
+    source = start_source(ensure_clip(clip_seconds), work)
     nginx = start_nginx(work, hls)
     http = free_port()
     with open(work / "pull.log", "wb") as log:
@@ -89,12 +91,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--transport", choices=("tcp", "udp"), default="tcp")
     parser.add_argument("--imports", nargs="*", help="only measure these imports")
+    parser.add_argument("--clip-seconds", type=int, default=CLIP_SECONDS,
+                        help="length of the looped source clip (encoded once, cached)")
     args = parser.parse_args()
     if args.imports is not None:
         print(f"{' '.join(args.imports) or '(nothing)'}: {import_rss(args.imports):.1f} MiB RSS")
         return
     print("| process | RSS MiB | PSS MiB | USS MiB | VmHWM MiB |\n|---|---:|---:|---:|---:|")
-    for name, mib in pull_split(args.seconds, args.transport):
+    for name, mib in pull_split(args.seconds, args.transport, args.clip_seconds):
         print(f"| {name} | {mib['rss']:.1f} | {mib['pss']:.1f} | {mib['uss']:.1f} | "
               f"{mib['hwm']:.1f} |")
 
