@@ -191,10 +191,14 @@ def test_codecs_to_hls(tmp_path: Path, pipeline: str, video: str, source_audio: 
         assert stream["skipped_tracks"] == [], stream
         assert relay.stop() == 0
     check_playlist(playlist, SEGMENT)
-    for streams in check_every_segment(playlist):
+    probed = check_every_segment(playlist)
+    last_extinf = float(playlist.read_text().rsplit("#EXTINF:", 1)[1].split(",", 1)[0])
+    for index, streams in enumerate(probed):
         assert streams["video"]["codec_name"] == video
         assert (streams["video"]["width"], streams["video"]["height"]) == (640, 360)
-        assert streams["audio"]["codec_name"] == "aac", streams["audio"]
+        if "audio" not in streams and index == len(probed) - 1 and last_extinf < 0.5:
+            continue  # the stop cut the last segment just after its keyframe: no audio yet
+        assert streams["audio"]["codec_name"] == "aac", streams
         # the transcoder's output (relay.audio.transcode): 48 kHz stereo whatever came in
         assert int(streams["audio"]["sample_rate"]) == 48000, streams["audio"]
     assert_decode_times_increase(listed_segments(playlist))
