@@ -11,12 +11,20 @@ A reader is a synchronous ``drain(now) -> bool`` that reads its socket without b
 every tick until it returns True (something for its task to do: an RTSP reply, the end of the
 connection) or raises; ``read`` then returns, or raises what it raised, in the reader's own
 task: a failing reader never stops the ticker or another stream.
+
+A guard checks every ``GUARD_SECONDS`` that readers are being read. If the ticker has not ticked
+for that long it logs one line saying what it was waiting on and wakes it; a timer that failed
+is dropped for trio's clock. Why: twice in CI a media process's ticker never ticked after PLAY
+(every stream of the process silent, no watchdog line, the process idle in epoll), and the cause
+was not found; a stuck ticker now costs a stream two seconds and names itself.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
+import select
 import sys
 from collections.abc import Callable
 
@@ -25,6 +33,10 @@ import trio
 from relay.config import DEFAULT_TICK, MAX_TICK, MIN_TICK
 
 Drain = Callable[[float], bool]
+
+GUARD_SECONDS = 2.0  # a ticker silent this long with readers waiting is woken
+
+log = logging.getLogger("relay.ticker")
 
 _current: trio.lowlevel.RunVar[ReadTicker] = trio.lowlevel.RunVar("relay_read_ticker")
 _interval: trio.lowlevel.RunVar[float] = trio.lowlevel.RunVar("relay_read_tick",
@@ -58,6 +70,8 @@ class _TimerFd:
         self.fd = _libc.timerfd_create(_CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC)
         if self.fd < 0:
             raise OSError(ctypes.get_errno(), "timerfd_create")
+        stat = os.fstat(self.fd)
+        self.identity = (stat.st_dev, stat.st_ino)  # to tell this timer from a reused number
         self.interval = 0.0
         self.set(interval)
 
@@ -75,8 +89,26 @@ class _TimerFd:
         except BlockingIOError:
             pass
 
+    def state(self) -> str:
+        """What the descriptor is now, for the guard's line: the evidence of a stuck ticker."""
+        try:
+            stat = os.fstat(self.fd)
+        except OSError:
+            return f"timerfd {self.fd} closed behind the ticker's back"
+        if (stat.st_dev, stat.st_ino) != self.identity:
+            return f"timerfd {self.fd} closed behind the ticker's back and the number reused"
+        readable = select.select([self.fd], [], [], 0)[0]
+        return (f"timerfd {self.fd} " + ("readable, its wakeup lost" if readable
+                                          else "not readable: the timer stopped"))
+
     def close(self) -> None:
-        os.close(self.fd)
+        """Closes the descriptor, unless it is no longer this timer's (then it is not ours)."""
+        try:
+            stat = os.fstat(self.fd)
+        except OSError:
+            return
+        if (stat.st_dev, stat.st_ino) == self.identity:
+            os.close(self.fd)
 
 
 def _tick_timer(interval: float) -> _TimerFd | None:
@@ -119,6 +151,10 @@ class ReadTicker:
         self.interval = _checked(interval)
         self._readers: dict[int, _Reader] = {}
         self._wake = trio.Event()
+        self._timer: _TimerFd | None = None
+        self._waiting_on = "nothing"  # what the ticker awaits, for the guard's line
+        self.ticked = 0.0  # trio time of the latest tick (or wakeup from idle)
+        self.guard_due = 0.0  # trio time of the guard's next look
 
     @staticmethod
     def current() -> ReadTicker:
@@ -130,6 +166,7 @@ class ReadTicker:
             ticker = ReadTicker(_interval.get())
             _current.set(ticker)
             trio.lowlevel.spawn_system_task(ticker.run, name="read ticker")
+            trio.lowlevel.spawn_system_task(ticker.guard, name="read ticker guard")
             return ticker
 
     @staticmethod
@@ -144,29 +181,41 @@ class ReadTicker:
 
     async def run(self) -> None:
         """Ticks while any reader is registered; sleeps without a timer while none is."""
-        timer = _tick_timer(self.interval)
+        self._timer = _tick_timer(self.interval)
         try:
-            await self._tick(timer)
+            await self._tick()
         finally:
-            if timer is not None:
-                timer.close()
+            if self._timer is not None:
+                self._timer.close()
 
-    async def _tick(self, timer: _TimerFd | None) -> None:
-        deadline = trio.current_time()
+    async def _tick(self) -> None:
+        deadline = self.ticked = trio.current_time()
         while True:
             if not self._readers:
                 self._wake = trio.Event()
+                self._waiting_on = "a reader"
                 await self._wake.wait()
-                deadline = trio.current_time()
+                deadline = self.ticked = trio.current_time()
+            timer = self._timer
             if timer is None:
                 # a late tick is not made up for: the next one is a whole tick after this one
                 deadline = max(deadline + self.interval, trio.current_time())
+                self._waiting_on = "trio's clock"
                 await trio.sleep_until(deadline)
             else:
                 if timer.interval != self.interval:
                     timer.set(self.interval)
-                await timer.wait()
-            now = trio.current_time()
+                self._waiting_on = "timer"
+                try:
+                    await timer.wait()
+                except (trio.ClosedResourceError, OSError) as exc:
+                    if self._timer is timer:  # not the guard's doing: say it here
+                        log.warning("read ticker: its timer failed (%s); ticking by trio's "
+                                    "clock from now on", exc)
+                    self._timer = None
+                    timer.close()
+                    deadline = trio.current_time()
+            now = self.ticked = trio.current_time()
             for key, reader in list(self._readers.items()):
                 try:
                     done = reader.drain(now)
@@ -176,6 +225,30 @@ class ReadTicker:
                 if done:
                     del self._readers[key]
                     reader.done.set()
+
+    async def guard(self) -> None:
+        """Wakes a ticker that stopped ticking while readers wait, once a ``GUARD_SECONDS``
+        look (one timer for the process, not one per stream)."""
+        while True:
+            self.guard_due = trio.current_time() + GUARD_SECONDS
+            await trio.sleep_until(self.guard_due)
+            # a ticker woken in this same batch (after a stall of the whole process) runs first
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            silent = trio.current_time() - self.ticked
+            if not self._readers or silent < GUARD_SECONDS:
+                continue
+            timer, waiting = self._timer, self._waiting_on
+            if waiting == "timer" and timer is not None:
+                waiting = timer.state()
+                self._timer = None  # trio's clock from now on
+                # Wakes the ticker's wait on the number (no cancel scope around each wait:
+                # one costs 80 us a tick). Should the number be another file's now, a task
+                # waiting to write to it is woken with ClosedResourceError too.
+                trio.lowlevel.notify_closing(timer.fd)
+            self._wake.set()
+            log.warning("read ticker: no tick for %.1f s with %d readers waiting (on %s); "
+                        "woken, ticking by trio's clock from now on",
+                        silent, len(self._readers), waiting)
 
     async def read(self, drain: Drain) -> None:
         """Runs ``drain(now)`` at every tick until it returns True.

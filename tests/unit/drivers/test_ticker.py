@@ -3,6 +3,9 @@ reader; a reader's failure is raised in its own task and the others keep running
 
 from __future__ import annotations
 
+import ctypes
+import math
+import os
 import socket
 
 import pytest
@@ -10,7 +13,9 @@ import trio
 import trio.testing
 
 from relay.config import MAX_TICK, MIN_TICK
-from relay.drivers.ticker import Drain, ReadTicker
+from relay.drivers import ticker as ticker_module
+from relay.drivers.ticker import GUARD_SECONDS, Drain, ReadTicker
+from tests.unit.drivers.deadlines import assert_no_deadline_within
 
 
 async def test_every_reader_runs_once_a_tick_at_the_same_now(
@@ -117,21 +122,85 @@ async def test_configured_tick_applies_to_the_running_ticker(
 
 async def test_on_the_system_clock_a_tick_sets_no_trio_deadline() -> None:
     """Between ticks the ticker waits on a timerfd: no cancel scope's deadline (whose expiry
-    costs a cancellation a tick) is pending but the test's own, seconds away."""
+    costs a cancellation a tick) is pending but the test's own and the guard's, seconds away."""
     ticker = ReadTicker.current()
-    waiting: list[float] = []
-
-    def drain(now: float) -> bool:
-        return len(waiting) == 3
-
-    async def look() -> None:
-        while len(waiting) < 3:
-            await trio.testing.wait_all_tasks_blocked()
-            waiting.append(trio.lowlevel.current_statistics().seconds_to_next_deadline)
-            await trio.sleep(0)
-
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker.read, lambda now: False)
+            # a sleeping ticker's deadline would be under 20 ms away
+            await assert_no_deadline_within(1)
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(("break_timer", "expected"), [
+    ("close while waited on", "closed behind the ticker's back"),
+    ("disarm", "the timer stopped"),
+    ("close between waits", "its timer failed"),
+])
+async def test_a_timer_that_stops_waking_the_ticker_is_replaced(
+    break_timer: str, expected: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The ticker's timerfd closed behind its back while it waits (epoll forgets a closed
+    descriptor: no wakeup ever comes), stopped, or closed between two waits: within
+    GUARD_SECONDS the ticker is woken, one line names what was found, and the ticks go on by
+    trio's clock."""
+    ticker = ReadTicker.current()
+    calls: list[float] = []
+
+    def drain(now: float) -> bool:
+        calls.append(now)
+        return len(calls) >= 3 and trio.current_time() - broken > 0.5
+
+    broken = math.inf
+    with trio.fail_after(GUARD_SECONDS * 2 + 2):
+        async with trio.open_nursery() as nursery:
             nursery.start_soon(ticker.read, drain)
-            nursery.start_soon(look)
-    assert min(waiting) > 1  # the fail_after; a sleeping ticker's deadline is under 20 ms away
+            while len(calls) < 2:
+                await trio.sleep(0.01)
+            timer = ticker._timer
+            assert timer is not None
+            if break_timer == "close between waits":
+                # the ticker is between two waits only inside a drain: break it from there
+                fd = timer.fd
+                calls.clear()
+                ticker._readers[1] = ticker_module._Reader(lambda now: os.close(fd) or True)
+            else:
+                await trio.testing.wait_all_tasks_blocked()  # the ticker waits on the timer
+                if break_timer == "close while waited on":
+                    os.close(timer.fd)
+                else:
+                    zero = ticker_module._Timespec(0, 0)
+                    ticker_module._libc.timerfd_settime(
+                        timer.fd, 0, ctypes.byref(ticker_module._Itimerspec(zero, zero)), None)
+            broken = trio.current_time()
+            calls.clear()
+    steps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    assert steps and max(steps) < 0.2  # by trio's clock, a tick apart again
+    assert ticker._timer is None
+    lines = [r.getMessage() for r in caplog.records if r.name == "relay.ticker"]
+    assert len(lines) == 1 and expected in lines[0], lines
+
+
+async def test_a_lost_wakeup_of_an_idle_ticker_is_found_by_the_guard(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A reader registered without waking the idle ticker (the other way a ticker can stop):
+    the guard wakes it."""
+    ticker = ReadTicker()
+    calls: list[float] = []
+
+    def drain(now: float) -> bool:
+        calls.append(now)
+        return False
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker.run)
+            nursery.start_soon(ticker.guard)
+            await trio.testing.wait_all_tasks_blocked()
+            ticker._readers[0] = ticker_module._Reader(drain)  # no wake
+            await trio.sleep(GUARD_SECONDS * 1.5)
+            nursery.cancel_scope.cancel()
+    assert calls, "the ticker was never woken"
+    lines = [r.getMessage() for r in caplog.records if r.name == "relay.ticker"]
+    assert len(lines) == 1 and "on a reader" in lines[0], lines
