@@ -83,6 +83,7 @@ class Result:
     machine_busy: float | None = None  # fraction of both cores busy
     load: str = ""
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)  # the relay's warning and error lines
 
     @property
     def source_saturated(self) -> bool:
@@ -326,10 +327,22 @@ def run_one(kind: str, option: str, n: int, clip: Path, seconds: float, warmup: 
                 stop(peer.proc)
         if nginx is not None:
             stop(nginx.proc, signal.SIGQUIT)
+        if kind in ("relay", "pull"):
+            result.warnings = logged_warnings(work / f"{kind}.log")
         if keep is not None:
             shutil.copytree(work, keep / work.name, ignore=shutil.ignore_patterns("*.flv", "*.ts"))
         shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def logged_warnings(path: Path) -> list[str]:
+    """The relay's warning and error lines: a run that needed them (a stalled read ticker, a
+    restarted stream) is shown as such, even when its figures look right."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [line for line in lines if "level=warning" in line or "level=error" in line]
 
 
 def start_profilers(pid: int, pids: list[int], seconds: float, out: Path
@@ -526,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             if result.error:
                 print(f"bench: N={n} {kind} failed: {result.error}", file=sys.stderr)
+            for line in result.warnings[:20]:
+                print(f"bench: N={n} {kind} {option} logged: {line}", file=sys.stderr)
             saturated |= result.source_saturated
             if args.json:
                 args.json.parent.mkdir(parents=True, exist_ok=True)

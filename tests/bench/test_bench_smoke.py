@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,6 +27,9 @@ def test_bench_command_produces_a_sane_table(tmp_path: Path) -> None:
     table = [line for line in done.stdout.splitlines() if line.startswith("| 2 |")]
     assert [row.split("|")[2].strip() for row in table] == ["relay", "ffmpeg", "gstreamer"]
     results = json.loads(raw.read_text())
+    for r in results:  # shown in the CI log's warnings summary: a stalled ticker, a restart
+        for line in r["warnings"]:
+            warnings.warn(f"bench {r['relay']} logged: {line}", stacklevel=1)
     assert {r["relay"] for r in results} == {"relay", "ffmpeg", "gstreamer"}
     for r in results:
         who = r["relay"]
@@ -33,11 +37,12 @@ def test_bench_command_produces_a_sane_table(tmp_path: Path) -> None:
         assert r["sent"] > 0, who
         assert len(r["rtmp_delivered"]) == 2 and min(r["rtmp_delivered"]) > 0, who
         assert len(r["hls_delivered"]) == 2, who
-        # The relay must deliver every stream. FFmpeg's tee to HLS now and then leaves one
-        # stream's short-run window unlisted (seen in full runs too, docs/benchmarks.md): for
-        # the peers the smoke run asks only that their HLS output works at all.
-        delivered = min(r["hls_delivered"]) if who == "relay" else max(r["hls_delivered"])
-        assert delivered > 0, (who, r["hls_delivered"])
+        # The relay must deliver every stream. FFmpeg's tee to HLS now and then leaves a
+        # stream's short-run window unlisted (seen in full runs too, docs/benchmarks.md; both
+        # streams once, on a busy machine): for FFmpeg the smoke run does not ask it.
+        if who != "ffmpeg":
+            delivered = min(r["hls_delivered"]) if who == "relay" else max(r["hls_delivered"])
+            assert delivered > 0, (who, r["hls_delivered"])
         assert max(r["rtmp_delivered"] + r["hls_delivered"]) <= r["sent"], who
         assert 0 < r["cpu"] < 2, who  # CPU s per stream per media-second, on a 2-core machine
         assert 5 < r["rss_mb"] < 4096, who
