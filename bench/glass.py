@@ -41,6 +41,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -169,12 +170,49 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+class PartWatcher(threading.Thread):
+    """When each LL-HLS part file first appears in the stream's folder (a listing every 5 ms,
+    on the same clock as the page's ``Date.now()``): a part late in the browser but not on disk
+    was held by the web process or the browser; one late on disk, by the relay or the camera."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(daemon=True)
+        self.folder = folder
+        self.seen: dict[str, int] = {}
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(0.005):
+            try:
+                names = os.listdir(self.folder)
+            except OSError:
+                continue
+            now = int(time.time() * 1000)
+            for name in names:
+                if name[:1] == "p" and name.endswith(".m4s") and name not in self.seen:
+                    self.seen[name] = now
+
+    def times(self) -> list[int]:
+        return sorted(self.seen.values())
+
+
+def longest_gap(times: list[int], lo: int, hi: int) -> int | None:
+    inside = [t for t in times if lo <= t <= hi]
+    return max((b - a for a, b in zip(inside, inside[1:], strict=False)), default=None)
+
+
+def gaps_over(times: list[int], start_ms: int, limit_ms: int) -> int:
+    inside = [t for t in times if t >= start_ms]
+    return sum(b - a > limit_ms for a, b in zip(inside, inside[1:], strict=False))
+
+
 def freezes_of(frozen: list[tuple[int, int]], log: dict[str, Any],
-               start_ms: int) -> list[dict[str, object]]:
+               start_ms: int, written: list[int]) -> list[dict[str, object]]:
     """Each run of frozen samples (``frozen``: the last advancing sample's and the next advancing
     sample's times, ms) with what happened around it: the page's seeks, long tasks, hls.js errors
     (a blocking reload's 503 among them), the longest gap between loaded parts and whether a
-    keyframe (INDEPENDENT) part came in it, i.e. a GOP boundary."""
+    keyframe (INDEPENDENT) part came in it, i.e. a GOP boundary, and the longest gap between
+    parts appearing on disk (``written``, LL-HLS only)."""
     out = []
     for begin, until in frozen:
         lo, hi = begin - 1000, until + 500
@@ -188,6 +226,7 @@ def freezes_of(frozen: list[tuple[int, int]], log: dict[str, Any],
             "longest_task_ms": max(tasks, default=0),
             "errors": sorted({f"{e[2]} {e[3] or ''}".strip() for e in events if e[1] == "error"}),
             "longest_part_gap_ms": max((b - a for a, b in zip(times, times[1:])), default=None),
+            "longest_disk_gap_ms": longest_gap(written, lo, hi),
             "slowest_load_ms": max((e[5] for e in frags), default=None),
             "keyframe_part": any(e[4] for e in frags),
         })
@@ -195,7 +234,7 @@ def freezes_of(frozen: list[tuple[int, int]], log: dict[str, Any],
 
 
 def measure(page: Page, reader: ClockReader | None, seconds: float, interval: float,
-            joined: float) -> dict[str, object]:
+            joined: float, parts: PartWatcher | None) -> dict[str, object]:
     """Sample the playing page every ``interval`` for ``seconds`` from its first frame."""
     page.wait_for_function(WATCH, timeout=20000)
     page.wait_for_function("() => document.querySelector('video').currentTime > 0",
@@ -251,13 +290,18 @@ def measure(page: Page, reader: ClockReader | None, seconds: float, interval: fl
         return f"{statistics.median(values):.2f}/{percentile(values, 0.95):.2f}"
 
     tasks = [d for t, d in log["tasks"] if t >= start_ms]
+    written = parts.times() if parts else []
+    loaded = sorted(e[0] for e in log["hls"] if e[1] == "frag")
     return {"glass": summary(glass), "samples": len(glass), "unread": unread,
             "page_pdt": summary(pdt), "hls_latency": summary(latency),
             "target_latency": f"{statistics.median(target):.2f}" if target else "-",
             "stalls": len(waits) - len(seek_waits), "seek_waits": len(seek_waits),
             "page_seeks": len(log["seeks"]),
             "frozen_samples": still,
-            "freezes": freezes_of(frozen, log, start_ms),
+            "freezes": freezes_of(frozen, log, start_ms, written),
+            # parts 0.5 s or more after the one before: on disk (relay, camera) and as loaded
+            "disk_gaps_500ms": gaps_over(written, start_ms, 500) if parts else None,
+            "load_gaps_500ms": gaps_over(loaded, start_ms, 500),
             "long_tasks": f"{len(tasks)}, longest {max(tasks, default=0)} ms",
             "hls_errors": sorted({f"{e[2]} {e[3] or ''}".strip() for e in log["hls"]
                                   if e[1] == "error" and e[0] >= start_ms}),
@@ -311,6 +355,7 @@ def play(browser: object, mode: str, http: int, ff_port: int | None, config: str
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     joined = time.monotonic()
+    parts: PartWatcher | None = None
     try:
         if mode == "ll-page":
             # relay demo's page as a new user opens it; else the one stream by name
@@ -328,8 +373,14 @@ def play(browser: object, mode: str, http: int, ff_port: int | None, config: str
             page.route(f"http://127.0.0.1:{http}/glass.html",
                        lambda route: route.fulfill(body=html, content_type="text/html"))
             page.goto(f"http://127.0.0.1:{http}/glass.html", wait_until="load")
-        result = measure(page, reader, args.seconds, args.interval, joined)
+        if mode in ("ll-page", "ll"):
+            parts = PartWatcher(args.hls_root / args.name)
+            parts.start()
+        result = measure(page, reader, args.seconds, args.interval, joined, parts)
     finally:
+        if parts is not None:
+            parts.halt.set()
+            parts.join()
         page.close()
     result["errors"] = errors[:3]
     return result
@@ -366,6 +417,7 @@ def main() -> None:
     configs = args.hls_config or ['{"lowLatencyMode": true}']
     runs = [(mode, config) for mode in modes for config in (configs if mode == "ll" else [""])]
     work = Path(tempfile.mkdtemp(prefix="glass-"))
+    args.hls_root = work / "hls"
     http = free_port()
     with contextlib.ExitStack() as stack:
         stack.callback(shutil.rmtree, work, ignore_errors=True)
