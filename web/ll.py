@@ -360,11 +360,6 @@ class LlServer:
                 raise web.HTTPServiceUnavailable(
                     text="the requested part was not written within 3 target durations\n",
                     headers={"Cache-Control": "no-store"})
-        elif state is not None and not stream.has_segment(0):
-            # A player's first playlist lists a complete segment: hls.js finds one made only of
-            # parts empty (levelEmptyError), retries and starts late, with a stall. On demand,
-            # the muxer's first segment closes at the camera's next keyframe.
-            await self._wait(stream, lambda: stream.has_segment(0), state.target_duration + 1)
         gzip = self.accepts_gzip(request.headers.get("Accept-Encoding", ""))
         body = stream.playlist(directives.skip, gzip)
         if body is None:

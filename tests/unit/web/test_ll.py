@@ -118,28 +118,6 @@ def test_whole_segment_request_waits_for_its_last_part(serve_ll: Callable[[Body]
     serve_ll(body)
 
 
-def test_a_first_playlist_waits_for_a_complete_segment(serve_ll: Callable[[Body], None]
-                                                       ) -> None:
-    """A plain request while only parts of the first segment exist (an on-demand muxer just
-    started from the GOP cache) is held until a segment is complete: hls.js takes a playlist
-    without one as empty (levelEmptyError) and starts late."""
-    async def body(client: TestClient, relay: FakeLlRelay, wants: WantReceiver) -> None:
-        relay.start()
-        for _ in range(4):
-            relay.part()  # p0.0 .. p0.3 of 6
-        task = await blocked(client, "/hls/cam1/ll.m3u8")
-        relay.part()
-        await asyncio.sleep(0.05)  # a part that does not close the segment does not answer
-        assert not task.done()
-        relay.part()  # p0.5 closes segment 0
-        text = await (await task).text()
-        assert "#EXTINF" in text and text == relay.playlist(skip=0)
-        plain = await client.get("/hls/cam1/ll.m3u8")  # from now on at once
-        assert plain.status == 200 and ll_server(client).waiting == 0
-
-    serve_ll(body)
-
-
 @pytest.mark.parametrize(("query", "status"), [
     ("_HLS_msn=2", 400),  # past the segment after the open one (RFC 8216bis 6.2.5.2)
     ("_HLS_msn=2&_HLS_part=0", 400),
@@ -274,8 +252,7 @@ def test_want_datagrams_start_the_muxer_and_are_rate_limited(
         task = await blocked(client, "/hls/cam1/ll.m3u8")  # no ll.json: the muxer is off
         assert wants.received() == [b"ll-want cam1"]
         relay.start()
-        for _ in range(6):
-            relay.part()  # the relay started its muxer on the want: a first segment
+        relay.part()  # the relay started its muxer on the want
         assert (await task).status == 200
         for _ in range(3):
             assert (await client.get("/hls/cam1/p0.0.m4s")).status == 200
