@@ -80,8 +80,9 @@ async def run_rtmp_sink(
     """
     if not stream.tracks:
         # Sinks start before the source plays; connect must already say whether H.265
-        # (Enhanced RTMP, fourCcList) is coming, so wait for the source's first frame.
-        with stream.subscribe(1) as first:
+        # (Enhanced RTMP, fourCcList) is coming, so wait for the source's first frame. The
+        # queue holds a tick's frames: a bound of 1 counted the rest as lost, and logged it.
+        with stream.subscribe(name="rtmp first frame") as first:
             try:
                 await first.receive()
             except trio.EndOfChannel:

@@ -5,6 +5,7 @@ handshake, chunk, AMF0 and message code)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 import trio
@@ -205,3 +206,26 @@ async def test_server_error_or_close_ends_the_session_with_one_clear_error(
     assert error is not None and type(error) is RelayError
     assert str(error) == message
     assert "sekrit" not in str(error)
+
+
+async def test_waiting_for_the_first_frame_loses_none_of_a_tick(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A sink started before its source sees a whole tick's frames published at once (merged
+    reads) while it waits for the first: nothing is counted or logged as lost."""
+    stream = Stream("cam")
+
+    async def never(host: str, port: int, *, tls: bool = False) -> trio.abc.Stream:
+        await trio.sleep_forever()
+        raise AssertionError
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(run_rtmp_sink, stream, URL, RtmpStats(URL.redacted),
+                                   opener=never))
+        await trio.testing.wait_all_tasks_blocked()
+        for frame in FRAMES[1:]:
+            stream.publish(frame)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert stream.subscriber_drops == 0
+    assert not [r for r in caplog.records if "fell behind" in r.getMessage()]
