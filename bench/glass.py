@@ -48,12 +48,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from relay.demo.camera import _CELL_W, _CLOCK_CHARS, _FONT, _GLYPH_H, _GLYPH_W, TestCamera
+from tests.interop.chromium import chromium
 from tests.interop.gstserver import free_port, start_gst_server
 from tests.interop.relayproc import RelayProcess
-from tests.interop.test_browser import CHROMIUM_ARGS
 from web.app import HLS_JS, STATIC_DIR
 
 INK_THRESHOLD = 128  # ink is Y 235, paper Y 16 (both BT.601 limited range): about 255 and 0 in RGB
@@ -460,24 +460,19 @@ def main() -> None:
         time.sleep(args.warmup)
         wait_until(lambda: "#EXTINF" in (work / "hls" / args.name / "index.m3u8").read_text(), 30,
                    "the relay's first segment")
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                                 args=CHROMIUM_ARGS)
-            try:
-                for round_ in range(args.repeat):
-                    for mode, config in runs:
-                        result = play(browser, mode, http, ff_port, config, reader, args)
-                        shown = {"config": config} if mode == "ll" else {}
-                        events = result.pop("log")
-                        if args.events:
-                            with args.events.open("a") as out:
-                                out.write(json.dumps({"mode": mode, "round": round_, **events})
-                                          + "\n")
-                        print(json.dumps({"tree": str(args.tree or "."),
-                                          "source": args.source, "round": round_,
-                                          "mode": mode, **shown, **result}), flush=True)
-            finally:
-                browser.close()
+        with chromium() as browser:
+            for round_ in range(args.repeat):
+                for mode, config in runs:
+                    result = play(browser, mode, http, ff_port, config, reader, args)
+                    shown = {"config": config} if mode == "ll" else {}
+                    events = result.pop("log")
+                    if args.events:
+                        with args.events.open("a") as out:
+                            out.write(json.dumps({"mode": mode, "round": round_, **events})
+                                      + "\n")
+                    print(json.dumps({"tree": str(args.tree or "."),
+                                      "source": args.source, "round": round_,
+                                      "mode": mode, **shown, **result}), flush=True)
         relay.stop()
 
 

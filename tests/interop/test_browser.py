@@ -12,17 +12,11 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
-
+from tests.interop.chromium import chromium
 from tests.interop.gstserver import free_port, start_gst_server
 from tests.interop.relayproc import RelayProcess
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 DELAY_SAMPLES = 15
 
 
@@ -33,37 +27,32 @@ def test_demo_plays_in_chromium(tmp_path: Path) -> None:
         playlist = tmp_path / "hls" / "demo" / "index.m3u8"
         relay.wait_for(lambda: playlist.exists() and "#EXTINF" in playlist.read_text(), 40,
                        "the demo's first segment")
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                                 args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page()
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                requests: list[str] = []
-                page.on("request", lambda r: requests.append(r.url))
-                page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
-                page.wait_for_selector("[data-stream=demo]", timeout=15000)
-                page.wait_for_function("() => document.getElementById('viewer').open",
-                                       timeout=15000)
-                page.wait_for_function(
-                    "() => document.getElementById('player').currentTime > 0.5", timeout=30000)
-                first = page.evaluate("document.getElementById('player').currentTime")
-                page.wait_for_function(
-                    "(t) => document.getElementById('player').currentTime > t + 1",
-                    arg=first, timeout=15000)
-                page.wait_for_function(
-                    "() => document.getElementById('delay').dataset.seconds !== undefined",
-                    timeout=15000)
-                delays = []
-                for _ in range(DELAY_SAMPLES):  # the shown delay, once a second
-                    delays.append(float(page.get_attribute("#delay", "data-seconds") or "nan"))
-                    page.wait_for_timeout(1000)
-                mode = page.text_content("#mode")
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "demo-page.png"))
-            finally:
-                browser.close()
+        with chromium() as browser:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
+            page.wait_for_selector("[data-stream=demo]", timeout=15000)
+            page.wait_for_function("() => document.getElementById('viewer').open",
+                                   timeout=15000)
+            page.wait_for_function(
+                "() => document.getElementById('player').currentTime > 0.5", timeout=30000)
+            first = page.evaluate("document.getElementById('player').currentTime")
+            page.wait_for_function(
+                "(t) => document.getElementById('player').currentTime > t + 1",
+                arg=first, timeout=15000)
+            page.wait_for_function(
+                "() => document.getElementById('delay').dataset.seconds !== undefined",
+                timeout=15000)
+            delays = []
+            for _ in range(DELAY_SAMPLES):  # the shown delay, once a second
+                delays.append(float(page.get_attribute("#delay", "data-seconds") or "nan"))
+                page.wait_for_timeout(1000)
+            mode = page.text_content("#mode")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "demo-page.png"))
         print(f"\ndemo page: {mode}, delay shown at join {delays[0]:.2f} s, median of the "
               f"{DELAY_SAMPLES} s after {statistics.median(delays):.2f} s, last {delays[-1]:.2f} s")
         assert mode in ("HLS", "LL-HLS")
@@ -83,24 +72,19 @@ def test_hevc_camera_page_says_whether_this_browser_decodes_it(tmp_path: Path) -
                           "--http", f"127.0.0.1:{port}", "--hls-dir", str(tmp_path / "hls"),
                           "--segment-seconds", "2"], port, tmp_path) as relay:
         relay.wait_for(lambda: relay.api()[0]["state"] == "playing", 40, "the H.265 camera")
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                                 args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page()
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
-                page.wait_for_function("() => document.getElementById('viewer').open",
-                                       timeout=15000)
-                supported = page.evaluate(HEVC_SUPPORTED)
-                if supported:
-                    page.wait_for_function(
-                        "() => document.getElementById('player').currentTime > 0.5",
-                        timeout=30000)
-                message = page.text_content("#now-playing") or ""
-            finally:
-                browser.close()
+        with chromium() as browser:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
+            page.wait_for_function("() => document.getElementById('viewer').open",
+                                   timeout=15000)
+            supported = page.evaluate(HEVC_SUPPORTED)
+            if supported:
+                page.wait_for_function(
+                    "() => document.getElementById('player').currentTime > 0.5",
+                    timeout=30000)
+            message = page.text_content("#now-playing") or ""
         assert ("H.265 (HEVC)" in message and "cannot decode" in message) != supported, message
         assert not errors, errors
         assert relay.stop() == 0

@@ -13,11 +13,11 @@ import os
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
+from tests.interop.chromium import chromium
 from tests.interop.gstserver import free_port
 from tests.interop.relayproc import RelayProcess, http_get
-from tests.interop.test_browser import ARTIFACTS, CHROMIUM_ARGS
+from tests.interop.test_browser import ARTIFACTS
 
 TOKEN = "dashboard-test-token-0123456789"
 
@@ -45,43 +45,38 @@ def test_dashboard_tiles_thumbnails_and_charts(tmp_path: Path) -> None:
         assert http_get(f"{base}/metrics")[0] == 401
         status, body = http_get(f"{base}/metrics", TOKEN)
         assert status == 200 and b'relay_stream_state{state="playing",stream="demo"} 1.0' in body
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                                 args=CHROMIUM_ARGS)
-            try:
-                errors: list[str] = []
-                page = browser.new_page(viewport={"width": 1280, "height": 1000})
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.goto(f"{base}/", wait_until="load")
-                page.wait_for_function(
-                    "() => document.getElementById('streams-error').textContent"
-                    ".includes('#token=')", timeout=15000)
-                page.close()
+        with chromium() as browser:
+            errors: list[str] = []
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{base}/", wait_until="load")
+            page.wait_for_function(
+                "() => document.getElementById('streams-error').textContent"
+                ".includes('#token=')", timeout=15000)
+            page.close()
 
-                page = browser.new_page(viewport={"width": 1280, "height": 1000})
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.goto(f"{base}/#token={TOKEN}", wait_until="load")
-                page.wait_for_selector("[data-stream=demo]", timeout=15000)
-                assert TOKEN not in page.url
-                page.wait_for_function(CHART_DRAWN, timeout=30000)
-                state = page.text_content("[data-stream=demo] .tile-head .pill")
-                video = page.text_content('#facts [data-fact="video"]')
-                page.wait_for_function(
-                    "() => document.getElementById('player').currentTime > 0.5", timeout=30000)
-                # the page asks for no thumbnail while its player covers the wall: close it
-                page.keyboard.press("Escape")
-                page.wait_for_function("() => !document.getElementById('viewer').open",
-                                       timeout=15000)
-                thumbnail_error = None
-                try:
-                    page.wait_for_function(THUMBNAIL_LOADED, timeout=30000)
-                except Exception as exc:  # screenshot first, then fail
-                    thumbnail_error = exc
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
-                html = page.content()
-            finally:
-                browser.close()
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{base}/#token={TOKEN}", wait_until="load")
+            page.wait_for_selector("[data-stream=demo]", timeout=15000)
+            assert TOKEN not in page.url
+            page.wait_for_function(CHART_DRAWN, timeout=30000)
+            state = page.text_content("[data-stream=demo] .tile-head .pill")
+            video = page.text_content('#facts [data-fact="video"]')
+            page.wait_for_function(
+                "() => document.getElementById('player').currentTime > 0.5", timeout=30000)
+            # the page asks for no thumbnail while its player covers the wall: close it
+            page.keyboard.press("Escape")
+            page.wait_for_function("() => !document.getElementById('viewer').open",
+                                   timeout=15000)
+            thumbnail_error = None
+            try:
+                page.wait_for_function(THUMBNAIL_LOADED, timeout=30000)
+            except Exception as exc:  # screenshot first, then fail
+                thumbnail_error = exc
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            html = page.content()
         assert state == "playing"
         assert video is not None and "H.264" in video and "fps" in video
         assert TOKEN not in html

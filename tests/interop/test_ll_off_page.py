@@ -8,10 +8,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from relay.status_schema import LlHlsSnapshot, Snapshot, StreamSnapshot, encode_snapshot
-from tests.interop.test_browser import CHROMIUM_ARGS
+from tests.interop.chromium import chromium
 from tests.interop.test_page_assets import web_app
 from web.app import HLS_JS
 
@@ -33,19 +33,14 @@ def test_a_stream_with_ll_hls_off_is_not_probed(tmp_path: Path) -> None:
         for name, mode in (("plain", "off"), ("low", "on-demand")))
     (tmp_path / "status.json").write_bytes(
         encode_snapshot(Snapshot(updated=time.time(), streams=streams)))
-    with web_app(tmp_path, HLS_JS) as base, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                             args=CHROMIUM_ARGS)
-        try:
-            errors: list[str] = []
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(f"{base}/", wait_until="load")
-            page.wait_for_selector("[data-stream=low]", timeout=15000)
-            plain = _open(page, "plain")
-            low = _open(page, "low")
-        finally:
-            browser.close()
+    with web_app(tmp_path, HLS_JS) as base, chromium() as browser:
+        errors: list[str] = []
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{base}/", wait_until="load")
+        page.wait_for_selector("[data-stream=low]", timeout=15000)
+        plain = _open(page, "plain")
+        low = _open(page, "low")
     assert plain[0] == "plain/index.m3u8" and "plain/ll.m3u8" not in plain, plain
     assert low[0] == "low/ll.m3u8", low  # probed first (no relay here: 404 after its wait)
     assert not errors, errors

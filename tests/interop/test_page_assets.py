@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from playwright.sync_api import sync_playwright
 
+from tests.interop.chromium import chromium
 from tests.interop.gstserver import free_port
-from tests.interop.test_browser import CHROMIUM_ARGS
 from web.app import HLS_JS, make_app
 
 
@@ -56,25 +55,20 @@ def test_page_says_why_it_cannot_play_without_hls_js(tmp_path: Path, installed: 
                                                      native: bool) -> None:
     hls_js = HLS_JS if installed else tmp_path / "node_modules" / "hls.js" / "dist" / "hls.min.js"
     assert hls_js.is_file() == installed, "make web installs hls.js for the tests"
-    with web_app(tmp_path, hls_js) as base, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                             args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            if not native:
-                page.add_init_script(NO_NATIVE_HLS)
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            statuses: dict[str, int] = {}
-            page.on("response", lambda r: statuses.__setitem__(r.url.removeprefix(base), r.status))
-            page.goto(f"{base}/", wait_until="load")
-            # the status line is written by app.js once /api/streams answered (503: no relay)
-            page.wait_for_function("() => document.getElementById('streams-error').textContent"
-                                   ".includes('not published its status')", timeout=15000)
-            message = page.text_content("#now-playing") or ""
-            has_hls = page.evaluate("() => typeof window.Hls")
-        finally:
-            browser.close()
+    with web_app(tmp_path, hls_js) as base, chromium() as browser:
+        page = browser.new_page()
+        if not native:
+            page.add_init_script(NO_NATIVE_HLS)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        statuses: dict[str, int] = {}
+        page.on("response", lambda r: statuses.__setitem__(r.url.removeprefix(base), r.status))
+        page.goto(f"{base}/", wait_until="load")
+        # the status line is written by app.js once /api/streams answered (503: no relay)
+        page.wait_for_function("() => document.getElementById('streams-error').textContent"
+                               ".includes('not published its status')", timeout=15000)
+        message = page.text_content("#now-playing") or ""
+        has_hls = page.evaluate("() => typeof window.Hls")
     assert errors == []  # nothing failed to parse or threw
     assert statuses["/static/app.js"] == 200
     if installed:

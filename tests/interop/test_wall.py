@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from relay.status_schema import Snapshot, StreamSnapshot, encode_snapshot
+from tests.interop.chromium import chromium
 from tests.interop.gstserver import free_port, start_gst_server
 from tests.interop.relayproc import RelayProcess
-from tests.interop.test_browser import ARTIFACTS, CHROMIUM_ARGS
+from tests.interop.test_browser import ARTIFACTS
 from tests.interop.test_page_assets import web_app
 from web.app import HLS_JS
 
@@ -64,83 +65,78 @@ def test_wall_of_16_cameras(tmp_path: Path) -> None:
             relay.wait_for(lambda: sum(s["state"] == "playing" for s in relay.api()) == len(GOOD)
                            and "#EXTINF" in (hls / "cam03" / "index.m3u8").read_text(), 60,
                            "14 cameras playing and cam03's first segment")
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                                     args=CHROMIUM_ARGS)
-                try:
-                    errors: list[str] = []
-                    page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
-                    page.on("pageerror", lambda exc: errors.append(str(exc)))
-                    requests: list[str] = []
-                    page.on("request", lambda r: requests.append(r.url))
-                    page.goto(f"http://127.0.0.1:{http}/", wait_until="load")
-                    page.wait_for_function(f"() => document.querySelectorAll('#streams .tile')"
-                                           f".length === {len(sources)}", timeout=15000)
-                    page.wait_for_function(THUMBNAILS_LOADED, arg=12, timeout=40000)
-                    ARTIFACTS.mkdir(exist_ok=True)
-                    page.screenshot(path=str(ARTIFACTS / "wall.png"))
-                    inside = page.evaluate(TILES_INSIDE, [WIDTH, HEIGHT])
-                    order = _shown(page)
-                    paging = page.text_content("#page-info")
-                    cam01 = page.get_attribute("[data-stream=cam01] img", "src")
-                    page.wait_for_function(
-                        "(before) => document.querySelector('[data-stream=cam01] img').src"
-                        " !== before", arg=cam01, timeout=20000)  # thumbnails are refreshed
+            with chromium() as browser:
+                errors: list[str] = []
+                page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                requests: list[str] = []
+                page.on("request", lambda r: requests.append(r.url))
+                page.goto(f"http://127.0.0.1:{http}/", wait_until="load")
+                page.wait_for_function(f"() => document.querySelectorAll('#streams .tile')"
+                                       f".length === {len(sources)}", timeout=15000)
+                page.wait_for_function(THUMBNAILS_LOADED, arg=12, timeout=40000)
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "wall.png"))
+                inside = page.evaluate(TILES_INSIDE, [WIDTH, HEIGHT])
+                order = _shown(page)
+                paging = page.text_content("#page-info")
+                cam01 = page.get_attribute("[data-stream=cam01] img", "src")
+                page.wait_for_function(
+                    "(before) => document.querySelector('[data-stream=cam01] img').src"
+                    " !== before", arg=cam01, timeout=20000)  # thumbnails are refreshed
 
-                    page.fill("#name-filter", "CAM1")
-                    by_name = _shown(page)
-                    page.fill("#name-filter", "")
-                    page.select_option("#state-filter", "problem")
-                    by_state = _shown(page)
-                    page.select_option("#state-filter", "all")
+                page.fill("#name-filter", "CAM1")
+                by_name = _shown(page)
+                page.fill("#name-filter", "")
+                page.select_option("#state-filter", "problem")
+                by_state = _shown(page)
+                page.select_option("#state-filter", "all")
 
-                    page.set_viewport_size({"width": 800, "height": 600})  # too small for 16
-                    page.wait_for_function(
-                        "() => !document.getElementById('page-next').disabled", timeout=5000)
-                    pages = []
-                    for _ in sources:
-                        pages.append((_shown(page), page.evaluate(TILES_INSIDE, [800, 600])))
-                        if page.is_disabled("#page-next"):
-                            break
-                        page.click("#page-next")
-                    page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
+                page.set_viewport_size({"width": 800, "height": 600})  # too small for 16
+                page.wait_for_function(
+                    "() => !document.getElementById('page-next').disabled", timeout=5000)
+                pages = []
+                for _ in sources:
+                    pages.append((_shown(page), page.evaluate(TILES_INSIDE, [800, 600])))
+                    if page.is_disabled("#page-next"):
+                        break
+                    page.click("#page-next")
+                page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
 
-                    page.focus("#name-filter")
-                    for _ in range(len(sources) + 4):  # to the first playing camera
-                        page.keyboard.press("Tab")
-                        focused = page.evaluate("document.activeElement.dataset.stream")
-                        if focused in GOOD:
-                            break
-                    label = page.evaluate("document.activeElement.getAttribute('aria-label')")
-                    page.keyboard.press("Enter")
-                    opened = len(requests)
-                    page.wait_for_function("() => document.getElementById('viewer').open",
-                                           timeout=5000)
-                    page.wait_for_function(
-                        "() => document.getElementById('player').currentTime > 0.5",
-                        timeout=30000)
-                    first = page.evaluate("document.getElementById('player').currentTime")
-                    page.wait_for_function(
-                        "(t) => document.getElementById('player').currentTime > t + 1",
-                        arg=first, timeout=15000)
-                    page.wait_for_function(
-                        "() => document.getElementById('delay').dataset.seconds !== undefined",
-                        timeout=15000)
-                    delay = float(page.get_attribute("#delay", "data-seconds") or "nan")
-                    mode = page.text_content("#mode")
-                    title = page.text_content("#viewer-title")
-                    page.screenshot(path=str(ARTIFACTS / "wall-player.png"))
-                    for _ in range(4):  # 6 s or more: any thumbnail would be asked for anew
-                        with page.expect_request(lambda r: r.url.endswith("/api/streams")):
-                            pass
-                    while_open = requests[opened:]
-                    page.keyboard.press("Escape")
-                    page.wait_for_function("() => !document.getElementById('viewer').open",
-                                           timeout=5000)
-                    refocused = page.evaluate("document.activeElement.dataset.stream")
-                    stopped = page.evaluate("document.getElementById('player').readyState === 0")
-                finally:
-                    browser.close()
+                page.focus("#name-filter")
+                for _ in range(len(sources) + 4):  # to the first playing camera
+                    page.keyboard.press("Tab")
+                    focused = page.evaluate("document.activeElement.dataset.stream")
+                    if focused in GOOD:
+                        break
+                label = page.evaluate("document.activeElement.getAttribute('aria-label')")
+                page.keyboard.press("Enter")
+                opened = len(requests)
+                page.wait_for_function("() => document.getElementById('viewer').open",
+                                       timeout=5000)
+                page.wait_for_function(
+                    "() => document.getElementById('player').currentTime > 0.5",
+                    timeout=30000)
+                first = page.evaluate("document.getElementById('player').currentTime")
+                page.wait_for_function(
+                    "(t) => document.getElementById('player').currentTime > t + 1",
+                    arg=first, timeout=15000)
+                page.wait_for_function(
+                    "() => document.getElementById('delay').dataset.seconds !== undefined",
+                    timeout=15000)
+                delay = float(page.get_attribute("#delay", "data-seconds") or "nan")
+                mode = page.text_content("#mode")
+                title = page.text_content("#viewer-title")
+                page.screenshot(path=str(ARTIFACTS / "wall-player.png"))
+                for _ in range(4):  # 6 s or more: any thumbnail would be asked for anew
+                    with page.expect_request(lambda r: r.url.endswith("/api/streams")):
+                        pass
+                while_open = requests[opened:]
+                page.keyboard.press("Escape")
+                page.wait_for_function("() => !document.getElementById('viewer').open",
+                                       timeout=5000)
+                refocused = page.evaluate("document.activeElement.dataset.stream")
+                stopped = page.evaluate("document.getElementById('player').readyState === 0")
             print(f"\nwall: {len(inside)} tiles inside {WIDTH}x{HEIGHT}; {focused} played "
                   f"by {mode}, delay {delay:.2f} s")
             assert len(inside) >= 12, (inside, order)
@@ -168,29 +164,24 @@ def test_wall_pages_100_cameras(tmp_path: Path, width: int, height: int, least: 
     (tmp_path / "status.json").write_bytes(
         encode_snapshot(Snapshot(updated=time.time(), streams=streams)))
     problems = [n for n in names if n.endswith("7")]
-    with web_app(tmp_path, HLS_JS) as base, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                             args=CHROMIUM_ARGS)
-        try:
-            errors: list[str] = []
-            page = browser.new_page(viewport={"width": width, "height": height})
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(f"{base}/", wait_until="load")
-            page.wait_for_selector(".tile", timeout=15000)
-            pages = []
-            for _ in names:
-                pages.append((_shown(page), page.evaluate(TILES_INSIDE, [width, height]),
-                              page.text_content("#page-info")))
-                if page.is_disabled("#page-next"):
-                    break
-                page.click("#page-next")
-            page.fill("#name-filter", "cam05")
-            by_name = _shown(page), page.text_content("#page-info")
-            page.fill("#name-filter", "")
-            page.select_option("#state-filter", "problem")
-            by_state = _shown(page), page.text_content("#page-info")
-        finally:
-            browser.close()
+    with web_app(tmp_path, HLS_JS) as base, chromium() as browser:
+        errors: list[str] = []
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{base}/", wait_until="load")
+        page.wait_for_selector(".tile", timeout=15000)
+        pages = []
+        for _ in names:
+            pages.append((_shown(page), page.evaluate(TILES_INSIDE, [width, height]),
+                          page.text_content("#page-info")))
+            if page.is_disabled("#page-next"):
+                break
+            page.click("#page-next")
+        page.fill("#name-filter", "cam05")
+        by_name = _shown(page), page.text_content("#page-info")
+        page.fill("#name-filter", "")
+        page.select_option("#state-filter", "problem")
+        by_state = _shown(page), page.text_content("#page-info")
     first, inside, info = pages[0]
     assert len(first) >= least and first == inside and info == f"1–{len(first)} of 100", pages
     paged = [n for shown, _, _ in pages for n in shown]  # every camera once, problems first
