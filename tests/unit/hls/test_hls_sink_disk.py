@@ -50,7 +50,9 @@ async def test_segments_that_do_not_fit_are_skipped_and_writing_resumes(
                 stream, out, 1.0, 20, stats, disk=errors, task_status=task_status))
             for frame in between(0, 4):
                 stream.publish(frame)
-            await wait_until(lambda: stats.segments_written == 3)
+            # counted when the segment is written; listed a moment later, in the same thread
+            await wait_until(lambda: stats.segments_written == 3
+                             and len(playlist(out).segments) == 3)
             before = playlist(out)
             disk.fill()
             for frame in between(4, 8):  # closes 4 segments, none of which fits
