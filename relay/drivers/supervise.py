@@ -170,6 +170,8 @@ def describe(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
     if isinstance(exc, trio.BrokenResourceError) and cause is not None:
         exc = cause
+    if isinstance(exc, BaseExceptionGroup):  # a nursery's error (an RTSP send, say)
+        exc = first_error(exc)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS certificate rejected: {exc.verify_message}"
     if isinstance(exc, ssl.SSLError):

@@ -255,6 +255,11 @@ async def test_nursery_start_returns_once_the_first_run_is_up(
             nursery.cancel_scope.cancel()
 
 
+def _caused(error: BaseException, cause: BaseException) -> BaseException:
+    error.__cause__ = cause
+    return error
+
+
 @pytest.mark.parametrize("error, text", [
     (RelayError("publish refused: NetStream.Publish.BadName"),
      "publish refused: NetStream.Publish.BadName"),
@@ -264,6 +269,9 @@ async def test_nursery_start_returns_once_the_first_run_is_up(
      "'/hls/cam'"),
     (ValueError("rtsp://admin:secret@cam/x"), "rtsp://***@cam/x"),
     (RelayError(), "RelayError"),
+    (_caused(trio.BrokenResourceError(), ExceptionGroup(
+        "Exceptions from Trio nursery", [ConnectionResetError(104, "Connection reset by peer")])),
+     "connection failed: Connection reset by peer"),  # not "Exceptions from Trio nursery"
 ])
 def test_error_text(error: BaseException, text: str) -> None:
     assert error_text(error) == text
