@@ -13,7 +13,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,6 +57,7 @@ def start_gst_server(
     *,
     protocols: str = "tcp,udp",
     port: int = 0,
+    restart: bool = False,
 ) -> Iterator[int]:
     """Run GStreamer's RTSP server with the named test pipelines.
 
@@ -65,11 +68,15 @@ def start_gst_server(
         password: the password for ``user``.
         protocols: lower transports the server allows: ``"tcp"``, ``"udp"`` or ``"tcp,udp"``.
         port: TCP port to listen on; 0 lets the server pick one (no race).
+        restart: start the server again on its port when it dies, with a warning (for tests
+            of many clients whose subject is not the camera: gst-rtsp-server died once under
+            14 clients of one shared mount joining at once).
 
     Yields:
         The port the server listens on at 127.0.0.1.
     """
-    with run_gst_server(mounts, user, password, protocols=protocols, port=port) as server:
+    with run_gst_server(mounts, user, password, protocols=protocols, port=port,
+                        restart=restart) as server:
         yield server.port
 
 
@@ -81,34 +88,76 @@ def run_gst_server(
     *,
     protocols: str = "tcp,udp",
     port: int = 0,
+    restart: bool = False,
 ) -> Iterator[GstServer]:
-    """``start_gst_server``, yielding the process too (for SIGSTOP/SIGCONT, kill)."""
-    args = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(port), "--protocols", protocols]
+    """``start_gst_server``, yielding the process too (for SIGSTOP/SIGCONT, kill); with
+    ``restart``, the first process (a restarted one is not yielded)."""
+    args = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--protocols", protocols]
     for path, name in mounts.items():
         args += ["--mount", f"{path}={name}"]
     if user is not None or password is not None:
         args += ["--user", user or "", "--password", password or ""]
     with tempfile.NamedTemporaryFile(prefix="gst-rtsp-", suffix=".log") as log:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
-        assert proc.stdout is not None
+        procs = [_popen([*args, "--port", str(port)], log)]
+        stop = threading.Event()
+        keeper: threading.Thread | None = None
         try:
-            bound = _wait_ready(proc, log)
-            yield GstServer(bound, proc)
-            if proc.poll() is not None and proc.returncode != -signal.SIGKILL:
-                pytest.fail(
-                    f"GStreamer RTSP server died during the test (exit {proc.returncode}); "
-                    f"stderr: {_stderr_of(log)}"
-                )
+            bound = _wait_ready(procs[0], log)
+            if restart:
+                keeper = threading.Thread(target=_keep, daemon=True,
+                                          args=(procs, [*args, "--port", str(bound)], log, stop))
+                keeper.start()
+            try:
+                yield GstServer(bound, procs[0])
+            except Exception as exc:  # a test that failed because its camera died says so
+                if _died(procs[-1]):
+                    raise AssertionError(f"{_death(procs[-1], log)}; the test then failed: "
+                                         f"{str(exc)[:300]}") from exc
+                raise
+            finally:
+                stop.set()
+                if keeper is not None:
+                    keeper.join()
+            if len(procs) > 1:
+                warnings.warn(f"GStreamer RTSP server restarted {len(procs) - 1} time(s) "
+                              f"(exits {[p.returncode for p in procs[:-1]]}); stderr: "
+                              f"{_stderr_of(log)[-2000:]}", stacklevel=3)
+            if _died(procs[-1]):
+                pytest.fail(_death(procs[-1], log))
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)  # a test may have left it frozen
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            proc.stdout.close()
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGCONT)  # a test may have left it frozen
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+                assert proc.stdout is not None
+                proc.stdout.close()
+
+
+def _popen(args: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+
+
+def _keep(procs: list[subprocess.Popen[bytes]], args: list[str], log: IO[bytes],
+          stop: threading.Event) -> None:
+    """Starts the server again on its port whenever the newest process has exited."""
+    while not stop.wait(0.2):
+        if procs[-1].poll() is not None:
+            procs.append(_popen(args, log))
+            _wait_ready(procs[-1], log)
+
+
+def _died(proc: subprocess.Popen[bytes]) -> bool:
+    return proc.poll() is not None and proc.returncode != -signal.SIGKILL  # a test's own kill
+
+
+def _death(proc: subprocess.Popen[bytes], log: IO[bytes]) -> str:
+    return (f"GStreamer RTSP server died during the test (exit {proc.returncode}); "
+            f"stderr: {_stderr_of(log)[-2000:]}")
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], log: IO[bytes]) -> int:

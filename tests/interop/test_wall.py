@@ -56,7 +56,7 @@ def test_wall_of_16_cameras(tmp_path: Path) -> None:
     hls = tmp_path / "hls"
     http = free_port()
     nowhere = free_port()
-    with start_gst_server({"/cam": "h264"}) as rtsp:
+    with start_gst_server({"/cam": "h264"}, restart=True) as rtsp:
         sources = {name: f"rtsp://127.0.0.1:{rtsp}/cam" for name in GOOD}
         sources |= {name: f"rtsp://127.0.0.1:{nowhere}/cam" for name in BAD}
         config = tmp_path / "relay.toml"
