@@ -136,7 +136,10 @@ def test_wall_of_16_cameras(tmp_path: Path) -> None:
                 page.wait_for_function("() => !document.getElementById('viewer').open",
                                        timeout=5000)
                 refocused = page.evaluate("document.activeElement.dataset.stream")
-                stopped = page.evaluate("document.getElementById('player').readyState === 0")
+                # closed, the player stops: in the dialog's close event, a task after it closes
+                # (a look right away raced it once in CI)
+                page.wait_for_function(
+                    "() => document.getElementById('player').readyState === 0", timeout=5000)
             print(f"\nwall: {len(inside)} tiles inside {WIDTH}x{HEIGHT}; {focused} played "
                   f"by {mode}, delay {delay:.2f} s")
             assert len(inside) >= 12, (inside, order)
@@ -148,7 +151,7 @@ def test_wall_of_16_cameras(tmp_path: Path) -> None:
             assert all(shown == inside for shown, inside in pages), pages  # no scrolling
             assert focused in GOOD and label is not None and label.startswith(f"{focused}, ")
             assert title == focused and mode in ("HLS", "LL-HLS")
-            assert refocused == focused and stopped
+            assert refocused == focused
             assert not [u for u in while_open if "thumbnail" in u], while_open  # wall hidden
             assert not errors, errors
             assert relay.stop() == 0
