@@ -15,12 +15,12 @@ yet waits for the muxer to start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
 import re
 import stat
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,9 +53,13 @@ a segment or a Range request is sent from its file)."""
 MAX_WAITING = 10_000
 """Requests blocked at once, all streams together; more get 503 at once."""
 BLOCK_TARGET_DURATIONS = 3
+"""A blocked request waits this many target durations for its part, then gets 503."""
 MAX_ACCEPT_VALUES = 64
 """Distinct Accept-Encoding values whose gzip answer is kept (bounded: a header is input)."""
-"""A blocked request waits this many target durations for its part, then gets 503."""
+SWEEP_SECONDS = 0.25
+"""Held requests look at their deadlines this often when no part comes: one timer per stream,
+not one per request (``asyncio.timeout`` per held request was 10 % of the web process's CPU at
+500 viewers, docs/benchmarks.md)."""
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MEDIA_TYPE = "video/mp4"
@@ -166,6 +170,9 @@ class LlStream:
         self._closed = -1
         """The last complete segment's number, known when ``ll.json`` changes."""
         self._changed = asyncio.Event()
+        self._changed_at = time.monotonic()
+        self._held = 0  # requests waiting in ``wait``
+        self._sweep: asyncio.TimerHandle | None = None
         self._playlists: dict[tuple[bool, bool], bytes] = {}
         """(delta, gzip) -> body, for the current ``ll.json``."""
         self._files: dict[str, bytes] = {}
@@ -202,8 +209,13 @@ class LlStream:
         if self.state is not None:  # s{msn}.m4s is written before ll.json names its last part
             msn = self.state.msn
             self._closed = msn if os.path.exists(self.folder / f"s{msn}.m4s") else msn - 1
+        self._wake()
+
+    def _wake(self) -> None:
+        """Every held request looks again: at what it waits for, and at its deadline."""
         self._changed.set()
         self._changed = asyncio.Event()
+        self._changed_at = time.monotonic()
 
     def has_part(self, msn: int, part: int) -> bool:
         """True once that part is written, or its segment ended before it (it never comes)."""
@@ -213,13 +225,30 @@ class LlStream:
         return self.state is not None and msn <= self._closed
 
     async def wait(self, ready: Callable[[], bool], timeout: float) -> bool:
-        """Wait until ``ready()``, checked on each ``ll.json`` change; False after ``timeout``."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while not ready():
-                    await self._changed.wait()
-                return True
-        return False
+        """Wait until ``ready()``, checked on each ``ll.json`` change; False once ``timeout`` has
+        passed (seen within 2 x SWEEP_SECONDS)."""
+        deadline = time.monotonic() + timeout
+        self._held += 1
+        if self._sweep is None:
+            self._sweep = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep_held)
+        try:
+            while not ready():
+                if time.monotonic() >= deadline:
+                    return False
+                await self._changed.wait()
+            return True
+        finally:
+            self._held -= 1
+
+    def _sweep_held(self) -> None:
+        """While requests are held, wakes them to look at their deadlines when nothing else
+        has for SWEEP_SECONDS (a stalled stream); parts arriving wake them anyway."""
+        self._sweep = None
+        if not self._held:
+            return
+        if time.monotonic() - self._changed_at >= SWEEP_SECONDS:
+            self._wake()
+        self._sweep = asyncio.get_running_loop().call_later(SWEEP_SECONDS, self._sweep_held)
 
     def playlist(self, delta: bool, gzip: bool) -> bytes | None:
         """The playlist (the delta if asked and written), from memory after the first read."""
