@@ -266,7 +266,7 @@ async def run_hls_sink(
             await arrived[0].wait()
             arrived[0] = trio.Event()
             await ticker.read(silent)
-            if trio.current_time() - last[0] < IDLE_FLUSH_SECONDS or subscription.queued:
+            if not silent(trio.current_time()):
                 continue  # frames came since the tick that saw the silence
             segments = segmenter.flush()
             if segments:

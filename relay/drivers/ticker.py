@@ -89,25 +89,29 @@ class _TimerFd:
         except BlockingIOError:
             pass
 
-    def state(self) -> str:
-        """What the descriptor is now, for the guard's line: the evidence of a stuck ticker."""
+    def _number_holds(self) -> tuple[int, int] | None:
+        """What the descriptor number refers to now: this timer (its identity), another file
+        (another identity), or nothing (None, closed)."""
         try:
             stat = os.fstat(self.fd)
         except OSError:
+            return None
+        return (stat.st_dev, stat.st_ino)
+
+    def state(self) -> str:
+        """What the descriptor is now, for the guard's line: the evidence of a stuck ticker."""
+        holds = self._number_holds()
+        if holds is None:
             return f"timerfd {self.fd} closed behind the ticker's back"
-        if (stat.st_dev, stat.st_ino) != self.identity:
+        if holds != self.identity:
             return f"timerfd {self.fd} closed behind the ticker's back and the number reused"
         readable = select.select([self.fd], [], [], 0)[0]
         return (f"timerfd {self.fd} " + ("readable, its wakeup lost" if readable
                                           else "not readable: the timer stopped"))
 
     def close(self) -> None:
-        """Closes the descriptor, unless it is no longer this timer's (then it is not ours)."""
-        try:
-            stat = os.fstat(self.fd)
-        except OSError:
-            return
-        if (stat.st_dev, stat.st_ino) == self.identity:
+        """Closes the descriptor, unless the number is no longer this timer's."""
+        if self._number_holds() == self.identity:
             os.close(self.fd)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import warnings
 from pathlib import Path
+
+from tests.bench import relay_warnings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,9 +30,7 @@ def test_pull_and_workers_rows_beside_ffmpeg(tmp_path: Path) -> None:
     assert [row[2].strip() for row in rows] == ["relay w1", "pull udp", "ffmpeg"]
     assert all("x)" in row[3] for row in rows[:2]), rows  # CPU as a ratio to FFmpeg's
     results = {r["relay"]: r for r in json.loads(raw.read_text())}
-    for who, r in results.items():  # in the CI log's warnings summary: a stalled ticker
-        for line in r["warnings"]:
-            warnings.warn(f"bench {who} logged: {line}", stacklevel=1)
+    relay_warnings.pass_on(results.values())
     for who in ("relay w1", "pull udp"):
         r = results[who]
         assert r["error"] is None, (who, r["error"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from tests.interop.chromium import chromium
+from tests.interop.chromium import chromium, wait_for_the_shown_delay
 from tests.interop.gstserver import free_port, start_gst_server
 from tests.interop.relayproc import RelayProcess
 
@@ -37,15 +37,7 @@ def test_demo_plays_in_chromium(tmp_path: Path) -> None:
             page.wait_for_selector("[data-stream=demo]", timeout=15000)
             page.wait_for_function("() => document.getElementById('viewer').open",
                                    timeout=15000)
-            page.wait_for_function(
-                "() => document.getElementById('player').currentTime > 0.5", timeout=30000)
-            first = page.evaluate("document.getElementById('player').currentTime")
-            page.wait_for_function(
-                "(t) => document.getElementById('player').currentTime > t + 1",
-                arg=first, timeout=15000)
-            page.wait_for_function(
-                "() => document.getElementById('delay').dataset.seconds !== undefined",
-                timeout=15000)
+            wait_for_the_shown_delay(page)
             delays = []
             for _ in range(DELAY_SAMPLES):  # the shown delay, once a second
                 delays.append(float(page.get_attribute("#delay", "data-seconds") or "nan"))

@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Page
 
 from relay.status_schema import Snapshot, StreamSnapshot, encode_snapshot
-from tests.interop.chromium import chromium
+from tests.interop.chromium import chromium, wait_for_the_shown_delay
 from tests.interop.gstserver import free_port, start_gst_server
 from tests.interop.relayproc import RelayProcess
 from tests.interop.test_browser import ARTIFACTS
@@ -114,17 +114,7 @@ def test_wall_of_16_cameras(tmp_path: Path) -> None:
                 opened = len(requests)
                 page.wait_for_function("() => document.getElementById('viewer').open",
                                        timeout=5000)
-                page.wait_for_function(
-                    "() => document.getElementById('player').currentTime > 0.5",
-                    timeout=30000)
-                first = page.evaluate("document.getElementById('player').currentTime")
-                page.wait_for_function(
-                    "(t) => document.getElementById('player').currentTime > t + 1",
-                    arg=first, timeout=15000)
-                page.wait_for_function(
-                    "() => document.getElementById('delay').dataset.seconds !== undefined",
-                    timeout=15000)
-                delay = float(page.get_attribute("#delay", "data-seconds") or "nan")
+                delay = wait_for_the_shown_delay(page)
                 mode = page.text_content("#mode")
                 title = page.text_content("#viewer-title")
                 page.screenshot(path=str(ARTIFACTS / "wall-player.png"))
